@@ -1,0 +1,1 @@
+"""Checkpoint -> ONNX / TensorRT export (needs the `export` extra: torch)."""
