@@ -211,8 +211,20 @@ class Enhancer:
         prompts = self.mine(coarse)
         _check_sizes(image, prompts.label_map)
         mined = time.perf_counter()
+        # Nothing to refine: no model call (an empty frame costs nothing).
+        embedding = self.predictor.encode(image) if len(prompts.class_ids) else None
+        encoded = time.perf_counter()
+        return self._finish(embedding, prompts, coarse, start, mined, encoded, return_details)
+
+    def refine_encoded(self, embedding, prompts: Prompts, coarse: np.ndarray, *, return_details: bool = False):
+        """Decode and paste for an image already encoded (``embedding`` from
+        ``self.predictor.encode``) with prompts from :meth:`mine`; the streaming path encodes the
+        next frame while this runs."""
+        now = time.perf_counter()
+        return self._finish(embedding, prompts, coarse, now, now, now, return_details)
+
+    def _finish(self, embedding, prompts, coarse, start, mined, encoded, return_details):
         if len(prompts.class_ids) == 0:
-            # Nothing to refine: no model call (an empty frame costs nothing).
             result = EnhanceResult(
                 mask=_like(prompts.label_map, coarse),
                 policy=self.policy,
@@ -222,17 +234,6 @@ class Enhancer:
                 timings=Timings(mine=mined - start),
             )
             return result if return_details else result.mask
-        embedding = self.predictor.encode(image)
-        encoded = time.perf_counter()
-        return self._finish(embedding, prompts, coarse, start, mined, encoded, return_details)
-
-    def refine_encoded(self, embedding, prompts: Prompts, coarse: np.ndarray, *, return_details: bool = False):
-        """Decode and paste for an image already encoded (the streaming path runs the encode of
-        the next frame while this runs)."""
-        now = time.perf_counter()
-        return self._finish(embedding, prompts, coarse, now, now, now, return_details)
-
-    def _finish(self, embedding, prompts, coarse, start, mined, encoded, return_details):
         low_res, iou, stage1_low, stage1_iou = self._decode(embedding, prompts)
         decoded = time.perf_counter()
         logits = self.predictor.upscale(embedding, low_res)[:, 0]  # (R, H, W)
