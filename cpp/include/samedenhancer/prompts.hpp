@@ -20,7 +20,8 @@
 //   division, per axis) when box_margin < 0, clipped to the image;
 // - IPQ: 4*pi*area / (sum of member perimeters)^2, clamped to <= 1.
 // Changed from research implementations (which run a full-image distance transform per region):
-// both transforms run on the region's box grown by 1 (positive) or by ring_radius (negative),
+// both transforms run on the region's box grown by 1 (positive) or by ring_radius (negative, with
+// the column pass confined to the tight box's columns, where all of M lies),
 // which gives identical results, because the nearest pixel outside M lies within one pixel of M's
 // box and the ring lies within ring_radius of it. Labels are never materialised per component:
 // runs drive everything, and components are traced on the label map itself.
@@ -79,7 +80,7 @@ struct PromptScratch {
     RunSet runs;
     EdtScratch edt;
     std::vector<uint8_t> mask;
-    std::vector<float> dist;
+    std::vector<float> dist, column;
     std::vector<int64_t> run_offsets, run_order;
 };
 
@@ -215,18 +216,21 @@ void mine_prompts(const T* labels, int64_t height, int64_t width, const PromptOp
                 rp.pos_y = b.y0 - 1 + best / bw;
                 rp.pos_x = b.x0 - 1 + best % bw;
             }
-            // Negative point: distance to M on the box grown by ring_radius, over pixels not of class c.
+            // Negative point: distance to M over the box grown by ring_radius, M's sites confined to
+            // the columns of its tight box, over pixels not of class c.
             {
-                const Box g = item.box.grown(opt.ring_radius, height, width);
-                const int64_t gw = g.width(), gh = g.height();
-                scratch.mask.assign(static_cast<size_t>(gw * gh), 1);
+                const Box& b = item.box;
+                const Box g = b.grown(opt.ring_radius, height, width);
+                const int64_t gw = g.width(), gh = g.height(), bw = b.width();
+                scratch.mask.assign(static_cast<size_t>(bw * gh), 0);
                 scratch.dist.resize(static_cast<size_t>(gw * gh));
                 for (const int64_t i : item.members)
                     for_runs(i, [&](int64_t y, int64_t x0, int64_t x1) {
-                        uint8_t* row = scratch.mask.data() + (y - g.y0) * gw;
-                        std::fill(row + (x0 - g.x0), row + (x1 - g.x0 + 1), uint8_t(0));
+                        uint8_t* row = scratch.mask.data() + (y - g.y0) * bw;
+                        std::fill(row + (x0 - b.x0), row + (x1 - b.x0 + 1), uint8_t(1));
                     });
-                euclidean_distance_transform<false>(scratch.mask.data(), gh, gw, scratch.dist.data(), scratch.edt);
+                squared_distance_to_band_sites(scratch.mask.data(), gh, b.x0 - g.x0, bw, gw, scratch.dist.data(),
+                                               scratch.column, scratch.edt);
                 float best = 0.0f;
                 const auto limit = static_cast<float>(r2);
                 for (int64_t y = 0; y < gh; ++y) {
