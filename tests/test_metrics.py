@@ -1,0 +1,103 @@
+"""metrics.dice / hd95 / assd against MedPy's formulas written out with SciPy
+(medpy.metric.binary.__surface_distances, hd95, assd, dc)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from _core_helpers import label_maps
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from scipy import ndimage
+
+from samedenhancer import datasets, metrics
+
+
+def medpy_surface_distances(result, reference, spacing=None):
+    """MedPy's __surface_distances with connectivity=1, verbatim in SciPy."""
+    result, reference = np.atleast_1d(result.astype(bool)), np.atleast_1d(reference.astype(bool))
+    footprint = ndimage.generate_binary_structure(result.ndim, 1)
+    result_border = result ^ ndimage.binary_erosion(result, structure=footprint, iterations=1)
+    reference_border = reference ^ ndimage.binary_erosion(reference, structure=footprint, iterations=1)
+    dt = ndimage.distance_transform_edt(~reference_border, sampling=spacing)
+    return dt[result_border]
+
+
+def medpy_hd95(result, reference, spacing=None):
+    return np.percentile(
+        np.hstack((medpy_surface_distances(result, reference, spacing), medpy_surface_distances(reference, result, spacing))), 95
+    )
+
+
+def medpy_assd(result, reference, spacing=None):
+    return np.mean(
+        (medpy_surface_distances(result, reference, spacing).mean(), medpy_surface_distances(reference, result, spacing).mean())
+    )
+
+
+def medpy_dc(result, reference):
+    result, reference = result.astype(bool), reference.astype(bool)
+    return 2.0 * np.count_nonzero(result & reference) / float(np.count_nonzero(result) + np.count_nonzero(reference))
+
+
+def check(pred, truth, spacing=None):
+    assert metrics.dice(pred, truth) == pytest.approx(medpy_dc(pred, truth), rel=1e-12)
+    assert metrics.hd95(pred, truth, spacing) == pytest.approx(medpy_hd95(pred, truth, spacing), rel=1e-6, abs=1e-6)
+    assert metrics.assd(pred, truth, spacing) == pytest.approx(medpy_assd(pred, truth, spacing), rel=1e-6, abs=1e-6)
+
+
+@settings(max_examples=150, deadline=None)
+@given(label_maps(max_side=40, max_classes=1, min_side=2), st.integers(0, 2**31), st.sampled_from([None, (1.0, 1.0), (0.7, 1.9), 2.5]))
+def test_random_pairs_match_medpy(pred, seed, spacing):
+    rng = np.random.default_rng(seed)
+    truth = np.roll(pred, tuple(rng.integers(-3, 4, 2)), axis=(0, 1)) ^ (rng.random(pred.shape) < 0.05)
+    assume(pred.any() and truth.any())
+    check(pred, truth, spacing)
+
+
+@pytest.mark.parametrize("dataset", ["kvasir", "cvc_clinicdb"])
+def test_real_coarse_vs_truth_match_medpy(data_root, dataset):
+    for sample in datasets.samples(dataset, data_root)[::4]:
+        truth = sample.ground_truth()
+        for segmenter in datasets.SEGMENTERS[dataset]:
+            pred = sample.coarse(segmenter) > 127
+            if pred.any() and truth.any():
+                check(pred, truth)
+
+
+def test_empty_conventions():
+    empty, full = np.zeros((5, 5), bool), np.ones((5, 5), bool)
+    assert metrics.dice(empty, empty) == 1.0 and metrics.hd95(empty, empty) == 0.0 and metrics.assd(empty, empty) == 0.0
+    assert metrics.dice(empty, full) == 0.0
+    assert math.isnan(metrics.hd95(full, empty)) and math.isnan(metrics.assd(empty, full))
+
+
+def test_identical_masks_and_dtypes():
+    mask = np.zeros((20, 30), np.uint8)
+    mask[4:15, 6:20] = 255
+    for variant in (mask, mask.astype(bool), mask.astype(np.float32) / 255, np.asfortranarray(mask), mask.T.copy().T):
+        assert metrics.dice(variant, mask) == 1.0 and metrics.hd95(variant, mask) == 0.0 and metrics.assd(variant, mask) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "message"),
+    [
+        ((np.zeros((3, 3)), np.zeros((3, 4))), ValueError, r"truth must have the shape of pred \(3, 3\), got \(3, 4\)"),
+        ((np.zeros(3), np.zeros(3)), ValueError, r"pred must be a 2-D mask \(H, W\), got an array of shape \(3,\)"),
+        ((np.zeros((3, 3)), np.full((3, 3), np.nan)), ValueError, "truth must not contain NaN"),
+        ((np.zeros((3, 3), object), np.zeros((3, 3))), TypeError, "pred must be a boolean or numeric mask, got dtype object"),
+    ],
+)
+def test_bad_input(args, error, message):
+    for fn in (metrics.dice, metrics.hd95, metrics.assd):
+        with pytest.raises(error, match=message):
+            fn(*args)
+
+
+@pytest.mark.parametrize("spacing", [0.0, -1.0, (1.0,), (1.0, float("inf")), "1"])
+def test_bad_spacing(spacing):
+    a = np.ones((3, 3), bool)
+    with pytest.raises(ValueError, match="spacing must be"):
+        metrics.hd95(a, a, spacing)
