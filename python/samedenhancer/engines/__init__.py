@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .manifest import CACHE_ENV, DEFAULT_MODEL, MANIFEST_FILE, MODELS, Manifest, cache_dir, static_manifest
+from .manifest import CACHE_ENV, DEFAULT_MODEL, MANIFEST_FILE, MODELS, Manifest, StaleExportError, cache_dir, static_manifest
 from .ort import PROVIDER_ALIASES, OrtEngine, TensorInfo, available_providers, resolve_providers
 from .tensorrt import TensorRTEngine, tensorrt_missing
 
@@ -23,6 +23,7 @@ __all__ = [
     "Manifest",
     "ModelMissingError",
     "OrtEngine",
+    "StaleExportError",
     "TensorInfo",
     "TensorRTEngine",
     "available_providers",
@@ -61,9 +62,21 @@ def model_dir(model: str | os.PathLike = DEFAULT_MODEL) -> Path:
     return cache_dir() / model
 
 
+def _is_current(directory: Path) -> bool:
+    if not (directory / MANIFEST_FILE).is_file():
+        return False
+    try:
+        Manifest.load(directory)
+    except StaleExportError:
+        return False
+    return True
+
+
 def _ensure_exported(model: str, directory: Path) -> None:
-    if (directory / MANIFEST_FILE).is_file() or model not in MODELS:
+    if model not in MODELS or _is_current(directory):
         return
+    if model != DEFAULT_MODEL and (directory / MANIFEST_FILE).is_file():
+        return  # a stale export of a user checkpoint: Manifest.load says how to redo it
     if model == DEFAULT_MODEL:
         try:
             from samedenhancer.export import _export, export_available

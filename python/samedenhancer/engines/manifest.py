@@ -19,6 +19,12 @@ DEFAULT_MODEL = "litemedsam"
 CACHE_ENV = "SAMEDENHANCER_CACHE"
 MANIFEST_FILE = "manifest.json"
 POLICIES = ("box", "hierarchical")
+#: Version of the exported graphs' interface; an export with another version is stale (re-export).
+SCHEMA = 1
+
+
+class StaleExportError(ValueError):
+    """The export was made by an exporter whose graph interface differs from this runtime's."""
 
 
 def cache_dir() -> Path:
@@ -173,7 +179,13 @@ class Manifest:
         path = directory / MANIFEST_FILE
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found: not an exported samedenhancer model")
-        return cls.from_dict(json.loads(path.read_text()), directory)
+        doc = json.loads(path.read_text())
+        if doc.get("schema") != SCHEMA:
+            raise StaleExportError(
+                f"{directory} was exported with graph schema {doc.get('schema')!r}, this runtime needs {SCHEMA}: "
+                f"re-run `samedenhancer export {doc.get('name', '<model>')}`"
+            )
+        return cls.from_dict(doc, directory)
 
     def file(self, role: str) -> Path:
         """Absolute path of the model file for ``role`` (``"encoder"`` or ``"decoder"``)."""
