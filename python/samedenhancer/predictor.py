@@ -316,12 +316,19 @@ class Predictor:
         if embedding.model != self.manifest.name:
             raise ValueError(f"embedding was made by {embedding.model!r}, this predictor runs {self.manifest.name!r}")
         coords, labels = self._prompts(embedding, point_coords, point_labels, boxes)
-        feeds = dict(zip(self._feature_names, embedding.features))
-        feeds["point_coords"], feeds["point_labels"] = coords, labels
-        outputs = self._model.decoder.run(feeds)
-        by_name = dict(zip([o.name for o in self._model.decoder.outputs], outputs))
-        masks, iou = by_name["low_res_masks"], by_name["iou_predictions"]
-        return self._select(np.asarray(masks, np.float32), np.asarray(iou, np.float32), multimask_output)
+        decoder = self._model.decoder
+        step = decoder.max_prompts or len(coords)
+        names = [o.name for o in decoder.outputs]
+        masks, iou = [], []
+        for start in range(0, len(coords), step):
+            feeds = dict(zip(self._feature_names, embedding.features))
+            feeds["point_coords"], feeds["point_labels"] = coords[start : start + step], labels[start : start + step]
+            by_name = dict(zip(names, decoder.run(feeds)))
+            masks.append(np.asarray(by_name["low_res_masks"], np.float32))
+            iou.append(np.asarray(by_name["iou_predictions"], np.float32))
+        masks = masks[0] if len(masks) == 1 else np.concatenate(masks)
+        iou = iou[0] if len(iou) == 1 else np.concatenate(iou)
+        return self._select(masks, iou, multimask_output)
 
     def _select(self, masks: np.ndarray, iou: np.ndarray, multimask_output: bool):
         m = self.manifest

@@ -131,7 +131,8 @@ class OrtEngine:
         self._input_names = tuple(i.name for i in self.inputs)
         self._output_names = [o.name for o in self.outputs]
         self.on_gpu = self.providers[0] in _GPU_PROVIDERS
-        self._binding = self.session.io_binding() if self.on_gpu else None
+        #: Largest prompt batch per call (``None``: unlimited; TensorRT engines have a profile).
+        self.max_prompts = None
 
     def run(self, feeds: dict, *, keep_on_device: bool = False) -> list:
         """Run the graph on ``feeds`` (name -> numpy array, or ``OrtValue`` already on the device).

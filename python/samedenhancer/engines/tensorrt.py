@@ -114,6 +114,10 @@ class TensorRTEngine:
             info = TensorInfo(name, tuple(self.engine.get_tensor_shape(name)), np.dtype(trt.nptype(self.engine.get_tensor_dtype(name))))
             (inputs if self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT else outputs).append(info)
         self.inputs, self.outputs = tuple(inputs), tuple(outputs)
+        #: Largest prompt batch the optimisation profile allows (``None``: static graph).
+        self.max_prompts = None
+        if any(i.name == "point_coords" for i in self.inputs):
+            self.max_prompts = int(self.engine.get_tensor_profile_shape("point_coords", 0)[2][0])
         self._stream = _check(self._cudart.cudaStreamCreate(), "cudaStreamCreate")
         self._buffers: dict[str, tuple[int, int]] = {}
 
