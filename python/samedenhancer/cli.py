@@ -112,27 +112,13 @@ def cmd_enhance(args: argparse.Namespace) -> int:
 
 
 # -- evaluate --------------------------------------------------------------------------------------
-def _binary_classes(pred: np.ndarray, truth: np.ndarray) -> list[int]:
-    return sorted((set(np.unique(pred).tolist()) | set(np.unique(truth).tolist())) - {0})
-
-
 def _as_labels(mask: np.ndarray, threshold: float | None) -> np.ndarray:
     return (mask > threshold).astype(np.uint8) if threshold is not None else mask
 
 
-def evaluate_pair(pred: np.ndarray, truth: np.ndarray, spacing=None) -> tuple[float, float]:
-    """Mean over classes of Dice and HD95 of one image (HD95 NaN where a class is empty in one)."""
-    from .metrics import dice, hd95
-
-    if pred.shape != truth.shape:
-        raise ValueError(f"prediction shape {pred.shape} does not match ground truth shape {truth.shape}")
-    classes = _binary_classes(pred, truth) or [1]
-    dices = [dice(pred == c, truth == c) for c in classes]
-    hds = [hd95(pred == c, truth == c, spacing=spacing) for c in classes]
-    return float(np.mean(dices)), float(np.mean(hds))
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .metrics import label_scores
+
     preds = _files_by_stem(Path(args.pred))
     truths = _files_by_stem(Path(args.gt))
     coarse = _files_by_stem(Path(args.coarse)) if args.coarse else {}
@@ -145,12 +131,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             truth = _as_labels(io.read_mask(truths[stem]), args.gt_threshold)
             pred = _as_labels(io.read_mask(preds[stem]), args.pred_threshold)
             row = {"stem": stem}
-            row["dice"], row["hd95"] = evaluate_pair(pred, truth)
+            row["dice"], row["hd95"] = label_scores(pred, truth)
             if args.coarse:
                 if stem not in coarse:
                     raise ValueError("no coarse mask")
                 base = _as_labels(io.read_mask(coarse[stem]), args.coarse_threshold)
-                row["coarse_dice"], row["coarse_hd95"] = evaluate_pair(base, truth)
+                row["coarse_dice"], row["coarse_hd95"] = label_scores(base, truth)
                 row["delta_dice"] = row["dice"] - row["coarse_dice"]
                 row["delta_hd95"] = row["hd95"] - row["coarse_hd95"]
             rows.append(row)

@@ -19,8 +19,9 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .core import Prompts, as_label_map, mine_prompts
-from .predictor import Predictor
+from .core import Prompts, mine_prompts
+from .metrics import dice
+from .predictor import Predictor, check_image
 
 #: Prompt policies. ``None`` takes the model manifest's default (what the model was trained with).
 POLICIES = ("box", "points", "points+box", "hierarchical")
@@ -108,11 +109,6 @@ class BatchItem:
     @property
     def ok(self) -> bool:
         return self.error is None
-
-
-def _dice(a: np.ndarray, b: np.ndarray) -> float:
-    total = int(a.sum()) + int(b.sum())
-    return 1.0 if total == 0 else 2.0 * int(np.logical_and(a, b).sum()) / total
 
 
 class Enhancer:
@@ -286,7 +282,7 @@ class Enhancer:
             region_logits = logits[i]
             refined = region_logits > 0
             coarse_region = prompts.regions == i + 1
-            agreement = _dice(refined, coarse_region)
+            agreement = dice(refined, coarse_region)
             fell_back = self.gate is not None and (
                 float(iou[i]) < self.gate.min_iou or agreement < self.gate.min_agreement
             )
@@ -336,10 +332,7 @@ class Enhancer:
 
 
 def _check_sizes(image: np.ndarray, label_map: np.ndarray) -> None:
-    if not isinstance(image, np.ndarray):
-        raise TypeError(f"image must be a numpy array, got {type(image).__name__}")
-    if image.ndim not in (2, 3):
-        raise ValueError(f"image must be H x W or H x W x 3, got shape {image.shape}")
+    check_image(image)
     if image.shape[:2] != label_map.shape:
         raise ValueError(f"coarse mask shape {label_map.shape} does not match image shape {image.shape[:2]}")
 

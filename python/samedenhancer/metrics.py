@@ -15,7 +15,7 @@ import numpy as np
 
 from . import _core
 
-__all__ = ["assd", "dice", "hd95"]
+__all__ = ["assd", "dice", "hd95", "label_scores"]
 
 
 def _pair(pred, truth) -> tuple[np.ndarray, np.ndarray]:
@@ -135,3 +135,18 @@ def assd(pred, truth, spacing=None) -> float:
     1.0
     """
     return float(_surface(pred, truth, spacing)[1])
+
+
+def label_scores(pred, truth, spacing=None) -> tuple[float, float]:
+    """Dice and HD95 of two label maps, each the mean over the classes present in either map.
+
+    Binary masks are the one-class case. With no foreground anywhere the result is (1.0, 0.0). HD95
+    is NaN when some class is empty in exactly one of the maps.
+    """
+    pred, truth = np.asarray(pred), np.asarray(truth)
+    if pred.shape != truth.shape:
+        raise ValueError(f"truth must have the shape of pred {pred.shape}, got {truth.shape}")
+    classes = sorted((set(np.unique(pred).tolist()) | set(np.unique(truth).tolist())) - {0}) or [1]
+    dices = [dice(pred == c, truth == c) for c in classes]
+    distances = [hd95(pred == c, truth == c, spacing=spacing) for c in classes]
+    return float(np.mean(dices)), float(np.mean(distances))

@@ -16,7 +16,7 @@ import numpy as np
 from .engines import LoadedModel, Manifest, load_model
 from .engines.manifest import DEFAULT_MODEL
 
-__all__ = ["ImageEmbedding", "Prediction", "Predictor", "preprocess", "resize_bilinear"]
+__all__ = ["ImageEmbedding", "Prediction", "Predictor", "check_image", "preprocess", "resize_bilinear"]
 
 
 @dataclass(frozen=True)
@@ -58,12 +58,12 @@ class Prediction(NamedTuple):
     low_res_logits: np.ndarray
 
 
-def _as_image(image) -> np.ndarray:
+def check_image(image) -> None:
+    """Raise ``TypeError``/``ValueError`` naming the problem unless ``image`` is a finite H x W,
+    H x W x 1 or H x W x 3 integer or float array with at least one pixel."""
     if not isinstance(image, np.ndarray):
         raise TypeError(f"image must be a numpy array, got {type(image).__name__}")
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[..., 0]
-    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
+    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 3))):
         raise ValueError(f"image must be H x W (grey) or H x W x 3 (RGB), got shape {image.shape}")
     if image.shape[0] < 1 or image.shape[1] < 1:
         raise ValueError(f"image must have at least one pixel, got shape {image.shape}")
@@ -71,6 +71,12 @@ def _as_image(image) -> np.ndarray:
         raise TypeError(f"image dtype must be an integer (uint8, uint16, ...) or float type, got {image.dtype}")
     if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
         raise ValueError("image must be finite (it contains NaN or infinity)")
+
+
+def _as_image(image) -> np.ndarray:
+    check_image(image)
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=2)
     if image.dtype not in (np.uint8, np.uint16, np.float32):

@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import datasets
 from ..enhancer import Enhancer, Gate
+from ..metrics import label_scores
 from ..predictor import Predictor
 from ._report import machine
 
@@ -77,13 +78,6 @@ def _corrupt_labels(truth: np.ndarray, corrupt, seed: int) -> np.ndarray:
     return out
 
 
-def score(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
-    """Mean over the classes of ``truth`` ∪ ``pred`` of Dice and HD95 (HD95 NaN if undefined)."""
-    from ..cli import evaluate_pair
-
-    return evaluate_pair(pred, truth)
-
-
 @dataclass
 class Row:
     name: str
@@ -131,7 +125,7 @@ def run_config(predictor: Predictor, dataset: str, source: str, limit: int | Non
             start = time.perf_counter()
             refined = fn(case, embedding)
             rows[name].seconds.append(time.perf_counter() - start)
-            d, h = score(refined, case.truth)
+            d, h = label_scores(refined, case.truth)
             rows[name].dice.append(d)
             rows[name].hd95.append(h)
     return rows, encode_seconds / max(len(cases), 1)
