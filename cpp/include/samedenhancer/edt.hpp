@@ -124,16 +124,18 @@ void euclidean_distance_transform(const T* in, int64_t height, int64_t width, Ou
 // Squared Euclidean distance from every pixel of an H x W window to the nearest site, where all
 // sites lie in the column band [band0, band0 + band_width) and `sites` (H x band_width, row-major,
 // nonzero = site) marks them. The same two passes as above, but the column pass runs over the band
-// only and the envelope holds only band columns, while every column of the window is evaluated:
-// O(H * (band_width + W)) instead of O(H * W) with a larger constant. Pixels with no site in reach
-// (no site at all) get +inf. `out` is H x W; `column` is scratch of H x band_width.
-inline void squared_distance_to_band_sites(const uint8_t* sites, int64_t height, int64_t band0, int64_t band_width,
-                                           int64_t width, float* out, std::vector<float>& column,
-                                           EdtScratch& scratch) {
+// only and the envelope holds only band columns, while every column of the window is evaluated.
+// Rows are produced one at a time, top to bottom: `on_row(y, const float* row)` receives each (W
+// values, +inf where no site exists) and returns false to stop early. `column` is scratch.
+// Complexity: O(H * band_width) for the column pass plus O(band_width + W) per row produced.
+template <typename OnRow>
+void squared_distance_to_band_sites(const uint8_t* sites, int64_t height, int64_t band0, int64_t band_width,
+                                    int64_t width, std::vector<float>& column, EdtScratch& scratch, OnRow&& on_row) {
     constexpr float inf = std::numeric_limits<float>::infinity();
     constexpr double dinf = std::numeric_limits<double>::infinity();
-    column.resize(static_cast<size_t>(height * band_width));
+    column.resize(static_cast<size_t>(height * band_width + width));
     float* g = column.data();
+    float* orow = g + height * band_width;
     for (int64_t x = 0; x < band_width; ++x) g[x] = sites[x] ? 0.0f : inf;
     for (int64_t y = 1; y < height; ++y) {
         const uint8_t* row = sites + y * band_width;
@@ -157,7 +159,6 @@ inline void squared_distance_to_band_sites(const uint8_t* sites, int64_t height,
     v.resize(static_cast<size_t>(band_width));
     for (int64_t y = 0; y < height; ++y) {
         const float* grow = g + y * band_width;
-        float* orow = out + y * width;
         int64_t k = -1;
         for (int64_t q = 0; q < band_width; ++q) {
             if (grow[q] == inf) continue;
@@ -186,16 +187,17 @@ inline void squared_distance_to_band_sites(const uint8_t* sites, int64_t height,
         }
         if (k < 0) {
             std::fill(orow, orow + width, inf);
-            continue;
+        } else {
+            k = 0;
+            for (int64_t x = 0; x < width; ++x) {
+                const double dq = static_cast<double>(x - band0);  // window column in band coordinates
+                while (z[static_cast<size_t>(k) + 1] < dq) ++k;
+                const int64_t p = v[static_cast<size_t>(k)];
+                const double d = dq - static_cast<double>(p);
+                orow[x] = static_cast<float>(f[static_cast<size_t>(p)] + d * d);
+            }
         }
-        k = 0;
-        for (int64_t x = 0; x < width; ++x) {
-            const double dq = static_cast<double>(x - band0);  // window column in band coordinates
-            while (z[static_cast<size_t>(k) + 1] < dq) ++k;
-            const int64_t p = v[static_cast<size_t>(k)];
-            const double d = dq - static_cast<double>(p);
-            orow[x] = static_cast<float>(f[static_cast<size_t>(p)] + d * d);
-        }
+        if (!on_row(y, static_cast<const float*>(orow))) return;
     }
 }
 
