@@ -1,5 +1,5 @@
 """pytest-benchmark of the C++ core against its competitors, single-threaded, with correctness
-checks. Run: ``python -m pytest benchmarks/test_bench_core.py --benchmark-enable -p no:randomly``
+checks. Run: ``python -m pytest benchmarks/test_bench_core.py --benchmark-only``
 (groups compare ours with the competitor of the same case)."""
 
 from __future__ import annotations
