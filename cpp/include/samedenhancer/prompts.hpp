@@ -26,8 +26,10 @@
 // which gives identical results, because the nearest pixel outside M lies within one pixel of M's
 // box and the ring lies within ring_radius of it. Labels are never materialised per component:
 // runs drive everything, and components are traced on the label map itself.
-// Complexity: O(H*W) for the labelling and the regions map, plus O(sum over regions of
-// (box side + 2 * ring_radius)^2) for the transforms; scratch buffers are reused across regions.
+// Complexity: O(H*W) for the labelling and the regions map; per region, O(box area) for the
+// positive point and O((box height + 2 r) * box width) for the ring's column pass plus
+// O(box width + 2 r) per ring row scanned (the scan usually ends in its first row, where a pixel
+// at distance exactly r lies above the region). Scratch buffers are reused across regions.
 #pragma once
 
 #include <algorithm>
