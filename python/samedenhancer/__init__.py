@@ -5,14 +5,27 @@ from __future__ import annotations
 from . import metrics
 from ._core import __version__
 from .core import ComponentStats, Prompts, as_label_map, connected_components, distance_transform, mine_prompts
+from .enhancer import BatchItem, Enhancer, EnhanceResult, Gate, RegionResult, Timings, enhance, enhance_batch
+from .predictor import ImageEmbedding, Prediction, Predictor
 
 __all__ = [
+    "BatchItem",
     "ComponentStats",
+    "EnhanceResult",
+    "Enhancer",
+    "Gate",
+    "ImageEmbedding",
+    "Prediction",
+    "Predictor",
     "Prompts",
+    "RegionResult",
+    "Timings",
     "__version__",
     "as_label_map",
     "connected_components",
     "distance_transform",
+    "enhance",
+    "enhance_batch",
     "metrics",
     "mine_prompts",
 ]

