@@ -265,3 +265,14 @@ def test_as_label_map_conversions():
     assert as_label_map(labels) is labels  # already valid: no copy
     assert np.array_equal(as_label_map(labels[:, ::2]), labels[:, ::2])
     assert as_label_map(np.full((2, 2), 0.75, np.float16)).tolist() == [[1, 1], [1, 1]]
+
+
+def test_huge_ring_radius_is_the_whole_image():
+    mask = np.zeros((30, 40), np.uint8)
+    mask[10:14, 5:9] = 1
+    p = mine_prompts(mask, ring_radius=10**30, box_margin=10**30, min_area=10**30)
+    assert p.dropped_classes.tolist() == [1]
+    p = mine_prompts(mask, ring_radius=10**30, box_margin=10**30)
+    assert p.boxes.tolist() == [[0, 0, 39, 29]]
+    assert p.points[0, 1].tolist() == [39, 29]  # the farthest pixel of the image
+    assert np.array_equal(p.points, mine_prompts(mask, ring_radius=70).points)

@@ -126,7 +126,9 @@ void mine_prompts(const T* labels, int64_t height, int64_t width, const PromptOp
         return comps[static_cast<size_t>(a)].value < comps[static_cast<size_t>(b)].value;
     });
 
-    const int64_t r2 = opt.ring_radius * opt.ring_radius;
+    // Every pixel of the image lies within height + width of every other: a larger radius changes nothing.
+    const int64_t radius = std::min(opt.ring_radius, height + width);
+    const int64_t r2 = radius * radius;
     std::vector<double> perimeter(n_comp, 0.0);
     std::vector<MergeItem> items;
     std::vector<int64_t> kept;
@@ -224,7 +226,7 @@ void mine_prompts(const T* labels, int64_t height, int64_t width, const PromptOp
             // the scan stops at the first pixel at distance exactly ring_radius (nothing can beat it).
             {
                 const Box& b = item.box;
-                const Box g = b.grown(opt.ring_radius, height, width);
+                const Box g = b.grown(radius, height, width);
                 const int64_t gw = g.width(), gh = g.height(), bw = b.width();
                 scratch.mask.assign(static_cast<size_t>(bw * gh), 0);
                 for (const int64_t i : item.members)
