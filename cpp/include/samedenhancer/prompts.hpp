@@ -26,8 +26,10 @@
 // which gives identical results, because the nearest pixel outside M lies within one pixel of M's
 // box and the ring lies within ring_radius of it. Labels are never materialised per component:
 // runs drive everything, and components are traced on the label map itself.
+// The positive point needs only the argmax of the transform, so only the rows whose column
+// distances can reach the maximum get a row pass (edt.hpp, argmax_distance).
 // Complexity: O(H*W) for the labelling and the regions map; per region, O(box area) for the
-// positive point and O((box height + 2 r) * box width) for the ring's column pass plus
+// positive point (column pass; row passes for a few rows) and O((box height + 2 r) * box width) for the ring's column pass plus
 // O(box width + 2 r) per ring row scanned (the scan usually ends in its first row, where a pixel
 // at distance exactly r lies above the region). Scratch buffers are reused across regions.
 #pragma once
@@ -213,11 +215,8 @@ void mine_prompts(const T* labels, int64_t height, int64_t width, const PromptOp
                         uint8_t* row = scratch.mask.data() + (y - b.y0 + 1) * bw;
                         std::fill(row + (x0 - b.x0 + 1), row + (x1 - b.x0 + 2), uint8_t(1));
                     });
-                euclidean_distance_transform<false>(scratch.mask.data(), bh, bw, scratch.dist.data(), scratch.edt);
-                const float* d = scratch.dist.data();
-                int64_t best = 0;
-                for (int64_t k = 1; k < bw * bh; ++k)
-                    if (d[k] > d[best]) best = k;
+                float value = 0.0f;
+                const int64_t best = argmax_distance(scratch.mask.data(), bh, bw, scratch.dist.data(), scratch.edt, value);
                 rp.pos_y = b.y0 - 1 + best / bw;
                 rp.pos_x = b.x0 - 1 + best % bw;
             }
