@@ -244,3 +244,35 @@ def test_result_is_frozen():
     p = mine_prompts(np.ones((3, 3), np.uint8))
     with pytest.raises(AttributeError):
         p.boxes = None  # type: ignore[misc]
+
+
+def test_merge_cascade_matches_reference():
+    """1000 tiny blobs packed into 256^2 fuse step by step into one region: the long path of the
+    merge loop (the grown item is compared with live items in index order)."""
+    from samedenhancer.bench.core import synthetic_mask
+
+    mask = synthetic_mask(256, 1000)
+    p = check_against_reference(mask, min_fraction=0.0, invariants=False)
+    assert len(p) < 50
+
+
+def test_as_label_map_conversions():
+    mask = np.zeros((6, 7), bool)
+    mask[1:3, 2:5] = True
+    out = as_label_map(np.asfortranarray(mask))
+    assert out.dtype == np.uint8 and out.flags.c_contiguous and np.array_equal(out, mask)
+    labels = np.arange(42, dtype=np.int32).reshape(6, 7)
+    assert as_label_map(labels) is labels  # already valid: no copy
+    assert np.array_equal(as_label_map(labels[:, ::2]), labels[:, ::2])
+    assert as_label_map(np.full((2, 2), 0.75, np.float16)).tolist() == [[1, 1], [1, 1]]
+
+
+def test_huge_ring_radius_is_the_whole_image():
+    mask = np.zeros((30, 40), np.uint8)
+    mask[10:14, 5:9] = 1
+    p = mine_prompts(mask, ring_radius=10**30, box_margin=10**30, min_area=10**30)
+    assert p.dropped_classes.tolist() == [1]
+    p = mine_prompts(mask, ring_radius=10**30, box_margin=10**30)
+    assert p.boxes.tolist() == [[0, 0, 39, 29]]
+    assert p.points[0, 1].tolist() == [39, 29]  # the farthest pixel of the image
+    assert np.array_equal(p.points, mine_prompts(mask, ring_radius=70).points)

@@ -372,6 +372,9 @@ def mine_prompts(
     margin = -1 if box_margin is None else _integer(box_margin, "box_margin", 0)
     area = _integer(min_area, "min_area", 0)
     fraction = _number(min_fraction, "min_fraction", 0.0, 1.0)
+    # Values past the image's extent change nothing; clipping keeps them inside int64 for the core.
+    extent = label_map.shape[0] + label_map.shape[1]
+    radius, margin, area = min(radius, extent), min(margin, extent), min(area, label_map.size + 1)
     out = _core.mine_prompts(label_map, radius, margin, area, fraction, bool(ipq_filter), default_single, single, multi)
     class_ids, boxes, tight, points, point_labels, has_negative, areas, ipq, regions, classes, dropped = out
     return Prompts(

@@ -31,17 +31,17 @@ namespace samedenhancer {
 struct EdtScratch {
     std::vector<double> f, z;
     std::vector<int64_t> v;
+    std::vector<float> row_bound;  // argmax_distance only
+    std::vector<int64_t> rows;     // argmax_distance only
 };
 
-// Writes into `out` (H x W, row-major) the squared distance (Sqrt = false) or the distance
-// (Sqrt = true) of every nonzero pixel of `in` to the nearest zero pixel; zero pixels get 0.
-// Spacing: sy between rows, sx between columns.
-template <bool Sqrt, typename T, typename Out>
-void euclidean_distance_transform(const T* in, int64_t height, int64_t width, Out* out, EdtScratch& scratch,
-                                  double sy = 1.0, double sx = 1.0) {
+namespace detail {
+
+// Column pass (in units of rows): out = distance to the nearest zero of `in` in the same column
+// (+inf if the column has none), by a forward then a backward sweep over whole rows.
+template <typename T, typename Out>
+void edt_column_pass(const T* in, int64_t height, int64_t width, Out* out) {
     constexpr Out inf = std::numeric_limits<Out>::infinity();
-    if (height <= 0 || width <= 0) return;
-    // Column pass (in units of rows): forward then backward sweep, whole rows at a time.
     for (int64_t x = 0; x < width; ++x) out[x] = in[x] != T(0) ? inf : Out(0);
     for (int64_t y = 1; y < height; ++y) {
         const T* row = in + y * width;
@@ -57,83 +57,148 @@ void euclidean_distance_transform(const T* in, int64_t height, int64_t width, Ou
             cur[x] = c < cur[x] ? c : cur[x];
         }
     }
-    // Row pass: lower envelope of parabolas, one segment of nonzero pixels at a time. A pixel's
-    // nearest site lies within its segment or on the zero pixel bounding it (that site has f = 0
-    // and is nearer than anything beyond), so each segment [a, b] only needs sites a-1 .. b+1.
-    auto& f = scratch.f;
-    auto& z = scratch.z;
-    auto& v = scratch.v;
-    f.resize(static_cast<size_t>(width) + 2);
-    z.resize(static_cast<size_t>(width) + 3);
-    v.resize(static_cast<size_t>(width) + 2);
-    const double sy2 = sy * sy, sx2 = sx * sx;
+}
+
+// Row pass on one row of column distances, in place: lower envelope of parabolas, one segment of
+// nonzero pixels at a time. A pixel's nearest site lies within its segment or on the zero pixel
+// bounding it (that site has f = 0 and is nearer than anything beyond), so each segment [a, b]
+// only needs sites a-1 .. b+1. `scratch` must hold width + 3 entries.
+template <bool Sqrt, typename Out>
+void edt_row_pass(Out* row, int64_t width, EdtScratch& scratch, double sy2, double sx2) {
+    constexpr Out inf = std::numeric_limits<Out>::infinity();
     constexpr double dinf = std::numeric_limits<double>::infinity();
-    for (int64_t y = 0; y < height; ++y) {
-        Out* row = out + y * width;
-        int64_t x = 0;
-        for (;;) {
-            while (x < width && row[x] == Out(0)) ++x;
-            if (x == width) break;
-            const int64_t a = x;
-            while (x < width && row[x] != Out(0)) ++x;
-            const int64_t b = x - 1;
-            const int64_t lo = a > 0 ? a - 1 : a, hi = b + 1 < width ? b + 1 : b;
-            // Envelope over the finite sites of [lo, hi], in coordinates relative to lo.
-            int64_t k = -1;
-            for (int64_t q = lo; q <= hi; ++q) {
-                const Out g = row[q];
-                if (g == inf) continue;
-                const auto i = static_cast<size_t>(q - lo);
-                const double fq = sy2 * static_cast<double>(g) * static_cast<double>(g);
-                f[i] = fq;
-                const double dq = static_cast<double>(q - lo);
-                if (k < 0) {
-                    k = 0;
-                    v[0] = q - lo;
-                    z[0] = -dinf;
-                    z[1] = dinf;
-                    continue;
-                }
-                double s;
-                for (;;) {  // z[0] = -inf ends the loop at k = 0
-                    const int64_t p = v[static_cast<size_t>(k)];
-                    const double dp = static_cast<double>(p);
-                    s = ((fq + sx2 * dq * dq) - (f[static_cast<size_t>(p)] + sx2 * dp * dp)) / (2.0 * sx2 * (dq - dp));
-                    if (s > z[static_cast<size_t>(k)]) break;
-                    --k;
-                }
-                ++k;
-                v[static_cast<size_t>(k)] = q - lo;
-                z[static_cast<size_t>(k)] = s;
-                z[static_cast<size_t>(k) + 1] = dinf;
+    double* f = scratch.f.data();
+    double* z = scratch.z.data();
+    int64_t* v = scratch.v.data();
+    int64_t x = 0;
+    for (;;) {
+        while (x < width && row[x] == Out(0)) ++x;
+        if (x == width) break;
+        const int64_t a = x;
+        while (x < width && row[x] != Out(0)) ++x;
+        const int64_t b = x - 1;
+        const int64_t lo = a > 0 ? a - 1 : a, hi = b + 1 < width ? b + 1 : b;
+        // Envelope over the finite sites of [lo, hi], in coordinates relative to lo.
+        int64_t k = -1;
+        for (int64_t q = lo; q <= hi; ++q) {
+            const Out g = row[q];
+            if (g == inf) continue;
+            const int64_t i = q - lo;
+            const double fq = sy2 * static_cast<double>(g) * static_cast<double>(g);
+            f[i] = fq;
+            const double dq = static_cast<double>(i);
+            if (k < 0) {
+                k = 0;
+                v[0] = i;
+                z[0] = -dinf;
+                z[1] = dinf;
+                continue;
             }
-            if (k < 0) continue;  // no zero pixel in any of these columns: stays +inf
-            k = 0;
-            for (int64_t q = a; q <= b; ++q) {
-                const double dq = static_cast<double>(q - lo);
-                while (z[static_cast<size_t>(k) + 1] < dq) ++k;
-                const int64_t p = v[static_cast<size_t>(k)];
-                const double d = dq - static_cast<double>(p);
-                const double val = f[static_cast<size_t>(p)] + sx2 * d * d;
-                row[q] = static_cast<Out>(Sqrt ? std::sqrt(val) : val);
+            double s;
+            for (;;) {  // z[0] = -inf ends the loop at k = 0
+                const int64_t p = v[k];
+                const double dp = static_cast<double>(p);
+                s = ((fq + sx2 * dq * dq) - (f[p] + sx2 * dp * dp)) / (2.0 * sx2 * (dq - dp));
+                if (s > z[k]) break;
+                --k;
+            }
+            ++k;
+            v[k] = i;
+            z[k] = s;
+            z[k + 1] = dinf;
+        }
+        if (k < 0) continue;  // no zero pixel in any of these columns: stays +inf
+        k = 0;
+        for (int64_t q = a; q <= b; ++q) {
+            const double dq = static_cast<double>(q - lo);
+            while (z[k + 1] < dq) ++k;
+            const int64_t p = v[k];
+            const double d = dq - static_cast<double>(p);
+            const double val = f[p] + sx2 * d * d;
+            row[q] = static_cast<Out>(Sqrt ? std::sqrt(val) : val);
+        }
+    }
+}
+
+inline void edt_reserve(EdtScratch& scratch, int64_t width) {
+    scratch.f.resize(static_cast<size_t>(width) + 2);
+    scratch.z.resize(static_cast<size_t>(width) + 3);
+    scratch.v.resize(static_cast<size_t>(width) + 2);
+}
+
+}  // namespace detail
+
+// Writes into `out` (H x W, row-major) the squared distance (Sqrt = false) or the distance
+// (Sqrt = true) of every nonzero pixel of `in` to the nearest zero pixel; zero pixels get 0.
+// Spacing: sy between rows, sx between columns.
+template <bool Sqrt, typename T, typename Out>
+void euclidean_distance_transform(const T* in, int64_t height, int64_t width, Out* out, EdtScratch& scratch,
+                                  double sy = 1.0, double sx = 1.0) {
+    if (height <= 0 || width <= 0) return;
+    detail::edt_column_pass(in, height, width, out);
+    detail::edt_reserve(scratch, width);
+    for (int64_t y = 0; y < height; ++y) detail::edt_row_pass<Sqrt>(out + y * width, width, scratch, sy * sy, sx * sx);
+}
+
+// The first pixel in raster order of `in` (H x W, nonzero = feature) with the largest distance to
+// the nearest zero pixel; returns its flat index and writes the squared distance to `best`.
+// Only the rows that can hold the maximum get a row pass: a pixel's distance is at most its column
+// distance, so rows are visited in decreasing order of their largest column distance and the
+// search stops once that bound falls below the best found (for a compact region, a few rows).
+// `buf` is H x W scratch (left holding column distances and some finished rows).
+template <typename T>
+int64_t argmax_distance(const T* in, int64_t height, int64_t width, float* buf, EdtScratch& scratch, float& best) {
+    best = 0.0f;
+    if (height <= 0 || width <= 0) return 0;
+    detail::edt_column_pass(in, height, width, buf);
+    detail::edt_reserve(scratch, width);
+    auto& ub = scratch.row_bound;
+    auto& rows = scratch.rows;
+    ub.resize(static_cast<size_t>(height));
+    for (int64_t y = 0; y < height; ++y) {
+        const float* row = buf + y * width;
+        float m = 0.0f;
+        for (int64_t x = 0; x < width; ++x) m = row[x] > m ? row[x] : m;
+        ub[static_cast<size_t>(y)] = m * m;
+    }
+    rows.resize(static_cast<size_t>(height));
+    for (int64_t y = 0; y < height; ++y) rows[static_cast<size_t>(y)] = y;
+    std::stable_sort(rows.begin(), rows.end(),
+                     [&](int64_t a, int64_t b) { return ub[static_cast<size_t>(a)] > ub[static_cast<size_t>(b)]; });
+    int64_t best_index = 0;
+    int64_t best_y = height;
+    for (const int64_t y : rows) {
+        const float u = ub[static_cast<size_t>(y)];
+        if (u < best || u == 0.0f) break;
+        if (u == best && y > best_y) continue;  // can at most tie, and later in raster order
+        float* row = buf + y * width;
+        detail::edt_row_pass<false>(row, width, scratch, 1.0, 1.0);
+        for (int64_t x = 0; x < width; ++x) {
+            if (row[x] > best || (row[x] == best && row[x] > 0.0f && y < best_y)) {
+                best = row[x];
+                best_y = y;
+                best_index = y * width + x;
             }
         }
     }
+    return best_index;
 }
 
 // Squared Euclidean distance from every pixel of an H x W window to the nearest site, where all
 // sites lie in the column band [band0, band0 + band_width) and `sites` (H x band_width, row-major,
 // nonzero = site) marks them. The same two passes as above, but the column pass runs over the band
-// only and the envelope holds only band columns, while every column of the window is evaluated:
-// O(H * (band_width + W)) instead of O(H * W) with a larger constant. Pixels with no site in reach
-// (no site at all) get +inf. `out` is H x W; `column` is scratch of H x band_width.
-inline void squared_distance_to_band_sites(const uint8_t* sites, int64_t height, int64_t band0, int64_t band_width,
-                                           int64_t width, float* out, std::vector<float>& column,
-                                           EdtScratch& scratch) {
+// only and the envelope holds only band columns, while every column of the window is evaluated.
+// Rows are produced one at a time, top to bottom: `on_row(y, const float* row)` receives each (W
+// values, +inf where no site exists) and returns false to stop early. `column` is scratch.
+// Complexity: O(H * band_width) for the column pass plus O(band_width + W) per row produced.
+template <typename OnRow>
+void squared_distance_to_band_sites(const uint8_t* sites, int64_t height, int64_t band0, int64_t band_width,
+                                    int64_t width, std::vector<float>& column, EdtScratch& scratch, OnRow&& on_row) {
     constexpr float inf = std::numeric_limits<float>::infinity();
     constexpr double dinf = std::numeric_limits<double>::infinity();
-    column.resize(static_cast<size_t>(height * band_width));
+    column.resize(static_cast<size_t>(height * band_width + width));
     float* g = column.data();
+    float* orow = g + height * band_width;
     for (int64_t x = 0; x < band_width; ++x) g[x] = sites[x] ? 0.0f : inf;
     for (int64_t y = 1; y < height; ++y) {
         const uint8_t* row = sites + y * band_width;
@@ -157,7 +222,6 @@ inline void squared_distance_to_band_sites(const uint8_t* sites, int64_t height,
     v.resize(static_cast<size_t>(band_width));
     for (int64_t y = 0; y < height; ++y) {
         const float* grow = g + y * band_width;
-        float* orow = out + y * width;
         int64_t k = -1;
         for (int64_t q = 0; q < band_width; ++q) {
             if (grow[q] == inf) continue;
@@ -186,16 +250,17 @@ inline void squared_distance_to_band_sites(const uint8_t* sites, int64_t height,
         }
         if (k < 0) {
             std::fill(orow, orow + width, inf);
-            continue;
+        } else {
+            k = 0;
+            for (int64_t x = 0; x < width; ++x) {
+                const double dq = static_cast<double>(x - band0);  // window column in band coordinates
+                while (z[static_cast<size_t>(k) + 1] < dq) ++k;
+                const int64_t p = v[static_cast<size_t>(k)];
+                const double d = dq - static_cast<double>(p);
+                orow[x] = static_cast<float>(f[static_cast<size_t>(p)] + d * d);
+            }
         }
-        k = 0;
-        for (int64_t x = 0; x < width; ++x) {
-            const double dq = static_cast<double>(x - band0);  // window column in band coordinates
-            while (z[static_cast<size_t>(k) + 1] < dq) ++k;
-            const int64_t p = v[static_cast<size_t>(k)];
-            const double d = dq - static_cast<double>(p);
-            orow[x] = static_cast<float>(f[static_cast<size_t>(p)] + d * d);
-        }
+        if (!on_row(y, static_cast<const float*>(orow))) return;
     }
 }
 

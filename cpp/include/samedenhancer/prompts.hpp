@@ -21,12 +21,17 @@
 // - IPQ: 4*pi*area / (sum of member perimeters)^2, clamped to <= 1.
 // Changed from research implementations (which run a full-image distance transform per region):
 // both transforms run on the region's box grown by 1 (positive) or by ring_radius (negative, with
-// the column pass confined to the tight box's columns, where all of M lies),
+// the column pass confined to the tight box's columns, where all of M lies, rows produced top to
+// bottom and the search stopped at the first pixel at distance exactly ring_radius),
 // which gives identical results, because the nearest pixel outside M lies within one pixel of M's
 // box and the ring lies within ring_radius of it. Labels are never materialised per component:
 // runs drive everything, and components are traced on the label map itself.
-// Complexity: O(H*W) for the labelling and the regions map, plus O(sum over regions of
-// (box side + 2 * ring_radius)^2) for the transforms; scratch buffers are reused across regions.
+// The positive point needs only the argmax of the transform, so only the rows whose column
+// distances can reach the maximum get a row pass (edt.hpp, argmax_distance).
+// Complexity: O(H*W) for the labelling and the regions map; per region, O(box area) for the
+// positive point (column pass; row passes for a few rows) and O((box height + 2 r) * box width) for the ring's column pass plus
+// O(box width + 2 r) per ring row scanned (the scan usually ends in its first row, where a pixel
+// at distance exactly r lies above the region). Scratch buffers are reused across regions.
 #pragma once
 
 #include <algorithm>
@@ -123,7 +128,9 @@ void mine_prompts(const T* labels, int64_t height, int64_t width, const PromptOp
         return comps[static_cast<size_t>(a)].value < comps[static_cast<size_t>(b)].value;
     });
 
-    const int64_t r2 = opt.ring_radius * opt.ring_radius;
+    // Every pixel of the image lies within height + width of every other: a larger radius changes nothing.
+    const int64_t radius = std::min(opt.ring_radius, height + width);
+    const int64_t r2 = radius * radius;
     std::vector<double> perimeter(n_comp, 0.0);
     std::vector<MergeItem> items;
     std::vector<int64_t> kept;
@@ -208,43 +215,41 @@ void mine_prompts(const T* labels, int64_t height, int64_t width, const PromptOp
                         uint8_t* row = scratch.mask.data() + (y - b.y0 + 1) * bw;
                         std::fill(row + (x0 - b.x0 + 1), row + (x1 - b.x0 + 2), uint8_t(1));
                     });
-                euclidean_distance_transform<false>(scratch.mask.data(), bh, bw, scratch.dist.data(), scratch.edt);
-                const float* d = scratch.dist.data();
-                int64_t best = 0;
-                for (int64_t k = 1; k < bw * bh; ++k)
-                    if (d[k] > d[best]) best = k;
+                float value = 0.0f;
+                const int64_t best = argmax_distance(scratch.mask.data(), bh, bw, scratch.dist.data(), scratch.edt, value);
                 rp.pos_y = b.y0 - 1 + best / bw;
                 rp.pos_x = b.x0 - 1 + best % bw;
             }
             // Negative point: distance to M over the box grown by ring_radius, M's sites confined to
-            // the columns of its tight box, over pixels not of class c.
+            // the columns of its tight box, over pixels not of class c. Rows come top to bottom and
+            // the scan stops at the first pixel at distance exactly ring_radius (nothing can beat it).
             {
                 const Box& b = item.box;
-                const Box g = b.grown(opt.ring_radius, height, width);
+                const Box g = b.grown(radius, height, width);
                 const int64_t gw = g.width(), gh = g.height(), bw = b.width();
                 scratch.mask.assign(static_cast<size_t>(bw * gh), 0);
-                scratch.dist.resize(static_cast<size_t>(gw * gh));
                 for (const int64_t i : item.members)
                     for_runs(i, [&](int64_t y, int64_t x0, int64_t x1) {
                         uint8_t* row = scratch.mask.data() + (y - g.y0) * bw;
                         std::fill(row + (x0 - b.x0), row + (x1 - b.x0 + 1), uint8_t(1));
                     });
-                squared_distance_to_band_sites(scratch.mask.data(), gh, b.x0 - g.x0, bw, gw, scratch.dist.data(),
-                                               scratch.column, scratch.edt);
-                float best = 0.0f;
                 const auto limit = static_cast<float>(r2);
-                for (int64_t y = 0; y < gh; ++y) {
-                    const float* d = scratch.dist.data() + y * gw;
-                    const T* lab = labels + (g.y0 + y) * width + g.x0;
-                    for (int64_t x = 0; x < gw; ++x) {
-                        if (d[x] > best && d[x] <= limit && lab[x] != cls_t) {
-                            best = d[x];
-                            rp.neg_x = g.x0 + x;
-                            rp.neg_y = g.y0 + y;
-                            rp.has_negative = true;
+                float best = 0.0f;
+                squared_distance_to_band_sites(
+                    scratch.mask.data(), gh, b.x0 - g.x0, bw, gw, scratch.column, scratch.edt,
+                    [&](int64_t y, const float* d) {
+                        const T* lab = labels + (g.y0 + y) * width + g.x0;
+                        for (int64_t x = 0; x < gw; ++x) {
+                            if (d[x] > best && d[x] <= limit && lab[x] != cls_t) {
+                                best = d[x];
+                                rp.neg_x = g.x0 + x;
+                                rp.neg_y = g.y0 + y;
+                                rp.has_negative = true;
+                                if (best == limit) return false;
+                            }
                         }
-                    }
-                }
+                        return true;
+                    });
             }
             result.regions.push_back(rp);
         }
