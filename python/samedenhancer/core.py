@@ -60,6 +60,15 @@ def _label_array(array, name: str) -> np.ndarray:
     return array
 
 
+def check_label_map(mask, name: str = "mask") -> np.ndarray:
+    """Validate ``mask`` as a 2-D bool or integer label map with at least one pixel and no negative
+    label (``TypeError``/``ValueError`` naming ``name``); return it C-contiguous, bool viewed as
+    uint8. Soft maps are not accepted here: see :func:`as_label_map`."""
+    if not isinstance(mask, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, got {type(mask).__name__}")
+    return _label_array(mask, name)
+
+
 def as_label_map(coarse, threshold: float | None = None) -> np.ndarray:
     """Validate a coarse mask and return it as a C-contiguous integer label map.
 

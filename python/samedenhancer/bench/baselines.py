@@ -8,6 +8,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..core import check_label_map
+
 __all__ = ["morphology_op"]
 
 
@@ -51,12 +53,7 @@ def morphology_op(mask: np.ndarray, radius: int = 2) -> np.ndarray:
     >>> int(out[5, 5]), int(out[15, 15]), int(out.sum())
     (1, 0, 64)
     """
-    if not isinstance(mask, np.ndarray):
-        raise TypeError(f"mask must be a numpy array, got {type(mask).__name__}")
-    if mask.dtype != bool and not np.issubdtype(mask.dtype, np.integer):
-        raise TypeError(f"mask must have a bool or integer dtype, got {mask.dtype}")
-    if mask.ndim != 2:
-        raise ValueError(f"mask must be 2-D (H x W), got shape {mask.shape}")
+    check_label_map(mask, "mask")
     if isinstance(radius, bool) or not isinstance(radius, (int, np.integer)):
         raise TypeError(f"radius must be an int, got {type(radius).__name__}")
     if radius < 0:

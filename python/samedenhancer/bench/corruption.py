@@ -52,6 +52,8 @@ import zlib
 import cv2
 import numpy as np
 
+from ..core import check_label_map
+
 __all__ = ["corrupt", "image_seed", "protocol_description"]
 
 
@@ -153,14 +155,7 @@ def corrupt(mask: np.ndarray, seed: int) -> np.ndarray:
     >>> np.array_equal(c, corrupt(m, seed=3))
     True
     """
-    if not isinstance(mask, np.ndarray):
-        raise TypeError(f"mask must be a numpy array, got {type(mask).__name__}")
-    if mask.dtype != bool and not np.issubdtype(mask.dtype, np.integer):
-        raise TypeError(f"mask must have a bool or integer dtype, got {mask.dtype}")
-    if mask.ndim != 2:
-        raise ValueError(f"mask must be 2-D (H x W), got shape {mask.shape}")
-    if min(mask.shape) == 0:
-        raise ValueError(f"mask must not be empty in size, got shape {mask.shape}")
+    check_label_map(mask, "mask")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
 
