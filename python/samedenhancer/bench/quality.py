@@ -88,7 +88,7 @@ class Row:
 
 def variants(predictor: Predictor, threshold: float | None) -> dict[str, Callable]:
     """Rows of the table: name -> function(case, embedding) -> refined label map."""
-    from .baselines import morphology
+    from .baselines import morphology_op
 
     def enhancer_row(**options):
         enhancer = Enhancer(predictor, threshold=threshold, **options)
@@ -101,7 +101,7 @@ def variants(predictor: Predictor, threshold: float | None) -> dict[str, Callabl
 
     return {
         "coarse": lambda case, embedding: case.coarse_labels,
-        "morphology op.": lambda case, embedding: morphology(case.coarse_labels),
+        "morphology op.": lambda case, embedding: morphology_op(case.coarse_labels),
         "box only": enhancer_row(policy="box"),
         "points only": enhancer_row(policy="points"),
         "points+box": enhancer_row(policy="points+box"),
