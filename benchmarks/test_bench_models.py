@@ -9,6 +9,7 @@ import pytest
 
 from samedenhancer import Predictor, datasets
 from samedenhancer.engines import ModelMissingError, load_model, model_dir
+from samedenhancer.metrics import dice
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +31,6 @@ def sample():
     return sample.image(), truth, np.array([xs.min(), ys.min(), xs.max(), ys.max()])
 
 
-def _dice(a, b):
-    return 2 * np.logical_and(a, b).sum() / (a.sum() + b.sum())
-
-
 def test_encoder(benchmark, predictor, sample):
     image = sample[0]
     embedding = benchmark.pedantic(predictor.encode, args=(image,), rounds=5, warmup_rounds=1)
@@ -49,7 +46,7 @@ def test_decoder(benchmark, predictor, sample, count):
     low, iou = benchmark(predictor.decode, embedding, boxes=boxes)
     assert low.shape == (count, 1, 256, 256)
     masks = predictor.upscale(embedding, low) > 0
-    assert all(_dice(m[0], truth) > 0.9 for m in masks)
+    assert all(dice(m[0], truth) > 0.9 for m in masks)
 
 
 def test_predict_end_to_end(benchmark, predictor, sample):
@@ -60,4 +57,4 @@ def test_predict_end_to_end(benchmark, predictor, sample):
         return predictor.predict(box=box)
 
     masks, _, _ = benchmark.pedantic(run, rounds=3, warmup_rounds=1)
-    assert _dice(masks[0, 0], truth) > 0.9
+    assert dice(masks[0, 0], truth) > 0.9

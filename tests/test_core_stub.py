@@ -12,6 +12,7 @@ import pytest
 
 import samedenhancer
 from samedenhancer import _core, core, metrics
+from samedenhancer.bench import corruption
 
 
 def _split_top_level(text: str) -> list[str]:
@@ -66,7 +67,7 @@ def test_signature_parser_sees_defaults():
     assert _runtime_signature(_core.connected_components) == [("mask", False), ("connectivity", True)]
 
 
-@pytest.mark.parametrize("module", [core, metrics])
+@pytest.mark.parametrize("module", [core, metrics, corruption])
 def test_doctests(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0

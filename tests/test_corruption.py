@@ -2,13 +2,8 @@ import numpy as np
 import pytest
 
 from samedenhancer import datasets
-from samedenhancer.bench.corruption import corrupt, image_seed, protocol_description
-
-
-def _dice(a, b):
-    a, b = np.asarray(a) != 0, np.asarray(b) != 0
-    total = int(a.sum()) + int(b.sum())
-    return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total
+from samedenhancer.bench.corruption import corrupt, corrupt_label_map, image_seed, protocol_description
+from samedenhancer.metrics import dice
 
 
 def _square(size=96, lo=24, hi=72):
@@ -91,9 +86,23 @@ def test_mean_coarse_dice_is_in_the_target_band(data_root, name):
         coarse = corrupt(truth, image_seed(sample.stem))
         if not truth.any():
             assert not coarse.any()
-        scores.append(_dice(coarse, truth))
+        scores.append(dice(coarse, truth))
     scores = np.array(scores)
     assert 0.75 <= scores.mean() <= 0.85
     # a mix of errors, not one uniform degradation
     assert scores.std() > 0.05
     assert (scores < 0.999).mean() > 0.85
+
+
+def test_label_map_corrupts_each_class_with_its_own_seed():
+    truth = np.zeros((96, 96), np.uint8)
+    truth[20:60, 20:50] = 1
+    truth[30:80, 55:85] = 3
+    out = corrupt_label_map(truth, "case 7")
+    assert out.dtype == truth.dtype and set(np.unique(out).tolist()) == {0, 1, 3}
+    # class 3 is written last, so it equals its own corruption exactly
+    assert np.array_equal(out == 3, corrupt(truth == 3, image_seed("case 7", base=2)) == 1)
+    # a binary mask gets the per-image seed the benchmark documents
+    binary = (truth == 1).astype(np.uint8)
+    assert np.array_equal(corrupt_label_map(binary, "case 7"), corrupt(binary, image_seed("case 7")))
+    assert not corrupt_label_map(np.zeros((8, 8), np.uint8), "empty").any()

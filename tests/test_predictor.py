@@ -16,6 +16,7 @@ import samedenhancer
 from samedenhancer import ImageEmbedding, Predictor, datasets
 from samedenhancer.engines import Manifest, ModelMissingError, load_model, resolve_providers, static_manifest, tensorrt_missing
 from samedenhancer.predictor import preprocess, resize_bilinear
+from samedenhancer.metrics import dice
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +30,6 @@ def kvasir(data_root):
     truth = sample.ground_truth() > 0
     ys, xs = np.nonzero(truth)
     return sample.image(), truth, np.array([xs.min(), ys.min(), xs.max(), ys.max()])
-
-
-def _dice(a, b):
-    return 2 * np.logical_and(a, b).sum() / (a.sum() + b.sum())
 
 
 def test_predictor_is_exported_at_top_level():
@@ -56,7 +53,7 @@ def test_box_prompt_segments_the_polyp(predictor, kvasir):
     assert masks.shape == (1, 1) + image.shape[:2] and masks.dtype == np.bool_
     assert iou.shape == (1, 1) and iou.dtype == np.float32
     assert low.shape == (1, 1, 256, 256) and low.dtype == np.float32
-    assert _dice(masks[0, 0], truth) > 0.9
+    assert dice(masks[0, 0], truth) > 0.9
 
 
 def test_batched_prompts_equal_single_calls(predictor, kvasir):

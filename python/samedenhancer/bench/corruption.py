@@ -54,7 +54,7 @@ import numpy as np
 
 from ..core import check_label_map
 
-__all__ = ["corrupt", "image_seed", "protocol_description"]
+__all__ = ["corrupt", "corrupt_label_map", "image_seed", "protocol_description"]
 
 
 def protocol_description() -> str:
@@ -228,3 +228,39 @@ def corrupt(mask: np.ndarray, seed: int) -> np.ndarray:
     if not out.any():
         out = warped if warped.any() else binary
     return out.astype(np.uint8)
+
+
+def corrupt_label_map(truth: np.ndarray, stem: str) -> np.ndarray:
+    """The coarse label map of one image under the protocol: each class ``c`` of ``truth`` is
+    corrupted on its own with the seed ``image_seed(stem, base=c - 1)`` (a binary mask gets
+    ``image_seed(stem)``), classes written in increasing order (a later class wins a pixel two
+    corrupted classes both claim).
+
+    Parameters
+    ----------
+    truth : numpy.ndarray
+        H x W expert label map, bool or integer (0 = background).
+    stem : str
+        The image's stem (its seed).
+
+    Returns
+    -------
+    numpy.ndarray
+        H x W coarse label map of ``truth``'s dtype.
+
+    Examples
+    --------
+    >>> m = np.zeros((64, 64), np.uint8); m[16:48, 16:48] = 1
+    >>> np.array_equal(corrupt_label_map(m, "case"), corrupt(m, image_seed("case")))
+    True
+    >>> m[16:48, 40:48] = 2
+    >>> sorted(np.unique(corrupt_label_map(m, "case")).tolist())
+    [0, 1, 2]
+    """
+    truth = check_label_map(truth, "truth")
+    out = np.zeros_like(truth)
+    for value in np.unique(truth):
+        if value == 0:
+            continue
+        out[corrupt(truth == value, image_seed(stem, base=int(value) - 1)) > 0] = value
+    return out

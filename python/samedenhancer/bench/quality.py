@@ -25,6 +25,7 @@ from ..enhancer import Enhancer, Gate
 from ..metrics import label_scores
 from ..predictor import Predictor
 from ._report import machine
+from .corruption import corrupt_label_map
 
 #: (dataset, source of the coarse mask): a real segmenter, or "corrupted" (seeded protocol).
 CONFIGS = (
@@ -50,32 +51,18 @@ class Case:
 
 def load_cases(dataset: str, source: str, limit: int | None = None) -> tuple[list[Case], float | None]:
     """The images of one configuration and the threshold their coarse input needs."""
-    from .corruption import corrupt
-
     items = datasets.samples(dataset)[:limit]
     cases = []
-    for index, sample in enumerate(items):
+    for sample in items:
         truth = sample.ground_truth()
         if source == "corrupted":
-            coarse = _corrupt_labels(truth, corrupt, seed=index)
+            coarse = corrupt_label_map(truth, sample.stem)
             labels = coarse
         else:
             coarse = sample.coarse(source)
             labels = (coarse > 127).astype(np.uint8)
         cases.append(Case(sample.stem, sample.image(), truth, coarse, labels))
     return cases, (None if source == "corrupted" else 127)
-
-
-def _corrupt_labels(truth: np.ndarray, corrupt, seed: int) -> np.ndarray:
-    """Corrupt every class of a label map independently (classes processed in increasing order)."""
-    out = np.zeros_like(truth)
-    for value in np.unique(truth):
-        if value == 0:
-            continue
-        out[corrupt((truth == value).astype(np.uint8), seed=seed * 31 + int(value)) > 0] = value
-    if not truth.any():
-        out = corrupt(truth.astype(np.uint8), seed=seed).astype(truth.dtype)
-    return out
 
 
 @dataclass
