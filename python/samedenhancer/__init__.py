@@ -6,19 +6,23 @@ from . import metrics
 from ._core import __version__
 from .core import ComponentStats, Prompts, as_label_map, connected_components, distance_transform, mine_prompts
 from .enhancer import BatchItem, Enhancer, EnhanceResult, Gate, RegionResult, Timings, enhance, enhance_batch
-from .predictor import ImageEmbedding, Prediction, Predictor
+from .predictor import ImageEmbedding, Prediction, Predictor, PreparedImage
+from .streaming import FrameResult, StageTimings, stream
 
 __all__ = [
     "BatchItem",
     "ComponentStats",
     "EnhanceResult",
     "Enhancer",
+    "FrameResult",
     "Gate",
     "ImageEmbedding",
     "Prediction",
+    "PreparedImage",
     "Predictor",
     "Prompts",
     "RegionResult",
+    "StageTimings",
     "Timings",
     "__version__",
     "as_label_map",
@@ -28,4 +32,5 @@ __all__ = [
     "enhance_batch",
     "metrics",
     "mine_prompts",
+    "stream",
 ]

@@ -313,6 +313,54 @@ class Enhancer:
             mask[dropped] = label_map[dropped]
         return mask, tuple(regions)
 
+    # -- a stream of frames ------------------------------------------------------------------
+    def stream(self, frames, coarse_masks, *, max_latency_ms: float | None = None, drop: str = "oldest",
+               queue_size: int = 1, pipelined: bool = True):
+        """Refine a stream of frames: a generator of one :class:`~samedenhancer.streaming.FrameResult`
+        per input frame, in input order.
+
+        Parameters
+        ----------
+        frames : iterable of ndarray, video path or int
+            Images as for :meth:`enhance`, or a video file / capture device index read with OpenCV
+            (RGB frames).
+        coarse_masks : iterable of ndarray, folder or video path
+            One coarse mask per frame (a folder: files in name order; a video: its first channel).
+        max_latency_ms : float, optional
+            Budget from a frame being taken from the source to its result; older frames are dropped
+            (reported with status ``"dropped"``). Needs ``drop="oldest"``.
+        drop : {"oldest", "none"}
+            ``"oldest"``: a full queue discards its oldest frame (live devices); ``"none"``: every
+            frame is refined and comes out, the pipeline waits for the consumer.
+        queue_size : int
+            Frames waiting between the encoder and decoder stages, and between the decoder and the
+            consumer.
+        pipelined : bool
+            Encode the next frame while the current one is decoded (threads). ``False`` runs the
+            stages one after the other in the consumer's thread (for measurements).
+
+        Yields
+        ------
+        FrameResult
+            ``index``, ``status`` ("ok", "dropped", "error"), ``mask``, per-stage ``timings``,
+            ``latency`` and ``error``. A bad frame gives an error result and the stream goes on; a
+            frame whose coarse mask has no region costs no model call.
+
+        Notes
+        -----
+        Closing the generator early (``close()``, ``break`` out of a ``for`` loop) stops and joins
+        its threads. See :mod:`samedenhancer.streaming` for the pipeline.
+
+        Examples
+        --------
+        >>> for result in Enhancer().stream("video.avi", "masks/", drop="none"):  # doctest: +SKIP
+        ...     print(result.index, result.status, result.latency)
+        """
+        from .streaming import run_stream
+
+        return run_stream(self, frames, coarse_masks, max_latency_ms=max_latency_ms, drop=drop, queue_size=queue_size,
+                          pipelined=pipelined)
+
     # -- many images -------------------------------------------------------------------------
     def enhance_batch(self, images: Iterable[np.ndarray], coarse_masks: Iterable[np.ndarray]) -> list[BatchItem]:
         """Refine many images with one engine. A bad item is reported in its :class:`BatchItem`

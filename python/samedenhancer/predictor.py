@@ -16,7 +16,7 @@ import numpy as np
 from .engines import LoadedModel, Manifest, load_model
 from .engines.manifest import DEFAULT_MODEL
 
-__all__ = ["ImageEmbedding", "Prediction", "Predictor", "check_image", "preprocess", "resize_bilinear"]
+__all__ = ["ImageEmbedding", "Prediction", "Predictor", "PreparedImage", "check_image", "preprocess", "resize_bilinear"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,21 @@ class ImageEmbedding:
     scale: tuple
     valid_size: tuple
     model: str
+
+
+class PreparedImage(NamedTuple):
+    """An image turned into the model input (``Predictor.prepare``), not yet encoded.
+
+    tensor : (1, 3, S, S) float32
+    scale : (sx, sy), model-frame coordinate = native pixel coordinate x scale
+    valid_size : (h, w) of the image inside the model input
+    original_size : (H, W) of the native image
+    """
+
+    tensor: np.ndarray
+    scale: tuple
+    valid_size: tuple
+    original_size: tuple
 
 
 class Prediction(NamedTuple):
@@ -235,7 +250,16 @@ class Predictor:
 
         Thread-safe: one image can be encoded while another embedding is decoded.
         """
+        return self.encode_prepared(self.prepare(image))
+
+    def prepare(self, image: np.ndarray) -> PreparedImage:
+        """The preprocessing half of :meth:`encode` (the streaming path times the two apart)."""
         tensor, scale, valid = preprocess(image, self.manifest)
+        return PreparedImage(tensor, scale, valid, tuple(np.shape(image)[:2]))
+
+    def encode_prepared(self, prepared: PreparedImage) -> ImageEmbedding:
+        """The encoder half of :meth:`encode`, for an image from :meth:`prepare`."""
+        tensor, scale, valid, original_size = prepared
         outputs = self._model.encoder.run({"image": tensor}, keep_on_device=self._keep_on_device)
         names = [info.name for info in self._model.encoder.outputs]
         by_name = dict(zip(names, outputs))
@@ -246,7 +270,7 @@ class Predictor:
                 value = np.ascontiguousarray(value)
                 value.setflags(write=False)
             features.append(value)
-        return ImageEmbedding(tuple(features), tuple(np.shape(image)[:2]), scale, valid, self.manifest.name)
+        return ImageEmbedding(tuple(features), original_size, scale, valid, self.manifest.name)
 
     def _prompts(self, embedding: ImageEmbedding, point_coords, point_labels, boxes):
         coords = None if point_coords is None else np.asarray(point_coords, dtype=np.float64)

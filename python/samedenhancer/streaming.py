@@ -1,0 +1,484 @@
+"""Streaming frames through the Enhancer: one refined mask per frame, pipelined, with a latency budget.
+
+Two worker threads and the consumer run concurrently::
+
+    source --> [encode thread: mine, preprocess, encode] --q1--> [decode thread: decode, paste] --q2--> consumer
+
+While frame ``i`` is decoded and pasted, frame ``i + 1`` is mined, preprocessed and encoded (the C++
+core and ONNX Runtime release the GIL, so the threads really overlap). Prompts are mined before the
+encoder runs because they decide whether it runs at all: a frame whose coarse mask has no region
+costs no model call (mining costs about a millisecond).
+
+Both queues are bounded. With ``drop="none"`` a full queue blocks the stage before it (back
+pressure up to the source) and every frame comes out, in order. With ``drop="oldest"`` (for live
+devices) a full queue discards its oldest waiting frame instead of blocking, and with
+``max_latency_ms`` a frame that is older than the budget (from the moment it was taken from the
+source) when it reaches the decoder or the consumer is discarded; every discarded frame is still
+reported, in order, as a result with status ``"dropped"``.
+
+A bad frame (not an image, wrong shape, NaN, no pixels, a coarse mask of another size, a decoder
+error) gives a result with status ``"error"`` and the message; the stream goes on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import itertools
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from . import io
+
+__all__ = ["DROP_POLICIES", "STATUSES", "FrameResult", "StageTimings", "main", "stream"]
+
+#: What a :class:`FrameResult` can say about its frame.
+STATUSES = ("ok", "dropped", "error")
+#: What a full queue does: discard its oldest frame (live devices) or block (keep every frame).
+DROP_POLICIES = ("oldest", "none")
+
+
+@dataclass(frozen=True)
+class StageTimings:
+    """Seconds spent on one frame per stage (0 for a stage that did not run)."""
+
+    preprocess: float = 0.0
+    encode: float = 0.0
+    mine: float = 0.0
+    decode: float = 0.0
+    paste: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return self.preprocess + self.encode + self.mine + self.decode + self.paste
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """What the stream made of one input frame.
+
+    Attributes
+    ----------
+    index : int
+        Position of the frame in the input (0-based).
+    status : {"ok", "dropped", "error"}
+    mask : ndarray or None
+        The refined label map (same shape and dtype as the coarse mask; uint8 for soft maps) when
+        ``status == "ok"``, else ``None``.
+    timings : StageTimings
+        Per-stage seconds (the stages that ran before a drop or an error keep their times).
+    latency : float
+        Seconds from the frame being taken from the source to the result being handed over.
+    error : str or None
+        ``"TypeName: message"`` when ``status == "error"``; why the frame was dropped when
+        ``status == "dropped"``.
+    """
+
+    index: int
+    status: str
+    mask: np.ndarray | None
+    timings: StageTimings
+    latency: float
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+_MISSING = object()
+
+
+@dataclass
+class _Work:
+    """One frame on its way through the pipeline (mutable; only one thread holds it at a time)."""
+
+    index: int
+    arrived: float
+    image: object = None
+    coarse: object = None
+    prompts: object = None
+    embedding: object = None
+    mask: np.ndarray | None = None
+    times: dict = field(default_factory=dict)
+    status: str = "pending"  # pending -> encoded -> ok, or dropped / error at any point
+    error: str | None = None
+
+    @property
+    def droppable(self) -> bool:
+        return self.status in ("pending", "encoded", "ok")
+
+    def drop(self, why: str) -> None:
+        self.status, self.error = "dropped", why
+        self.image = self.coarse = self.prompts = self.embedding = self.mask = None
+
+    def fail(self, error: BaseException) -> None:
+        self.status, self.error = "error", f"{type(error).__name__}: {error}"
+        self.image = self.coarse = self.prompts = self.embedding = self.mask = None
+
+    def result(self) -> FrameResult:
+        status = "ok" if self.status in ("ok",) else self.status
+        return FrameResult(
+            index=self.index,
+            status=status,
+            mask=self.mask if status == "ok" else None,
+            timings=StageTimings(**self.times),
+            latency=time.perf_counter() - self.arrived,
+            error=self.error,
+        )
+
+
+_END = "end"
+
+
+class _Channel:
+    """A bounded FIFO between two threads. Only frames still being worked on count against the
+    capacity; with ``drop_oldest`` a put into a full channel turns the oldest such frame into a
+    drop report (kept in place, so order is kept) instead of waiting. ``abort`` wakes every waiter."""
+
+    def __init__(self, capacity: int, drop_oldest: bool) -> None:
+        self._items: collections.deque = collections.deque()
+        self._capacity = capacity
+        self._drop_oldest = drop_oldest
+        self._cond = threading.Condition()
+        self._aborted = False
+
+    def _live(self) -> int:
+        return sum(1 for item in self._items if isinstance(item, _Work) and item.droppable)
+
+    def put(self, item) -> bool:
+        """Append ``item``; ``False`` when the channel was aborted."""
+        with self._cond:
+            if isinstance(item, _Work) and item.droppable:
+                while not self._aborted and self._live() >= self._capacity:
+                    if self._drop_oldest:
+                        oldest = next(i for i in self._items if isinstance(i, _Work) and i.droppable)
+                        oldest.drop("queue full: a newer frame replaced it (drop='oldest')")
+                        break
+                    self._cond.wait()
+            if self._aborted:
+                return False
+            self._items.append(item)
+            self._cond.notify_all()
+            return True
+
+    def get(self):
+        """The oldest item, waiting for one; ``None`` when the channel was aborted."""
+        with self._cond:
+            while not self._items and not self._aborted:
+                self._cond.wait()
+            if self._aborted:
+                return None
+            item = self._items.popleft()
+            self._cond.notify_all()
+            return item
+
+    def abort(self) -> None:
+        with self._cond:
+            self._aborted = True
+            self._items.clear()
+            self._cond.notify_all()
+
+
+def _frames(source) -> Iterable:
+    if isinstance(source, (str, os.PathLike)) or (isinstance(source, int) and not isinstance(source, bool)):
+        return io.VideoFrames(source)
+    if isinstance(source, np.ndarray) and source.ndim in (2, 3) and source.dtype != object:
+        raise TypeError(f"frames must be an iterable of frames, a video path or a device index, got a single array of shape {source.shape}")
+    try:
+        iter(source)
+    except TypeError:
+        raise TypeError(f"frames must be an iterable of frames, a video path or a device index, got {type(source).__name__}") from None
+    return source
+
+
+def _masks(source) -> Iterable:
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in io.IMAGE_SUFFIXES and not p.name.startswith("."))
+            if not files:
+                raise ValueError(f"coarse_masks folder {path} holds no mask files ({', '.join(io.IMAGE_SUFFIXES)})")
+            return (io.read_mask(p) for p in files)
+        return io.VideoFrames(path, as_mask=True)
+    if isinstance(source, np.ndarray) and source.ndim == 2:
+        raise TypeError(f"coarse_masks must be an iterable of masks, a mask folder or a mask video, got a single array of shape {source.shape}")
+    try:
+        iter(source)
+    except TypeError:
+        raise TypeError(f"coarse_masks must be an iterable of masks, a mask folder or a mask video, got {type(source).__name__}") from None
+    return source
+
+
+def _check_options(max_latency_ms, drop, queue_size) -> None:
+    if drop not in DROP_POLICIES:
+        raise ValueError(f"drop must be one of {DROP_POLICIES}, got {drop!r}")
+    if max_latency_ms is not None:
+        if isinstance(max_latency_ms, bool) or not isinstance(max_latency_ms, (int, float)) or not max_latency_ms > 0:
+            raise ValueError(f"max_latency_ms must be a positive number of milliseconds or None, got {max_latency_ms!r}")
+        if drop == "none":
+            raise ValueError("max_latency_ms drops stale frames, drop='none' keeps every frame: give one or the other")
+    if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 1:
+        raise ValueError(f"queue_size must be an int >= 1, got {queue_size!r}")
+
+
+class _Stages:
+    """The two halves of :meth:`Enhancer.enhance` for one frame, timed per stage."""
+
+    def __init__(self, enhancer) -> None:
+        from .enhancer import _check_sizes
+
+        self.enhancer = enhancer
+        self.predictor = enhancer.predictor
+        self._check_sizes = _check_sizes
+        self._prepare = getattr(self.predictor, "prepare", None)
+
+    def encode(self, work: _Work) -> None:
+        """Validate, mine, preprocess and encode (no model call when no region was mined)."""
+        try:
+            if work.image is _MISSING:
+                raise ValueError(f"frame {work.index}: coarse_masks has a mask but frames has no frame")
+            if work.coarse is _MISSING:
+                raise ValueError(f"frame {work.index}: frames has a frame but coarse_masks has no mask")
+            start = time.perf_counter()
+            work.prompts = self.enhancer.mine(work.coarse)
+            self._check_sizes(work.image, work.prompts.label_map)
+            mined = time.perf_counter()
+            work.times["mine"] = mined - start
+            if len(work.prompts.class_ids):
+                if self._prepare is not None:
+                    prepared = self._prepare(work.image)
+                    prepped = time.perf_counter()
+                    work.embedding = self.predictor.encode_prepared(prepared)
+                else:  # a duck-typed predictor without the split: its encode counts as encoding
+                    prepped = mined
+                    work.embedding = self.predictor.encode(work.image)
+                work.times["preprocess"] = prepped - mined
+                work.times["encode"] = time.perf_counter() - prepped
+            work.image = None
+            work.status = "encoded"
+        except Exception as error:  # a bad frame is reported in its result; the stream goes on
+            work.fail(error)
+
+    def decode(self, work: _Work) -> None:
+        """Decode and paste an encoded frame."""
+        try:
+            result = self.enhancer.refine_encoded(work.embedding, work.prompts, work.coarse, return_details=True)
+            work.mask = result.mask
+            work.times["decode"], work.times["paste"] = result.timings.decode, result.timings.paste
+            work.embedding = work.prompts = work.coarse = None
+            work.status = "ok"
+        except Exception as error:
+            work.fail(error)
+
+
+def _stale(work: _Work, budget: float | None) -> bool:
+    return budget is not None and work.droppable and time.perf_counter() - work.arrived > budget
+
+
+def run_stream(
+    enhancer,
+    frames,
+    coarse_masks,
+    *,
+    max_latency_ms: float | None = None,
+    drop: str = "oldest",
+    queue_size: int = 1,
+    pipelined: bool = True,
+) -> Iterator[FrameResult]:
+    """The generator behind :meth:`Enhancer.stream` (see there)."""
+    _check_options(max_latency_ms, drop, queue_size)
+    if not isinstance(pipelined, bool):
+        raise TypeError(f"pipelined must be a bool, got {type(pipelined).__name__}")
+    frames, coarse_masks = _frames(frames), _masks(coarse_masks)
+    stages = _Stages(enhancer)
+    budget = None if max_latency_ms is None else max_latency_ms / 1e3
+    pairs = itertools.zip_longest(frames, coarse_masks, fillvalue=_MISSING)
+    if not pipelined:
+        return _sequential(stages, pairs)
+    return _pipelined(stages, pairs, budget, drop == "oldest", queue_size)
+
+
+def _sequential(stages: _Stages, pairs) -> Iterator[FrameResult]:
+    for index, (image, coarse) in enumerate(pairs):
+        work = _Work(index, time.perf_counter(), image, coarse)
+        stages.encode(work)
+        if work.status == "encoded":
+            stages.decode(work)
+        yield work.result()
+
+
+def _pipelined(stages: _Stages, pairs, budget, drop_oldest: bool, queue_size: int) -> Iterator[FrameResult]:
+    encoded, finished = _Channel(queue_size, drop_oldest), _Channel(queue_size, drop_oldest)
+    stop = threading.Event()
+    failure: list[BaseException] = []
+
+    def encode_loop() -> None:
+        try:
+            for index, (image, coarse) in enumerate(pairs):
+                if stop.is_set():
+                    return
+                work = _Work(index, time.perf_counter(), image, coarse)
+                stages.encode(work)
+                if not encoded.put(work):
+                    return
+        except BaseException as error:  # the source itself failed: end the stream with its error
+            failure.append(error)
+        encoded.put(_END)
+
+    def decode_loop() -> None:
+        while True:
+            work = encoded.get()
+            if work is None:
+                return
+            if work is not _END:
+                if _stale(work, budget):
+                    work.drop(f"older than max_latency_ms={budget * 1e3:g} before decoding")
+                elif work.status == "encoded":
+                    stages.decode(work)
+            if not finished.put(work) or work is _END:
+                return
+
+    threads = [
+        threading.Thread(target=encode_loop, name="samedenhancer-stream-encode", daemon=True),
+        threading.Thread(target=decode_loop, name="samedenhancer-stream-decode", daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        while True:
+            work = finished.get()
+            if work is None or work is _END:
+                break
+            if _stale(work, budget):
+                work.drop(f"older than max_latency_ms={budget * 1e3:g} when handed over")
+            yield work.result()
+        if failure:
+            raise failure[0]
+    finally:
+        stop.set()
+        encoded.abort()
+        finished.abort()
+        for thread in threads:
+            thread.join()
+
+
+def stream(frames, coarse_masks, *, model: str = "litemedsam", max_latency_ms: float | None = None, drop: str = "oldest",
+           queue_size: int = 1, pipelined: bool = True, **options) -> Iterator[FrameResult]:
+    """One-shot :meth:`Enhancer.stream` with an engine built for this stream (``options`` go to
+    :class:`Enhancer`)."""
+    from .enhancer import Enhancer
+
+    enhancer = Enhancer(model, **options)
+    return run_stream(enhancer, frames, coarse_masks, max_latency_ms=max_latency_ms, drop=drop, queue_size=queue_size,
+                      pipelined=pipelined)
+
+
+# -- command line ------------------------------------------------------------------------------------
+def _percentile_ms(values: list[float], q: float) -> float:
+    return 1e3 * float(np.percentile(values, q)) if values else float("nan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``samedenhancer stream VIDEO (--coarse MASKS_DIR | --coarse-video FILE) --out OUT [--overlay]``."""
+    parser = argparse.ArgumentParser(
+        prog="samedenhancer stream",
+        description="Refine a coarse mask per video frame: writes OUT/frame_NNNNNN.png (and OUT/overlay.avi with --overlay).",
+    )
+    parser.add_argument("video", help="video file, or a capture device index (0, 1, ...)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--coarse", help="folder of coarse masks, one per frame in file-name order")
+    source.add_argument("--coarse-video", help="video of coarse masks (first channel), one frame per frame")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--overlay", action="store_true", help="also write OUT/overlay.avi (MJPG) with the refined outline")
+    parser.add_argument("--model", default="litemedsam", help="model name or exported model folder")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="threshold for soft coarse maps (default: 127 for --coarse-video, whose frames are lossy)")
+    parser.add_argument("--max-latency-ms", type=float, default=None, help="drop frames older than this (live sources)")
+    parser.add_argument("--drop", choices=DROP_POLICIES, default="none", help="what a full queue does (default: keep every frame)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="ONNX Runtime threads per operator (default 1: with the encoder and decoder stages running "
+                             "at once, one thread each measured fastest on 2 cores; 0 = one per core)")
+    parser.add_argument("--quiet", action="store_true", help="no live fps/latency line")
+    args = parser.parse_args(argv)
+
+    from .cli import overlay
+    from .enhancer import Enhancer
+    from .predictor import Predictor
+
+    video = int(args.video) if args.video.isdigit() else args.video
+    threshold = args.threshold if args.threshold is not None or args.coarse is not None else 127
+    drop = "oldest" if args.max_latency_ms is not None and args.drop == "none" else args.drop
+    try:
+        frames = io.VideoFrames(video)
+        masks = _masks(args.coarse if args.coarse is not None else args.coarse_video)
+        enhancer = Enhancer(Predictor(args.model, intra_op_threads=args.threads), threshold=threshold)
+        kept: dict[int, np.ndarray] = {}  # frames in flight, for the overlay
+
+        def tapped():
+            for index, frame in enumerate(frames):
+                if args.overlay:
+                    kept[index] = frame
+                yield frame
+
+        results = run_stream(enhancer, tapped(), masks, max_latency_ms=args.max_latency_ms, drop=drop)
+    except (FileNotFoundError, ValueError, TypeError) as error:
+        print(f"samedenhancer stream: {error}", file=sys.stderr)
+        return 2
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    writer = None
+    counts = collections.Counter()
+    latencies: list[float] = []
+    errors: list[str] = []
+    start = time.perf_counter()
+    try:
+        import cv2
+
+        for result in results:
+            frame = kept.pop(result.index, None)
+            counts[result.status] += 1
+            if result.ok:
+                latencies.append(result.latency)
+                io.write_mask(out / f"frame_{result.index:06d}.png", result.mask)
+                if args.overlay and frame is not None:
+                    panel = overlay(frame, [result.mask], [f"frame {result.index}"])
+                    if writer is None:
+                        fps = frames.fps if frames.fps > 0 else 25.0
+                        writer = cv2.VideoWriter(os.fspath(out / "overlay.avi"), cv2.VideoWriter_fourcc(*"MJPG"), fps,
+                                                 (panel.shape[1], panel.shape[0]))
+                    writer.write(np.ascontiguousarray(panel[..., ::-1]))
+            elif result.status == "error":
+                errors.append(f"frame {result.index}: {result.error}")
+            if not args.quiet:
+                elapsed = time.perf_counter() - start
+                done = sum(counts.values())
+                print(
+                    f"\rframe {result.index:6d}  {done / elapsed:5.1f} fps  latency p50 {_percentile_ms(latencies[-100:], 50):6.0f} ms "
+                    f"p95 {_percentile_ms(latencies[-100:], 95):6.0f} ms  ok {counts['ok']}  dropped {counts['dropped']}  "
+                    f"errors {counts['error']}",
+                    end="", file=sys.stderr, flush=True,
+                )
+    finally:
+        results.close()
+        if writer is not None:
+            writer.release()
+    elapsed = time.perf_counter() - start
+    total = sum(counts.values())
+    print(
+        f"\n{total} frames in {elapsed:.1f} s ({total / max(elapsed, 1e-9):.2f} fps): ok {counts['ok']}, dropped {counts['dropped']}, "
+        f"errors {counts['error']}; latency p50 {_percentile_ms(latencies, 50):.0f} ms, p95 {_percentile_ms(latencies, 95):.0f} ms; "
+        f"masks in {out}",
+        file=sys.stderr,
+    )
+    for line in errors:
+        print(f"  {line}", file=sys.stderr)
+    return 1 if errors else 0
