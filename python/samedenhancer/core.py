@@ -180,7 +180,10 @@ def coarse_log_odds(coarse, threshold: float | None = None) -> np.ndarray | None
         return np.log(p) - np.log1p(-p)
 
     # The threshold goes through the same float32 operations as the map: exactly 0 where p == t.
-    return log_odds(array) - log_odds(np.array([t]))[0]
+    offset = log_odds(np.array([t]))[0]
+    if array.dtype == np.uint8:  # 256 values: one table lookup per pixel
+        return (log_odds(np.arange(256, dtype=np.uint8)) - offset)[array]
+    return log_odds(array) - offset
 
 
 def _number(value, name: str, low: float, high: float) -> float:
