@@ -249,5 +249,16 @@ def test_quality_options_are_checked():
         Enhancer(DoublePredictor(), policy="hierarchical", box_rounds=1)
     with pytest.raises(ValueError, match="box_tolerance"):
         Enhancer(DoublePredictor(), box_tolerance=2.0)
-    point_policy = Enhancer(DoublePredictor(), policy="hierarchical")
-    assert point_policy.box_rounds == 0 and not point_policy.fusion
+    assert not Enhancer(DoublePredictor(), policy="hierarchical").fusion
+
+
+@pytest.mark.parametrize("policy", ["box", "hierarchical"])
+def test_default_iteration_runs_only_on_soft_maps_with_the_box_policy(policy):
+    soft = np.zeros((64, 64), np.float32)
+    soft[28:36, 28:36] = 0.9
+    soft[27, 28:36] = 0.3  # a soft map: more than two values
+    for coarse, iterated in ((soft, policy == "box"), ((soft > 0.5).astype(np.uint8), False)):
+        double = DoublePredictor(grow=2, heights=[20.0] * 3)  # the model outweighs the coarse map
+        result = Enhancer(double, policy=policy, box_margin=0).enhance(np.zeros((64, 64)), coarse, return_details=True)
+        assert result.fused == (policy == "box" and coarse.dtype.kind == "f")
+        assert (result.regions[0].rounds > 1) == iterated
