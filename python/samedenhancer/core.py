@@ -159,8 +159,8 @@ def coarse_log_odds(coarse, threshold: float | None = None) -> np.ndarray | None
     >>> import numpy as np
     >>> coarse_log_odds(np.array([[0.0, 1.0]])) is None
     True
-    >>> np.round(coarse_log_odds(np.array([[0.1, 0.5, 0.9]])), 2).tolist()
-    [[-2.2, 0.0, 2.2]]
+    >>> [round(float(v), 2) for v in coarse_log_odds(np.array([[0.1, 0.5, 0.9]]))[0]]
+    [-2.2, 0.0, 2.2]
     """
     array = _as_2d(coarse, "coarse")
     if array.dtype.kind == "f":
