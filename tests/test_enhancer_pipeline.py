@@ -262,3 +262,18 @@ def test_default_iteration_runs_only_on_soft_maps_with_the_box_policy(policy):
         result = Enhancer(double, policy=policy, box_margin=0).enhance(np.zeros((64, 64)), coarse, return_details=True)
         assert result.fused == (policy == "box" and coarse.dtype.kind == "f")
         assert (result.regions[0].rounds > 1) == iterated
+
+
+def test_gate_falls_back_to_the_coarse_labels_of_a_fused_region():
+    coarse = np.zeros((64, 64), np.float32)
+    coarse[5:15, 5:15] = 0.9
+    coarse[40:50, 40:50] = 0.8
+    coarse[15, 5:15] = 0.3  # soft: more than two values
+    double = DoublePredictor(grow=6, heights=[20.0, 20.0])
+    enhancer = Enhancer(double, box_margin=0, box_rounds=0, gate=Gate(min_iou=0.5, min_agreement=0.0))
+    first = int(np.argmin(enhancer.mine(coarse).boxes[:, 0]))
+    double.ious = [0.1 if i == first else 0.9 for i in range(2)]
+    result = enhancer.enhance(np.zeros((64, 64)), coarse, return_details=True)
+    assert result.fused and [r.fell_back for r in result.regions] == [i == first for i in range(2)]
+    assert np.array_equal(result.mask[:25, :25], (coarse[:25, :25] > 0.5).astype(np.uint8))
+    assert result.mask[34:56, 34:56].all()  # the other region: the model's grown box wins
