@@ -40,6 +40,7 @@ def test_batch_with_broken_files_keeps_every_good_result(folders, litemedsam_dir
     assert "truncated" in err and "orphan: no coarse mask" in err and "2 of 5 failed" in err
     details = json.loads((out / f"{good[0]}.json").read_text())
     assert details["policy"] == "box" and details["regions"][0]["box_xyxy"]
+    assert details["fused"] and details["regions"][0]["decoder_rounds"] >= 1  # PraNet maps are soft
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from samedenhancer import Gate
+from samedenhancer.core import coarse_log_odds
 from samedenhancer.enhancer import Enhancer
 
 
@@ -23,8 +24,8 @@ class DoublePredictor:
 
     manifest = _Manifest()
 
-    def __init__(self, heights=None, ious=None, grow=0):
-        self.heights, self.ious, self.grow = heights, ious, grow
+    def __init__(self, heights=None, ious=None, grow=0, grow_where=None):
+        self.heights, self.ious, self.grow, self.grow_where = heights, ious, grow, grow_where
         self.calls = []
 
     def encode(self, image):
@@ -42,7 +43,7 @@ class DoublePredictor:
                 x0, y0, x1, y1 = boxes[i].astype(int)
             else:
                 (x0, y0) = (x1, y1) = point_coords[i, 0].astype(int)
-            g = self.grow
+            g = self.grow if self.grow_where is None or boxes is None or self.grow_where(boxes[i]) else 0
             height = 1.0 if self.heights is None else self.heights[i]
             logits[i, :, max(y0 - g, 0) : y1 + 1 + g, max(x0 - g, 0) : x1 + 1 + g] = height
         iou = np.full((n, c), 0.9, np.float32) if self.ious is None else np.repeat(np.asarray(self.ious, np.float32)[:, None], c, 1)
@@ -63,7 +64,7 @@ def test_one_encode_and_one_batched_decode_for_all_regions_of_all_classes():
     _blob((64, 64), 40, 50, 40, 50, 1, coarse)
     _blob((64, 64), 5, 20, 40, 60, 2, coarse)
     double = DoublePredictor()
-    result = Enhancer(double, policy="box").enhance(np.zeros((64, 64), np.uint8), coarse, return_details=True)
+    result = Enhancer(double, policy="box", box_rounds=0).enhance(np.zeros((64, 64), np.uint8), coarse, return_details=True)
     assert [c[0] for c in double.calls] == ["encode", "decode"]
     assert double.calls[1][1] == 3  # three regions, one decoder call
     assert sorted(r.class_id for r in result.regions) == [1, 1, 2]
@@ -92,7 +93,7 @@ def test_overlapping_classes_go_to_the_higher_logit():
     _blob((64, 64), 25, 45, 25, 45, 2, coarse)
     # class 1's region gets the lower logit: where the boxes overlap, class 2 wins
     double = DoublePredictor()
-    enhancer = Enhancer(double, policy="box", box_margin=0)
+    enhancer = Enhancer(double, policy="box", box_margin=0, box_rounds=0)
     prompts = enhancer.mine(coarse)
     double.heights = [1.0 if c == 1 else 2.0 for c in prompts.class_ids]
     mask = enhancer.enhance(np.zeros((64, 64)), coarse)
@@ -104,7 +105,7 @@ def test_gate_falls_back_to_the_coarse_region_exactly_where_it_fires():
     coarse = _blob((64, 64), 5, 15, 5, 15)
     _blob((64, 64), 40, 50, 40, 50, 1, coarse)
     double = DoublePredictor(grow=6)
-    enhancer = Enhancer(double, policy="box", box_margin=0, gate=Gate(min_iou=0.5, min_agreement=0.0))
+    enhancer = Enhancer(double, policy="box", box_margin=0, box_rounds=0, gate=Gate(min_iou=0.5, min_agreement=0.0))
     prompts = enhancer.mine(coarse)
     first = int(np.argmin(prompts.boxes[:, 0]))
     double.ious = [0.1 if i == first else 0.9 for i in range(len(prompts.class_ids))]
@@ -145,3 +146,134 @@ def test_batch_reports_bad_items_and_keeps_every_good_result():
     assert [item.ok for item in items] == [True, False, False, True]
     assert "does not match" in str(items[1].error)
     assert items[3].result.mask.any()
+
+
+# -- soft fusion ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "coarse, threshold",
+    [
+        (_blob((64, 64), 10, 30, 10, 30), None),  # label map
+        (_blob((64, 64), 10, 30, 10, 30).astype(bool), None),
+        (_blob((64, 64), 10, 30, 10, 30, 255), 127),  # a 0..255 map holding two values
+        (_blob((64, 64), 10, 30, 10, 30).astype(np.float32), None),  # a float map holding 0 and 1
+    ],
+)
+def test_fusion_is_inert_on_binary_input(coarse, threshold):
+    assert coarse_log_odds(coarse, threshold) is None
+    results = [
+        Enhancer(DoublePredictor(grow=3), box_rounds=0, fusion=fusion, threshold=threshold).enhance(
+            np.zeros((64, 64)), coarse, return_details=True
+        )
+        for fusion in (True, False)
+    ]
+    assert not results[0].fused and not results[1].fused
+    assert np.array_equal(results[0].mask, results[1].mask)
+    assert results[0].mask[7:33, 7:33].all()  # the double's box grown by 3 px: the model decided
+
+
+def test_log_odds_are_signed_by_the_threshold_and_bounded():
+    soft = np.array([[0, 100, 127, 128, 200, 255]], np.uint8)
+    evidence = coarse_log_odds(soft, threshold=127)
+    assert evidence.dtype == np.float32
+    assert np.array_equal(evidence > 0, soft > 127)
+    assert np.all(np.abs(evidence) < 6.3)
+    assert coarse_log_odds(soft) is None  # uint8 without a threshold is a label map
+    assert np.allclose(coarse_log_odds(np.array([[0.25, 0.5, 0.75]]), threshold=0.25), [0.0, np.log(3), np.log(9)], atol=1e-5)
+
+
+def test_fusion_with_weight_one_is_the_mean_of_the_two_probabilities():
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0.01, 0.99, (32, 32))
+    logits = rng.normal(0, 4, (32, 32)).astype(np.float32)
+    fused = logits + coarse_log_odds(p) > 0
+    assert np.array_equal(fused, (1 / (1 + np.exp(-logits)) + p) / 2 > 0.5)
+
+
+def test_fusion_lets_the_coarse_map_decide_where_the_model_is_unsure():
+    coarse = np.zeros((64, 64), np.float32)
+    coarse[10:30, 10:30] = 0.95
+    coarse[30:32, 10:30] = 0.4  # below the threshold but uncertain
+    coarse[10:30, 30:32] = 0.01  # confident background inside the model's box
+    double = DoublePredictor(heights=[1.0])  # +1 inside the box (8..31 with the margin), -1 outside
+    fused = Enhancer(double, box_rounds=0).enhance(np.zeros((64, 64)), coarse, return_details=True)
+    plain = Enhancer(double, box_rounds=0, fusion=False).enhance(np.zeros((64, 64)), coarse)
+    assert fused.fused and plain[8:32, 8:32].all() and not plain[33:].any()
+    expected = np.zeros((64, 64), np.uint8)
+    expected[10:32, 10:30] = 1  # coarse foreground + the uncertain band the model supports
+    assert np.array_equal(fused.mask, expected)
+
+
+# -- box iteration ----------------------------------------------------------------------------
+
+
+def _decodes(double):
+    return [c for c in double.calls if c[0] == "decode"]
+
+
+def test_iteration_stops_when_the_box_is_stable():
+    coarse = _blob((64, 64), 20, 40, 20, 40)
+    double = DoublePredictor()  # the refined mask is the box itself: re-boxing gives the same box
+    result = Enhancer(double, box_margin=0, box_rounds=5).enhance(np.zeros((64, 64)), coarse, return_details=True)
+    assert len(_decodes(double)) == 1 and result.regions[0].rounds == 1
+
+
+def test_iteration_follows_a_growing_mask_for_at_most_box_rounds():
+    coarse = _blob((64, 64), 28, 36, 28, 36)
+    double = DoublePredictor(grow=2)  # every decode grows its box by 2 px per side
+    result = Enhancer(double, box_margin=0, box_rounds=2).enhance(np.zeros((64, 64)), coarse, return_details=True)
+    assert len(_decodes(double)) == 3 and result.regions[0].rounds == 3
+    assert result.regions[0].box.tolist() == [24, 24, 39, 39]  # 28..35 grown twice by 2 px
+    assert result.mask[22:42, 22:42].all() and result.mask.sum() == 20 * 20
+
+
+def test_iteration_only_decodes_the_regions_whose_box_moved():
+    coarse = _blob((64, 64), 5, 15, 5, 15)
+    _blob((64, 64), 40, 50, 40, 50, 1, coarse)
+    double = DoublePredictor(grow=2, grow_where=lambda box: box[0] < 32)  # only the top-left one grows
+    result = Enhancer(double, box_margin=0, box_rounds=1).enhance(np.zeros((64, 64)), coarse, return_details=True)
+    assert [c[1] for c in _decodes(double)] == [2, 1]
+    rounds = {int(r.box[0] < 32): r.rounds for r in result.regions}
+    assert rounds == {1: 2, 0: 1}
+
+
+def test_quality_options_are_checked():
+    with pytest.raises(ValueError, match="fusion_weight"):
+        Enhancer(DoublePredictor(), fusion_weight=0)
+    with pytest.raises(TypeError, match="fusion"):
+        Enhancer(DoublePredictor(), fusion="yes")
+    with pytest.raises(ValueError, match="box_rounds"):
+        Enhancer(DoublePredictor(), box_rounds=-1)
+    with pytest.raises(ValueError, match="box_rounds"):
+        Enhancer(DoublePredictor(), policy="hierarchical", box_rounds=1)
+    with pytest.raises(ValueError, match="box_tolerance"):
+        Enhancer(DoublePredictor(), box_tolerance=2.0)
+    assert not Enhancer(DoublePredictor(), policy="hierarchical").fusion
+
+
+@pytest.mark.parametrize("policy", ["box", "hierarchical"])
+def test_default_iteration_runs_only_on_soft_maps_with_the_box_policy(policy):
+    soft = np.zeros((64, 64), np.float32)
+    soft[28:36, 28:36] = 0.9
+    soft[27, 28:36] = 0.3  # a soft map: more than two values
+    for coarse, iterated in ((soft, policy == "box"), ((soft > 0.5).astype(np.uint8), False)):
+        double = DoublePredictor(grow=2, heights=[20.0] * 3)  # the model outweighs the coarse map
+        result = Enhancer(double, policy=policy, box_margin=0).enhance(np.zeros((64, 64)), coarse, return_details=True)
+        assert result.fused == (policy == "box" and coarse.dtype.kind == "f")
+        assert (result.regions[0].rounds > 1) == iterated
+
+
+def test_gate_falls_back_to_the_coarse_labels_of_a_fused_region():
+    coarse = np.zeros((64, 64), np.float32)
+    coarse[5:15, 5:15] = 0.9
+    coarse[40:50, 40:50] = 0.8
+    coarse[15, 5:15] = 0.3  # soft: more than two values
+    double = DoublePredictor(grow=6, heights=[20.0, 20.0])
+    enhancer = Enhancer(double, box_margin=0, box_rounds=0, gate=Gate(min_iou=0.5, min_agreement=0.0))
+    first = int(np.argmin(enhancer.mine(coarse).boxes[:, 0]))
+    double.ious = [0.1 if i == first else 0.9 for i in range(2)]
+    result = enhancer.enhance(np.zeros((64, 64)), coarse, return_details=True)
+    assert result.fused and [r.fell_back for r in result.regions] == [i == first for i in range(2)]
+    assert np.array_equal(result.mask[:25, :25], (coarse[:25, :25] > 0.5).astype(np.uint8))
+    assert result.mask[34:56, 34:56].all()  # the other region: the model's grown box wins

@@ -85,3 +85,18 @@ def test_bad_images_raise_clear_errors(enhancer):
         enhancer.enhance(np.zeros((0, 50)), coarse[:0])
     with pytest.raises(ValueError, match="coarse"):
         enhancer.enhance(np.zeros((50, 50)), np.full((50, 50), -2, np.int32))
+
+
+def test_default_is_the_plain_box_policy_on_a_label_map_and_fuses_a_probability_map(enhancer, data_root):
+    busi = datasets.samples("busi", data_root)[0]
+    image, truth = busi.image(), busi.ground_truth()
+    embedding = enhancer.predictor.encode(image)
+    plain = Enhancer(enhancer.predictor, fusion=False, box_rounds=0)
+    default = Enhancer(enhancer.predictor)
+    fused = default.refine_encoded(embedding, default.mine(truth), truth, return_details=True)
+    assert not fused.fused and all(r.rounds == 1 for r in fused.regions)
+    assert np.array_equal(fused.mask, plain.refine_encoded(embedding, plain.mine(truth), truth))
+
+    kvasir = datasets.samples("kvasir", data_root)[0]
+    result = enhancer.enhance(kvasir.image(), kvasir.coarse("pranet"), return_details=True)
+    assert result.fused and all(1 <= r.rounds <= 3 for r in result.regions)

@@ -49,6 +49,7 @@ def _details_json(result) -> dict:
         "classes": result.classes.tolist(),
         "dropped_classes": result.dropped_classes.tolist(),
         "gate_fired": result.gate_fired,
+        "fused": result.fused,
         "timings_s": {k: getattr(result.timings, k) for k in ("mine", "encode", "decode", "paste")},
         "regions": [
             {
@@ -60,6 +61,7 @@ def _details_json(result) -> dict:
                 "stage1_iou_prediction": None if math.isnan(r.stage1_iou) else r.stage1_iou,
                 "agreement_with_coarse": r.agreement,
                 "fell_back": r.fell_back,
+                "decoder_rounds": r.rounds,
             }
             for r in result.regions
         ],
@@ -91,6 +93,8 @@ def cmd_enhance(args: argparse.Namespace) -> int:
         policy=args.policy,
         gate=Gate() if args.gate else None,
         threshold=args.threshold,
+        fusion=False if args.no_fusion else None,
+        box_rounds=args.box_rounds,
     )
     done = 0
     with tqdm(todo, unit="img", disable=args.quiet, dynamic_ncols=True) as bar:
@@ -228,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prior", choices=("multi", "single"), default="multi")
     p.add_argument("--threshold", type=float, default=None, help="threshold for soft maps (0.5 or 127)")
     p.add_argument("--gate", action="store_true", help="keep coarse regions the model disagrees with")
+    p.add_argument("--no-fusion", action="store_true", help="do not fuse the model with a soft coarse map")
+    p.add_argument("--box-rounds", type=int, default=None,
+                   help="extra box rounds per region (default: 2 with the box policy on soft maps, else 0)")
     p.add_argument("--format", choices=("png", "npy", "tif"), default="png")
     p.add_argument("--details", action="store_true", help="write <stem>.json with the per-region details")
     p.add_argument("--resume", action="store_true", help="skip images whose output exists")

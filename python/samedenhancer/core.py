@@ -20,6 +20,7 @@ __all__ = [
     "ComponentStats",
     "Prompts",
     "as_label_map",
+    "coarse_log_odds",
     "connected_components",
     "distance_transform",
     "mine_prompts",
@@ -126,6 +127,63 @@ def as_label_map(coarse, threshold: float | None = None) -> np.ndarray:
             f"coarse must be a label map of dtype {_LABEL_NAMES} or a float soft map, got dtype {array.dtype}"
         )
     return _label_array(array, "coarse")
+
+
+#: Probabilities are clipped to [EPS, 1 - EPS] before taking log-odds (8-bit maps: +-6.2 at 0 / 255).
+LOG_ODDS_EPS = 1.0 / 512.0
+
+
+def coarse_log_odds(coarse, threshold: float | None = None) -> np.ndarray | None:
+    """The coarse segmenter's evidence per pixel, as log-odds relative to its threshold.
+
+    ``log(p / (1 - p)) - log(t / (1 - t))`` with ``p`` the soft map's probability (0..255 maps are
+    divided by 255) and ``t`` the threshold that makes the coarse label map, so the evidence is
+    positive exactly where the coarse label map is foreground. Probabilities are clipped to
+    ``[LOG_ODDS_EPS, 1 - LOG_ODDS_EPS]``.
+
+    Parameters
+    ----------
+    coarse : ndarray, shape (H, W)
+        As for :func:`as_label_map` (validated there).
+    threshold : float, optional
+        As for :func:`as_label_map`.
+
+    Returns
+    -------
+    ndarray of float32, shape (H, W), or None
+        None where there is no probability to read: a label map (integer or bool dtype without a
+        threshold), or a soft map holding two values or fewer (a binary mask stored as a soft map).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> coarse_log_odds(np.array([[0.0, 1.0]])) is None
+    True
+    >>> [round(float(v), 2) for v in coarse_log_odds(np.array([[0.1, 0.5, 0.9]]))[0]]
+    [-2.2, 0.0, 2.2]
+    """
+    array = _as_2d(coarse, "coarse")
+    if array.dtype.kind == "f":
+        t = 0.5 if threshold is None else _number(threshold, "threshold", 0.0, 1.0)
+        scale = np.float32(1.0)
+    elif threshold is not None and array.dtype == np.uint8:
+        t = _number(threshold, "threshold", 0.0, 255.0)
+        scale = np.float32(1.0 / 255.0)
+    else:
+        return None
+    low, high = array.min(), array.max()
+    if not ((array > low) & (array < high)).any():
+        return None
+
+    def log_odds(values: np.ndarray) -> np.ndarray:
+        p = np.clip(values.astype(np.float32) * scale, LOG_ODDS_EPS, 1.0 - LOG_ODDS_EPS).astype(np.float32)
+        return np.log(p) - np.log1p(-p)
+
+    # The threshold goes through the same float32 operations as the map: exactly 0 where p == t.
+    offset = log_odds(np.array([t]))[0]
+    if array.dtype == np.uint8:  # 256 values: one table lookup per pixel
+        return (log_odds(np.arange(256, dtype=np.uint8)) - offset)[array]
+    return log_odds(array) - offset
 
 
 def _number(value, name: str, low: float, high: float) -> float:

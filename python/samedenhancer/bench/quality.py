@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from .. import datasets
-from ..enhancer import Enhancer, Gate
+from ..enhancer import DEFAULT_BOX_ROUNDS, EnhanceResult, Enhancer, Gate
 from ..metrics import label_scores
 from ..predictor import Predictor
 from ._report import machine
@@ -71,6 +71,16 @@ class Row:
     dice: list[float] = field(default_factory=list)
     hd95: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
+    agreement: list[float] = field(default_factory=list)  # lowest Dice(refined, coarse region) per image
+
+
+#: Which data fixed each row's constants (the rows not listed have none beyond METHOD.md's).
+CONSTANTS = {
+    "box + soft fusion": "fusion_weight=1 (equal weights: no fit; Kvasir/PraNet grid 0.25..4 in README)",
+    "box + iteration": f"box_rounds={DEFAULT_BOX_ROUNDS}, box_tolerance=0.02 (Kvasir/PraNet)",
+    "default": "fusion + iteration as above (Kvasir/PraNet)",
+    "box only, with the gate": "Gate() defaults: min_agreement=0.5",
+}
 
 
 def variants(predictor: Predictor, threshold: float | None) -> dict[str, Callable]:
@@ -82,19 +92,22 @@ def variants(predictor: Predictor, threshold: float | None) -> dict[str, Callabl
 
         def run(case, embedding):
             prompts = enhancer.mine(case.coarse)
-            return enhancer.refine_encoded(embedding, prompts, case.coarse)
+            return enhancer.refine_encoded(embedding, prompts, case.coarse, return_details=True)
 
         return run
 
+    plain_box = dict(policy="box", fusion=False, box_rounds=0)
     return {
         "coarse": lambda case, embedding: case.coarse_labels,
         "morphology op.": lambda case, embedding: morphology_op(case.coarse_labels),
-        "box only": enhancer_row(policy="box"),
+        "box only": enhancer_row(**plain_box),
+        "box + soft fusion": enhancer_row(policy="box", fusion=True, box_rounds=0),
+        "box + iteration": enhancer_row(policy="box", fusion=False, box_rounds=DEFAULT_BOX_ROUNDS),
         "points only": enhancer_row(policy="points"),
         "points+box": enhancer_row(policy="points+box"),
         "full hierarchical (paper)": enhancer_row(policy="hierarchical"),
         "hierarchical without MSFF": enhancer_row(policy="hierarchical", min_area=1, min_fraction=0.0),
-        "box only, with the gate": enhancer_row(policy="box", gate=Gate()),
+        "box only, with the gate": enhancer_row(**plain_box, gate=Gate()),
         "default": enhancer_row(),
     }
 
@@ -112,6 +125,9 @@ def run_config(predictor: Predictor, dataset: str, source: str, limit: int | Non
             start = time.perf_counter()
             refined = fn(case, embedding)
             rows[name].seconds.append(time.perf_counter() - start)
+            if isinstance(refined, EnhanceResult):
+                rows[name].agreement.append(min((r.agreement for r in refined.regions), default=1.0))
+                refined = refined.mask
             d, h = label_scores(refined, case.truth)
             rows[name].dice.append(d)
             rows[name].hd95.append(h)
@@ -123,8 +139,8 @@ def format_table(dataset: str, source: str, rows: dict[str, Row], encode_s: floa
     lines = [
         f"### {dataset} — coarse: {source} ({len(base)} images)",
         "",
-        "| variant | Dice % | Δ Dice | HD95 px | HD95 undefined | % worse | % better | images/s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| variant | Dice % | Δ Dice | HD95 px | HD95 undefined | % worse | % better | images/s | gate AUC | constants fixed on |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows.values():
         dice = np.array(row.dice)
@@ -135,9 +151,26 @@ def format_table(dataset: str, source: str, rows: dict[str, Row], encode_s: floa
         lines.append(
             f"| {row.name} | {100 * dice.mean():.2f} | {100 * (dice.mean() - base.mean()):+.2f} | "
             f"{finite.mean() if finite.size else float('nan'):.2f} | {int((~np.isfinite(hd)).sum())} | "
-            f"{100 * np.mean(dice < base - WORSE):.0f} | {100 * np.mean(dice > base + WORSE):.0f} | {1 / per_image:.1f} |"
+            f"{100 * np.mean(dice < base - WORSE):.0f} | {100 * np.mean(dice > base + WORSE):.0f} | {1 / per_image:.1f} | "
+            f"{_gate_auc(row, dice < base - WORSE)} | {CONSTANTS.get(row.name, '')} |"
         )
     return lines + [""]
+
+
+def _gate_auc(row: Row, worse: np.ndarray) -> str:
+    """AUC of the gate's signal (low agreement with the coarse region) for "this image got worse";
+    "—" for rows without regions or without both outcomes."""
+    if len(row.agreement) != len(worse) or worse.all() or not worse.any():
+        return "—"
+    score = -np.asarray(row.agreement)
+    ranks = np.argsort(np.argsort(score, kind="stable"), kind="stable") + 1.0
+    # ties get their mean rank
+    for value in np.unique(score):
+        tied = score == value
+        ranks[tied] = ranks[tied].mean()
+    n_worse = worse.sum()
+    auc = (ranks[worse].sum() - n_worse * (n_worse + 1) / 2) / (n_worse * (~worse).sum())
+    return f"{auc:.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,11 +191,15 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Quality on real data",
         "",
-        f"Command: `python -m samedenhancer.bench quality{' --limit %d' % args.limit if args.limit else ''}`; "
+        f"Command: `python -m samedenhancer.bench quality{' --limit %d' % args.limit if args.limit else ''}"
+        f"{' --datasets ' + ' '.join(args.datasets) if args.datasets else ''}`; "
         f"model {args.model}; {info['cpu']}, {info['cores']} cores; {info['date']}.",
         "Dice and HD95 per image, averaged over images (HD95 undefined where one mask is empty: counted,"
         " not averaged). % worse / % better: Dice changed by more than one point against the coarse mask."
-        " images/s includes the encoder (shared by every model row).",
+        " images/s includes the encoder (shared by every model row). gate AUC: how well low agreement"
+        " (Dice of the refined region with its coarse region, the Gate's signal) ranks the images made worse."
+        " Fusion and iteration: `Enhancer(fusion=..., box_rounds=...)`; `default` is `Enhancer()` with LiteMedSAM"
+        " (box prompts + soft fusion + box iteration).",
         "",
     ]
     for dataset, source in CONFIGS:
