@@ -124,7 +124,7 @@ class _Work:
         self.image = self.coarse = self.prompts = self.embedding = self.mask = None
 
     def result(self) -> FrameResult:
-        status = "ok" if self.status in ("ok",) else self.status
+        status = self.status
         return FrameResult(
             index=self.index,
             status=status,
@@ -135,7 +135,7 @@ class _Work:
         )
 
 
-_END = "end"
+_END = object()  # end of the stream, passed from stage to stage
 
 
 class _Channel:
