@@ -72,6 +72,8 @@ class Row:
     hd95: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     agreement: list[float] = field(default_factory=list)  # lowest Dice(refined, coarse region) per image
+    regions: int = 0  # regions decoded
+    gated: int = 0  # regions the gate sent back to the coarse mask
 
 
 #: Which data fixed each row's constants (the rows not listed have none beyond METHOD.md's).
@@ -127,6 +129,8 @@ def run_config(predictor: Predictor, dataset: str, source: str, limit: int | Non
             rows[name].seconds.append(time.perf_counter() - start)
             if isinstance(refined, EnhanceResult):
                 rows[name].agreement.append(min((r.agreement for r in refined.regions), default=1.0))
+                rows[name].regions += len(refined.regions)
+                rows[name].gated += refined.gate_fired
                 refined = refined.mask
             d, h = label_scores(refined, case.truth)
             rows[name].dice.append(d)
@@ -139,8 +143,8 @@ def format_table(dataset: str, source: str, rows: dict[str, Row], encode_s: floa
     lines = [
         f"### {dataset} — coarse: {source} ({len(base)} images)",
         "",
-        "| variant | Dice % | Δ Dice | HD95 px | HD95 undefined | % worse | % better | images/s | gate AUC | constants fixed on |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| variant | Dice % | Δ Dice | HD95 px | HD95 undefined | % worse | % better | images/s | gate AUC | gate fired | constants fixed on |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows.values():
         dice = np.array(row.dice)
@@ -152,9 +156,16 @@ def format_table(dataset: str, source: str, rows: dict[str, Row], encode_s: floa
             f"| {row.name} | {100 * dice.mean():.2f} | {100 * (dice.mean() - base.mean()):+.2f} | "
             f"{finite.mean() if finite.size else float('nan'):.2f} | {int((~np.isfinite(hd)).sum())} | "
             f"{100 * np.mean(dice < base - WORSE):.0f} | {100 * np.mean(dice > base + WORSE):.0f} | {1 / per_image:.1f} | "
-            f"{_gate_auc(row, dice < base - WORSE)} | {CONSTANTS.get(row.name, '')} |"
+            f"{_gate_auc(row, dice < base - WORSE)} | {_gate_fired(row)} | {CONSTANTS.get(row.name, '')} |"
         )
     return lines + [""]
+
+
+def _gate_fired(row: Row) -> str:
+    """Share of the row's regions that its gate sent back to the coarse mask ('—' without a gate)."""
+    if "gate" not in row.name or not row.regions:
+        return "—"
+    return f"{row.gated} of {row.regions} regions"
 
 
 def _gate_auc(row: Row, worse: np.ndarray) -> str:
@@ -197,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         "Dice and HD95 per image, averaged over images (HD95 undefined where one mask is empty: counted,"
         " not averaged). % worse / % better: Dice changed by more than one point against the coarse mask."
         " images/s includes the encoder (shared by every model row). gate AUC: how well low agreement"
-        " (Dice of the refined region with its coarse region, the Gate's signal) ranks the images made worse."
+        " (Dice of the refined region with its coarse region, the Gate's signal) ranks the images made worse. gate fired: regions the Gate (`Gate()` defaults) sent back to their coarse pixels."
         " Fusion and iteration: `Enhancer(fusion=..., box_rounds=...)`; `default` is `Enhancer()` with LiteMedSAM"
         " (box prompts + soft fusion + box iteration).",
         "",
