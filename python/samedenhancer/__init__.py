@@ -7,7 +7,7 @@ from ._core import __version__
 from .core import ComponentStats, Prompts, as_label_map, connected_components, distance_transform, mine_prompts
 from .enhancer import BatchItem, Enhancer, EnhanceResult, Gate, RegionResult, Timings, enhance, enhance_batch
 from .predictor import ImageEmbedding, Prediction, Predictor, PreparedImage
-from .streaming import FrameResult, StageTimings, stream
+from .streaming import FrameResult, stream
 
 __all__ = [
     "BatchItem",
@@ -22,7 +22,6 @@ __all__ = [
     "Predictor",
     "Prompts",
     "RegionResult",
-    "StageTimings",
     "Timings",
     "__version__",
     "as_label_map",

@@ -53,16 +53,17 @@ class Gate:
 
 @dataclass(frozen=True)
 class Timings:
-    """Seconds spent per stage of one image."""
+    """Seconds spent per stage of one image or frame (0 for a stage that did not run)."""
 
     mine: float = 0.0
+    preprocess: float = 0.0
     encode: float = 0.0
     decode: float = 0.0
     paste: float = 0.0
 
     @property
     def total(self) -> float:
-        return self.mine + self.encode + self.decode + self.paste
+        return self.mine + self.preprocess + self.encode + self.decode + self.paste
 
 
 @dataclass(frozen=True)
@@ -260,21 +261,23 @@ class Enhancer:
         """
         start = time.perf_counter()
         prompts = self.mine(coarse)
-        _check_sizes(image, prompts.label_map)
+        check_sizes(image, prompts.label_map)
         mined = time.perf_counter()
-        # Nothing to refine: no model call (an empty frame costs nothing).
-        embedding = self.predictor.encode(image) if len(prompts.class_ids) else None
-        encoded = time.perf_counter()
-        return self._finish(embedding, prompts, coarse, start, mined, encoded, return_details)
+        embedding, preprocess_s, encode_s = None, 0.0, 0.0
+        if len(prompts.class_ids):  # nothing to refine: no model call (an empty frame costs nothing)
+            embedding, preprocess_s, encode_s = encode_timed(self.predictor, image)
+        prepared = mined + preprocess_s
+        return self._finish(embedding, prompts, coarse, (start, mined, prepared, prepared + encode_s), return_details)
 
     def refine_encoded(self, embedding, prompts: Prompts, coarse: np.ndarray, *, return_details: bool = False):
         """Decode and paste for an image already encoded (``embedding`` from
         ``self.predictor.encode``) with prompts from :meth:`mine`; the streaming path encodes the
         next frame while this runs."""
         now = time.perf_counter()
-        return self._finish(embedding, prompts, coarse, now, now, now, return_details)
+        return self._finish(embedding, prompts, coarse, (now, now, now, now), return_details)
 
-    def _finish(self, embedding, prompts, coarse, start, mined, encoded, return_details):
+    def _finish(self, embedding, prompts, coarse, clock, return_details):
+        start, mined, prepared, encoded = clock  # perf_counter() at the start and after each stage
         if len(prompts.class_ids) == 0:
             result = EnhanceResult(
                 mask=_like(prompts.label_map, coarse),
@@ -305,7 +308,8 @@ class Enhancer:
             regions=regions,
             classes=prompts.classes,
             dropped_classes=prompts.dropped_classes,
-            timings=Timings(mine=mined - start, encode=encoded - mined, decode=decoded - encoded, paste=pasted - decoded),
+            timings=Timings(mine=mined - start, preprocess=prepared - mined, encode=encoded - prepared,
+                            decode=decoded - encoded, paste=pasted - decoded),
             fused=evidence is not None,
         )
         return result if return_details else result.mask
@@ -492,7 +496,21 @@ class Enhancer:
         return items
 
 
-def _check_sizes(image: np.ndarray, label_map: np.ndarray) -> None:
+def encode_timed(predictor, image: np.ndarray):
+    """``(embedding, preprocess_seconds, encode_seconds)`` of ``predictor`` on ``image``; a
+    duck-typed predictor without ``prepare``/``encode_prepared`` counts all of it as encoding."""
+    start = time.perf_counter()
+    if not hasattr(predictor, "prepare"):
+        embedding = predictor.encode(image)
+        return embedding, 0.0, time.perf_counter() - start
+    prepared = predictor.prepare(image)
+    mid = time.perf_counter()
+    embedding = predictor.encode_prepared(prepared)
+    return embedding, mid - start, time.perf_counter() - mid
+
+
+def check_sizes(image: np.ndarray, label_map: np.ndarray) -> None:
+    """Raise unless ``image`` is a valid image of the same height and width as ``label_map``."""
     check_image(image)
     if image.shape[:2] != label_map.shape:
         raise ValueError(f"coarse mask shape {label_map.shape} does not match image shape {image.shape[:2]}")

@@ -36,28 +36,14 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from . import io
+from .enhancer import Timings, check_sizes, encode_timed
 
-__all__ = ["DROP_POLICIES", "STATUSES", "FrameResult", "StageTimings", "main", "stream"]
+__all__ = ["DROP_POLICIES", "STATUSES", "FrameResult", "main", "stream"]
 
 #: What a :class:`FrameResult` can say about its frame.
 STATUSES = ("ok", "dropped", "error")
 #: What a full queue does: discard its oldest frame (live devices) or block (keep every frame).
 DROP_POLICIES = ("oldest", "none")
-
-
-@dataclass(frozen=True)
-class StageTimings:
-    """Seconds spent on one frame per stage (0 for a stage that did not run)."""
-
-    preprocess: float = 0.0
-    encode: float = 0.0
-    mine: float = 0.0
-    decode: float = 0.0
-    paste: float = 0.0
-
-    @property
-    def total(self) -> float:
-        return self.preprocess + self.encode + self.mine + self.decode + self.paste
 
 
 @dataclass(frozen=True)
@@ -72,7 +58,7 @@ class FrameResult:
     mask : ndarray or None
         The refined label map (same shape and dtype as the coarse mask; uint8 for soft maps) when
         ``status == "ok"``, else ``None``.
-    timings : StageTimings
+    timings : Timings
         Per-stage seconds (the stages that ran before a drop or an error keep their times).
     latency : float
         Seconds from the frame being taken from the source to the result being handed over.
@@ -84,7 +70,7 @@ class FrameResult:
     index: int
     status: str
     mask: np.ndarray | None
-    timings: StageTimings
+    timings: Timings
     latency: float
     error: str | None = None
 
@@ -129,7 +115,7 @@ class _Work:
             index=self.index,
             status=status,
             mask=self.mask if status == "ok" else None,
-            timings=StageTimings(**self.times),
+            timings=Timings(**self.times),
             latency=time.perf_counter() - self.arrived,
             error=self.error,
         )
@@ -233,12 +219,8 @@ class _Stages:
     """The two halves of :meth:`Enhancer.enhance` for one frame, timed per stage."""
 
     def __init__(self, enhancer) -> None:
-        from .enhancer import _check_sizes
-
         self.enhancer = enhancer
         self.predictor = enhancer.predictor
-        self._check_sizes = _check_sizes
-        self._prepare = getattr(self.predictor, "prepare", None)
 
     def encode(self, work: _Work) -> None:
         """Validate, mine, preprocess and encode (no model call when no region was mined)."""
@@ -249,19 +231,11 @@ class _Stages:
                 raise ValueError(f"frame {work.index}: frames has a frame but coarse_masks has no mask")
             start = time.perf_counter()
             work.prompts = self.enhancer.mine(work.coarse)
-            self._check_sizes(work.image, work.prompts.label_map)
+            check_sizes(work.image, work.prompts.label_map)
             mined = time.perf_counter()
             work.times["mine"] = mined - start
             if len(work.prompts.class_ids):
-                if self._prepare is not None:
-                    prepared = self._prepare(work.image)
-                    prepped = time.perf_counter()
-                    work.embedding = self.predictor.encode_prepared(prepared)
-                else:  # a duck-typed predictor without the split: its encode counts as encoding
-                    prepped = mined
-                    work.embedding = self.predictor.encode(work.image)
-                work.times["preprocess"] = prepped - mined
-                work.times["encode"] = time.perf_counter() - prepped
+                work.embedding, work.times["preprocess"], work.times["encode"] = encode_timed(self.predictor, work.image)
             work.image = None
             work.status = "encoded"
         except Exception as error:  # a bad frame is reported in its result; the stream goes on
