@@ -176,13 +176,8 @@ class _Channel:
 def _frames(source) -> Iterable:
     if isinstance(source, (str, os.PathLike)) or (isinstance(source, int) and not isinstance(source, bool)):
         return io.VideoFrames(source)
-    if isinstance(source, np.ndarray) and source.ndim in (2, 3) and source.dtype != object:
-        raise TypeError(f"frames must be an iterable of frames, a video path or a device index, got a single array of shape {source.shape}")
-    try:
-        iter(source)
-    except TypeError:
-        raise TypeError(f"frames must be an iterable of frames, a video path or a device index, got {type(source).__name__}") from None
-    return source
+    single = isinstance(source, np.ndarray) and source.ndim in (2, 3) and source.dtype != object
+    return _iterable(source, single, "frames", "an iterable of frames, a video path or a device index")
 
 
 def _masks(source) -> Iterable:
@@ -194,12 +189,19 @@ def _masks(source) -> Iterable:
                 raise ValueError(f"coarse_masks folder {path} holds no mask files ({', '.join(io.IMAGE_SUFFIXES)})")
             return (io.read_mask(p) for p in files)
         return io.VideoFrames(path, as_mask=True)
-    if isinstance(source, np.ndarray) and source.ndim == 2:
-        raise TypeError(f"coarse_masks must be an iterable of masks, a mask folder or a mask video, got a single array of shape {source.shape}")
+    single = isinstance(source, np.ndarray) and source.ndim == 2
+    return _iterable(source, single, "coarse_masks", "an iterable of masks, a mask folder or a mask video")
+
+
+def _iterable(source, single: bool, name: str, expected: str) -> Iterable:
+    """``source`` itself when it is an iterable of items; a ``TypeError`` naming ``name`` when it is
+    one item (``single``) or not iterable."""
+    if single:
+        raise TypeError(f"{name} must be {expected}, got a single array of shape {source.shape}")
     try:
         iter(source)
     except TypeError:
-        raise TypeError(f"coarse_masks must be an iterable of masks, a mask folder or a mask video, got {type(source).__name__}") from None
+        raise TypeError(f"{name} must be {expected}, got {type(source).__name__}") from None
     return source
 
 
