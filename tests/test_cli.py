@@ -70,3 +70,10 @@ def test_evaluate_reports_dice_and_the_change_against_coarse(folders, tmp_path, 
 def test_missing_input_folder_is_a_clear_error(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path / "nope"), str(tmp_path)]) == 2
     assert "no such file or directory" in capsys.readouterr().err
+
+
+def test_gate_flag_is_three_way():
+    from samedenhancer.cli import build_parser
+
+    parse = lambda *extra: build_parser().parse_args(["enhance", "i", "c", "--out", "o", *extra]).gate  # noqa: E731
+    assert parse() is None and parse("--gate") is True and parse("--no-gate") is False

@@ -277,3 +277,22 @@ def test_gate_falls_back_to_the_coarse_labels_of_a_fused_region():
     assert result.fused and [r.fell_back for r in result.regions] == [i == first for i in range(2)]
     assert np.array_equal(result.mask[:25, :25], (coarse[:25, :25] > 0.5).astype(np.uint8))
     assert result.mask[34:56, 34:56].all()  # the other region: the model's grown box wins
+
+
+def test_the_default_gate_runs_on_multi_class_maps_only():
+    # A region the model grows far past its coarse pixels (agreement < 0.5) is kept coarse by the
+    # default gate when the map holds two classes, and refined when it holds one.
+    grown = lambda box: box[2] - box[0] < 6  # noqa: E731 - the 5 px blob's box
+    two = _blob((64, 64), 5, 10, 5, 10, 1)
+    _blob((64, 64), 30, 50, 30, 50, 2, two)
+    one = (two == 1).astype(np.uint8)  # the small blob alone (with the large one they would merge)
+    image = np.zeros((64, 64))
+    default = Enhancer(DoublePredictor(grow=8, grow_where=grown), box_margin=0, box_rounds=0)
+    multi = default.enhance(image, two, return_details=True)
+    single = default.enhance(image, one, return_details=True)
+    assert multi.gate_fired == 1 and np.array_equal(multi.mask[:20, :20], two[:20, :20])
+    assert single.gate_fired == 0 and single.mask[:18, :18].all()
+    off = Enhancer(DoublePredictor(grow=8, grow_where=grown), box_margin=0, box_rounds=0, gate=False)
+    assert off.enhance(image, two, return_details=True).gate_fired == 0
+    on = Enhancer(DoublePredictor(grow=8, grow_where=grown), box_margin=0, box_rounds=0, gate=True)
+    assert on.gate == Gate() and on.enhance(image, one, return_details=True).gate_fired == 1

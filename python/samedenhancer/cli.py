@@ -71,7 +71,7 @@ def _details_json(result) -> dict:
 def cmd_enhance(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .enhancer import Enhancer, Gate
+    from .enhancer import Enhancer
 
     images = _files_by_stem(Path(args.images))
     coarse = _files_by_stem(Path(args.coarse))
@@ -91,7 +91,7 @@ def cmd_enhance(args: argparse.Namespace) -> int:
         providers=args.providers,
         prior=prior,
         policy=args.policy,
-        gate=Gate() if args.gate else None,
+        gate=args.gate,
         threshold=args.threshold,
         fusion=False if args.no_fusion else None,
         box_rounds=args.box_rounds,
@@ -231,7 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", choices=("box", "points", "points+box", "hierarchical"), default=None)
     p.add_argument("--prior", choices=("multi", "single"), default="multi")
     p.add_argument("--threshold", type=float, default=None, help="threshold for soft maps (0.5 or 127)")
-    p.add_argument("--gate", action="store_true", help="keep coarse regions the model disagrees with")
+    p.add_argument("--gate", action=argparse.BooleanOptionalAction, default=None,
+                   help="keep coarse regions the model disagrees with (default: on for multi-class maps "
+                        "with the box policy)")
     p.add_argument("--no-fusion", action="store_true", help="do not fuse the model with a soft coarse map")
     p.add_argument("--box-rounds", type=int, default=None,
                    help="extra box rounds per region (default: 2 with the box policy on soft maps, else 0)")

@@ -136,8 +136,15 @@ class Enhancer:
     policy : {"box", "points", "points+box", "hierarchical"}, optional
         Which prompts the decoder gets. ``None`` takes the model's manifest default: ``"box"`` for
         LiteMedSAM (trained with boxes only), ``"hierarchical"`` for MedSAM2 / SAM2.1.
-    gate : Gate, optional
-        No-harm gate; ``None`` (the default) keeps every refinement.
+    gate : Gate or bool, optional
+        No-harm gate: ``Gate(...)`` or ``True`` (``Gate()``) checks every region, ``False`` keeps
+        every refinement. ``None`` (default): ``Gate()`` for the ``"box"`` policy on a coarse map
+        holding more than one class, off otherwise. Anatomy with several classes is nested (the
+        myocardium's box holds the left ventricle, the right ventricle's box part of the
+        myocardium), so a box can ask the model for the neighbouring structure; the gate keeps the
+        coarse region where the refined one disagrees with it (ACDC, corrupted masks: box only
+        -8.6 Dice, with the gate +6.7). On single-class maps it fires on 0-4 % of the regions
+        and costs up to 0.6 points, so it stays off there.
     threshold : float, optional
         Threshold for soft coarse maps (probabilities in [0, 1], or 0..255 bytes).
     fusion : bool, optional
@@ -179,7 +186,7 @@ class Enhancer:
         providers: Sequence[str] | None = None,
         prior: str | Mapping[int, str] = "multi",
         policy: str | None = None,
-        gate: Gate | None = None,
+        gate: Gate | bool | None = None,
         *,
         threshold: float | None = None,
         fusion: bool | None = None,
@@ -204,8 +211,10 @@ class Enhancer:
             policy = self.predictor.manifest.default_policy
         if policy not in POLICIES:
             raise ValueError(f"policy must be one of {POLICIES} or None, got {policy!r}")
-        if gate is not None and not isinstance(gate, Gate):
-            raise TypeError(f"gate must be a samedenhancer.Gate or None, got {type(gate).__name__}")
+        if gate is True:
+            gate = Gate()
+        if not (gate is None or gate is False or isinstance(gate, Gate)):
+            raise TypeError(f"gate must be a samedenhancer.Gate, True, False or None, got {type(gate).__name__}")
         if fusion is None:
             fusion = policy == "box"
         if not isinstance(fusion, (bool, np.bool_)):
@@ -300,7 +309,7 @@ class Enhancer:
         stage1 = None
         if return_details and stage1_low is not None:
             stage1 = self.predictor.upscale(embedding, stage1_low)[:, 0] > 0
-        mask, regions = self._paste(prompts, logits, iou, stage1, stage1_iou, boxes, rounds)
+        mask, regions = self._paste(prompts, logits, iou, stage1, stage1_iou, boxes, rounds, self._gate(prompts))
         pasted = time.perf_counter()
         result = EnhanceResult(
             mask=_like(mask, coarse),
@@ -313,6 +322,13 @@ class Enhancer:
             fused=evidence is not None,
         )
         return result if return_details else result.mask
+
+    def _gate(self, prompts: Prompts) -> Gate | None:
+        """The gate for one image: ``gate``, or when it is None ``Gate()`` for the box policy on a
+        map with more than one class."""
+        if self.gate is None:
+            return Gate() if self.policy == "box" and len(prompts.classes) > 1 else None
+        return self.gate or None
 
     def _rounds(self, fused: bool) -> int:
         """Extra box rounds for one image: ``box_rounds``, or when it is None the default for the
@@ -385,7 +401,8 @@ class Enhancer:
             low, iou = decode(embedding, point_coords=points, point_labels=labels, boxes=boxes)
         return low[:, :1], iou[:, 0], stage1_low, stage1_iou
 
-    def _paste(self, prompts: Prompts, logits: np.ndarray, iou: np.ndarray, stage1, stage1_iou, boxes, rounds):
+    def _paste(self, prompts: Prompts, logits: np.ndarray, iou: np.ndarray, stage1, stage1_iou, boxes, rounds,
+               gate: Gate | None):
         """Per-class union of region masks; overlaps between classes go to the higher logit; gated
         regions and dropped classes keep their coarse pixels."""
         label_map = prompts.label_map
@@ -399,9 +416,7 @@ class Enhancer:
             refined = region_logits > 0
             coarse_region = prompts.regions == i + 1
             agreement = dice(refined, coarse_region)
-            fell_back = self.gate is not None and (
-                float(iou[i]) < self.gate.min_iou or agreement < self.gate.min_agreement
-            )
+            fell_back = gate is not None and (float(iou[i]) < gate.min_iou or agreement < gate.min_agreement)
             if fell_back:
                 kept |= coarse_region
             else:
