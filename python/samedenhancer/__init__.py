@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from . import metrics
+from . import io, metrics
 from ._core import __version__
 from .core import ComponentStats, Prompts, as_label_map, connected_components, distance_transform, mine_prompts
-from .enhancer import BatchItem, Enhancer, EnhanceResult, Gate, RegionResult, Timings, enhance, enhance_batch
+from .enhancer import (
+    BatchItem,
+    Enhancer,
+    EnhanceResult,
+    Gate,
+    RegionResult,
+    Timings,
+    VolumeResult,
+    enhance,
+    enhance_batch,
+)
 from .predictor import ImageEmbedding, Prediction, Predictor, PreparedImage
 from .streaming import FrameResult, stream
 
@@ -23,12 +33,14 @@ __all__ = [
     "Prompts",
     "RegionResult",
     "Timings",
+    "VolumeResult",
     "__version__",
     "as_label_map",
     "connected_components",
     "distance_transform",
     "enhance",
     "enhance_batch",
+    "io",
     "metrics",
     "mine_prompts",
     "stream",

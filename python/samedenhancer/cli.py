@@ -18,13 +18,13 @@ from . import io
 
 def _files_by_stem(path: Path) -> dict[str, Path]:
     if path.is_file():
-        return {path.stem: path}
+        return {io.stem(path): path}
     if not path.is_dir():
         raise FileNotFoundError(f"no such file or directory: {path}")
     found: dict[str, Path] = {}
     for item in sorted(path.iterdir()):
-        if item.is_file() and item.suffix.lower() in io.IMAGE_SUFFIXES and not item.name.startswith("."):
-            found.setdefault(item.stem, item)
+        if item.is_file() and io.is_readable(item) and not item.name.startswith("."):
+            found.setdefault(io.stem(item), item)
     return found
 
 
@@ -83,8 +83,12 @@ def cmd_enhance(args: argparse.Namespace) -> int:
         if stem not in images or stem not in coarse
     ]
     todo = [s for s in stems if s in images and s in coarse]
+
+    def target(stem: str) -> Path:  # volumes are written as NIfTI whatever --format says
+        return out / (f"{stem}.nii.gz" if io.is_volume(coarse[stem]) else f"{stem}.{args.format}")
+
     if args.resume:
-        todo = [s for s in todo if not (out / f"{s}.{args.format}").exists()]
+        todo = [s for s in todo if not target(s).exists()]
     prior = args.prior
     enhancer = Enhancer(
         args.model,
@@ -100,13 +104,20 @@ def cmd_enhance(args: argparse.Namespace) -> int:
     with tqdm(todo, unit="img", disable=args.quiet, dynamic_ncols=True) as bar:
         for stem in bar:
             try:
-                image = io.read_image(images[stem])
-                mask = io.read_mask(coarse[stem])
-                result = enhancer.enhance(image, mask, return_details=True)
-                io.write_mask(out / f"{stem}.{args.format}", result.mask)
+                if io.is_volume(images[stem]) != io.is_volume(coarse[stem]):
+                    raise ValueError("image and coarse mask must both be NIfTI volumes or both be 2-D files")
+                if io.is_volume(coarse[stem]):
+                    volume, _ = io.read_volume(images[stem])
+                    mask, reference = io.read_volume(coarse[stem], as_mask=True)
+                    result = enhancer.enhance_volume(volume, mask, return_details=True)
+                    io.write_volume(target(stem), result.mask, reference)
+                    details = {"axis": result.axis, "slices": [_details_json(r) for r in result.slices]}
+                else:
+                    result = enhancer.enhance(io.read_image(images[stem]), io.read_mask(coarse[stem]), return_details=True)
+                    io.write_mask(target(stem), result.mask)
+                    details = _details_json(result)
                 if args.details:
-                    target = out / f"{stem}.json"
-                    target.write_text(json.dumps(_details_json(result), indent=1))
+                    (out / f"{stem}.json").write_text(json.dumps(details, indent=1))
                 done += 1
             except (OSError, ValueError, TypeError, RuntimeError) as error:
                 failures.append(_Failure(stem, f"{type(error).__name__}: {error}"))
@@ -223,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("enhance", help="refine a folder (or file) of coarse masks")
-    p.add_argument("images", help="image file or folder (png/jpg/tif/bmp/npy, matched by stem)")
+    p.add_argument("images", help="image file or folder (png/jpg/tif/bmp/npy, or NIfTI volumes; matched by stem)")
     p.add_argument("coarse", help="coarse mask file or folder (label maps or soft maps)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--model", default="litemedsam", help="model name or exported model folder")
@@ -237,7 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-fusion", action="store_true", help="do not fuse the model with a soft coarse map")
     p.add_argument("--box-rounds", type=int, default=None,
                    help="extra box rounds per region (default: 2 with the box policy on soft maps, else 0)")
-    p.add_argument("--format", choices=("png", "npy", "tif"), default="png")
+    p.add_argument("--format", choices=("png", "npy", "tif"), default="png",
+                   help="format of 2-D outputs (volumes are written as .nii.gz with the coarse volume's header)")
     p.add_argument("--details", action="store_true", help="write <stem>.json with the per-region details")
     p.add_argument("--resume", action="store_true", help="skip images whose output exists")
     p.add_argument("--quiet", action="store_true")

@@ -109,6 +109,20 @@ class EnhanceResult:
 
 
 @dataclass(frozen=True)
+class VolumeResult:
+    """The refined label volume and the result of each slice (in slice order)."""
+
+    mask: np.ndarray
+    axis: int
+    slices: tuple[EnhanceResult, ...]
+
+    @property
+    def gate_fired(self) -> int:
+        """How many regions of all slices fell back to the coarse mask."""
+        return sum(s.gate_fired for s in self.slices)
+
+
+@dataclass(frozen=True)
 class BatchItem:
     """One item of a batch: the result, or the error that stopped it (never both)."""
 
@@ -492,6 +506,42 @@ class Enhancer:
 
         return run_stream(self, frames, coarse_masks, max_latency_ms=max_latency_ms, drop=drop, queue_size=queue_size,
                           pipelined=pipelined)
+
+    # -- a volume ----------------------------------------------------------------------------
+    def enhance_volume(self, image: np.ndarray, coarse: np.ndarray, *, axis: int = 2, return_details: bool = False):
+        """Refine a 3-D coarse label volume slice by slice (a NIfTI scan, :func:`samedenhancer.io.read_volume`).
+
+        Parameters
+        ----------
+        image : ndarray, 3-D
+            The scan (grey), same shape as ``coarse``.
+        coarse : ndarray, 3-D
+            Label volume or soft volume.
+        axis : int
+            Axis of the slices (2: the third voxel axis, NIfTI's usual slice axis).
+        return_details : bool
+            Return a :class:`VolumeResult` instead of the label volume alone.
+
+        Returns
+        -------
+        ndarray or VolumeResult
+            The refined volume, same shape as ``coarse`` and in the dtype :meth:`enhance` gives.
+            Slices without any coarse region cost no model call.
+        """
+        image, coarse = np.asarray(image), np.asarray(coarse)
+        if coarse.ndim != 3 or image.shape != coarse.shape:
+            raise ValueError(f"image and coarse must be 3-D volumes of the same shape, got {image.shape} and {coarse.shape}")
+        if isinstance(axis, bool) or not isinstance(axis, numbers.Integral) or not -3 <= axis < 3:
+            raise ValueError(f"axis must be 0, 1 or 2 (or -3..-1), got {axis!r}")
+        axis = int(axis) % 3
+        results = []
+        for index in range(coarse.shape[axis]):
+            try:
+                results.append(self.enhance(np.take(image, index, axis), np.take(coarse, index, axis), return_details=True))
+            except ValueError as error:
+                raise ValueError(f"slice {index} along axis {axis}: {error}") from error
+        mask = np.stack([r.mask for r in results], axis=axis)
+        return VolumeResult(mask, axis, tuple(results)) if return_details else mask
 
     # -- many images -------------------------------------------------------------------------
     def enhance_batch(self, images: Iterable[np.ndarray], coarse_masks: Iterable[np.ndarray]) -> list[BatchItem]:

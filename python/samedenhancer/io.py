@@ -1,7 +1,8 @@
 """Reading images and masks from disk, and writing masks atomically.
 
 One place for file formats: every entry point (CLI, datasets, benchmarks) reads through here so
-that unreadable or truncated files give the same clear error everywhere.
+that unreadable or truncated files give the same clear error everywhere. 2-D images and masks
+through OpenCV / tifffile / numpy, NIfTI volumes through nibabel (optional), videos through OpenCV.
 """
 
 from __future__ import annotations
@@ -14,6 +15,27 @@ import cv2
 import numpy as np
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npy")
+#: NIfTI volumes (read and written with nibabel, the ``nifti`` extra).
+VOLUME_SUFFIXES = (".nii", ".nii.gz")
+
+
+def stem(path: str | os.PathLike) -> str:
+    """The file name without its format suffix (``case.nii.gz`` -> ``case``)."""
+    name = Path(path).name
+    for suffix in VOLUME_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(name).stem
+
+
+def is_volume(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names a NIfTI volume."""
+    return Path(path).name.lower().endswith(VOLUME_SUFFIXES)
+
+
+def is_readable(path: str | os.PathLike) -> bool:
+    """Whether ``path`` has a suffix this module reads (an image, ``.npy`` or a NIfTI volume)."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES or is_volume(path)
 
 
 def _read_tiff(path: Path) -> np.ndarray:
@@ -56,6 +78,8 @@ def read_array(path: str | os.PathLike) -> np.ndarray:
     """
     path = Path(path)
     suffix = path.suffix.lower()
+    if is_volume(path):
+        raise ValueError(f"cannot read {path} as a 2-D image: it is a NIfTI volume (read_volume; the CLI's enhance takes volumes)")
     if suffix not in IMAGE_SUFFIXES:
         raise ValueError(f"cannot read {path}: unsupported suffix {suffix!r}, expected one of {IMAGE_SUFFIXES}")
     if not path.is_file():
@@ -113,6 +137,93 @@ def write_mask(path: str | os.PathLike, mask: np.ndarray) -> Path:
                 if not ok:
                     raise ValueError(f"cannot encode a {mask.dtype} mask as {suffix}")
                 handle.write(encoded.tobytes())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _nibabel():
+    try:
+        import nibabel
+    except ImportError as exc:
+        raise ImportError("reading and writing NIfTI volumes needs nibabel: pip install 'samedenhancer[nifti]'") from exc
+    return nibabel
+
+
+def read_volume(path: str | os.PathLike, *, as_mask: bool = False):
+    """Read a 3-D NIfTI volume (``.nii`` / ``.nii.gz``) as ``(array, nifti_image)``.
+
+    The array is H x W x D in the file's voxel order (slices along the last axis). Images keep
+    uint8 / uint16 voxels and come back as float32 otherwise (signed CT / MRI intensities, scaled
+    data). With ``as_mask`` the stored values are kept; a float label map holding whole numbers
+    only (labels saved as float) becomes uint8 / uint16. ``nifti_image`` carries the affine and
+    header for :func:`write_volume`.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file is not a readable NIfTI volume or is not 3-D.
+    ImportError
+        If nibabel is not installed.
+    """
+    path = Path(path)
+    if not is_volume(path):
+        raise ValueError(f"cannot read {path}: not a NIfTI volume (expected one of {VOLUME_SUFFIXES})")
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    nibabel = _nibabel()
+    try:
+        volume = nibabel.load(os.fspath(path))
+        shape = tuple(volume.shape)
+        if len(shape) == 4 and shape[3] == 1:
+            shape = shape[:3]
+        if len(shape) == 2:
+            shape = shape + (1,)
+        if len(shape) != 3:
+            raise ValueError(f"{path}: expected a 3-D volume, got shape {tuple(volume.shape)}")
+        raw = np.asanyarray(volume.dataobj)
+    except ValueError:
+        raise
+    except Exception as exc:  # nibabel raises many types for damaged files
+        raise ValueError(f"cannot read {path}: not a readable NIfTI volume ({exc})") from exc
+    array = np.asarray(raw).reshape(shape)
+    if as_mask:
+        if array.dtype.kind == "f" and np.isfinite(array).all() and (array == np.round(array)).all() and array.min() >= 0:
+            array = array.astype(np.uint8 if array.max() <= 255 else np.uint16)
+        elif array.dtype == bool:
+            array = array.astype(np.uint8)
+    elif array.dtype not in (np.uint8, np.uint16):
+        array = array.astype(np.float32)
+    return np.ascontiguousarray(array), volume
+
+
+def write_volume(path: str | os.PathLike, volume: np.ndarray, like=None) -> Path:
+    """Write ``volume`` (H x W x D) as NIfTI atomically, with the affine and header of ``like``
+    (the ``nifti_image`` from :func:`read_volume`; identity affine without it)."""
+    nibabel = _nibabel()
+    path = Path(path)
+    if not is_volume(path):
+        raise ValueError(f"cannot write {path}: not a NIfTI name (expected one of {VOLUME_SUFFIXES})")
+    volume = np.asarray(volume)
+    if volume.dtype == bool:
+        volume = volume.astype(np.uint8)
+    if like is not None and tuple(like.shape[:3]) != volume.shape:
+        raise ValueError(f"volume shape {volume.shape} does not match the reference volume {tuple(like.shape)}")
+    header = None if like is None else like.header.copy()
+    image = nibabel.Nifti1Image(volume, None if like is None else like.affine, header)
+    image.set_data_dtype(volume.dtype)
+    if header is not None:
+        image.header.set_slope_inter(1, 0)  # labels are stored as they are, never rescaled
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = ".nii.gz" if path.name.lower().endswith(".nii.gz") else ".nii"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        nibabel.save(image, tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
