@@ -379,9 +379,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="threshold for soft coarse maps (default: 127 for --coarse-video, whose frames are lossy)")
     parser.add_argument("--max-latency-ms", type=float, default=None, help="drop frames older than this (live sources)")
     parser.add_argument("--drop", choices=DROP_POLICIES, default="none", help="what a full queue does (default: keep every frame)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="ONNX Runtime threads per operator (default 1: with the encoder and decoder stages running "
-                             "at once, one thread each measured fastest on 2 cores; 0 = one per core)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="ONNX Runtime threads per operator (default 0: one per core, the fastest on an idle "
+                             "2-core machine; 1 helps only when other jobs load the cores)")
     parser.add_argument("--quiet", action="store_true", help="no live fps/latency line")
     args = parser.parse_args(argv)
 
