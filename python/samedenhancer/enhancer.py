@@ -4,7 +4,9 @@ One image encode, prompts mined for all classes in one call of the C++ core, all
 classes decoded in one batched decoder call per stage, logits pasted back at native resolution,
 overlaps between classes resolved by the higher logit (METHOD.md §3). With the box policy
 (LiteMedSAM's default) a soft coarse map is fused with the model's logits and each region's box is
-re-mined from its refined mask until it stops moving (``Enhancer(fusion=..., box_rounds=...)``).
+re-mined from its refined mask until it stops moving (``Enhancer(fusion=..., box_rounds=...)``), and
+on a map with several classes a no-harm gate keeps the coarse region where the refined one disagrees
+with it (``Enhancer(gate=...)``).
 
 References
 ----------
