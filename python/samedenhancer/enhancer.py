@@ -344,7 +344,7 @@ class Enhancer:
         map with more than one class."""
         if self.gate is None:
             return Gate() if self.policy == "box" and len(prompts.classes) > 1 else None
-        return self.gate or None
+        return self.gate if isinstance(self.gate, Gate) else None  # False: off
 
     def _rounds(self, fused: bool) -> int:
         """Extra box rounds for one image: ``box_rounds``, or when it is None the default for the

@@ -116,32 +116,36 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
     return array
 
 
-def write_mask(path: str | os.PathLike, mask: np.ndarray) -> Path:
-    """Write ``mask`` to ``path`` atomically (temporary file in the same folder, then rename).
-
-    A killed process never leaves a half-written file at ``path``. ``.npy`` keeps any dtype;
-    image formats take uint8 or uint16 label maps.
-    """
-    path = Path(path)
+def _write_atomically(path: Path, suffix: str, write) -> Path:
+    """Call ``write(temporary_path)`` on a temporary file (same folder, same ``suffix``), then
+    rename it to ``path``: a killed process never leaves a half-written file at ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = path.suffix.lower()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            if suffix == ".npy":
-                np.save(handle, mask, allow_pickle=False)
-            else:
-                if mask.dtype == bool:
-                    mask = mask.astype(np.uint8)
-                ok, encoded = cv2.imencode(suffix, mask)
-                if not ok:
-                    raise ValueError(f"cannot encode a {mask.dtype} mask as {suffix}")
-                handle.write(encoded.tobytes())
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_mask(path: str | os.PathLike, mask: np.ndarray) -> Path:
+    """Write ``mask`` to ``path`` atomically (temporary file in the same folder, then rename).
+
+    ``.npy`` keeps any dtype; image formats take uint8 or uint16 label maps.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        return _write_atomically(path, suffix, lambda tmp: np.save(tmp, mask, allow_pickle=False))
+    if mask.dtype == bool:
+        mask = mask.astype(np.uint8)
+    ok, encoded = cv2.imencode(suffix, mask)
+    if not ok:
+        raise ValueError(f"cannot encode a {mask.dtype} mask as {suffix}")
+    return _write_atomically(path, suffix, lambda tmp: Path(tmp).write_bytes(encoded.tobytes()))
 
 
 def _nibabel():
@@ -178,18 +182,12 @@ def read_volume(path: str | os.PathLike, *, as_mask: bool = False):
     nibabel = _nibabel()
     try:
         volume = nibabel.load(os.fspath(path))
-        shape = tuple(volume.shape)
-        if len(shape) == 4 and shape[3] == 1:
-            shape = shape[:3]
-        if len(shape) == 2:
-            shape = shape + (1,)
-        if len(shape) != 3:
-            raise ValueError(f"{path}: expected a 3-D volume, got shape {tuple(volume.shape)}")
         raw = np.asanyarray(volume.dataobj)
-    except ValueError:
-        raise
     except Exception as exc:  # nibabel raises many types for damaged files
         raise ValueError(f"cannot read {path}: not a readable NIfTI volume ({exc})") from exc
+    shape = raw.shape[:3] if raw.ndim == 4 and raw.shape[3] == 1 else raw.shape + (1,) * (raw.ndim == 2)
+    if len(shape) != 3:
+        raise ValueError(f"{path}: expected a 3-D volume, got shape {raw.shape}")
     array = np.asarray(raw).reshape(shape)
     if as_mask:
         if array.dtype.kind == "f" and np.isfinite(array).all() and (array == np.round(array)).all() and array.min() >= 0:
@@ -218,17 +216,8 @@ def write_volume(path: str | os.PathLike, volume: np.ndarray, like=None) -> Path
     image.set_data_dtype(volume.dtype)
     if header is not None:
         image.header.set_slope_inter(1, 0)  # labels are stored as they are, never rescaled
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = ".nii.gz" if path.name.lower().endswith(".nii.gz") else ".nii"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        nibabel.save(image, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    suffix = ".nii.gz" if path.name.lower().endswith(".nii.gz") else ".nii"  # nibabel compresses by name
+    return _write_atomically(path, suffix, lambda tmp: nibabel.save(image, tmp))
 
 
 class VideoFrames:

@@ -362,6 +362,15 @@ def _percentile_ms(values: list[float], q: float) -> float:
     return 1e3 * float(np.percentile(values, q)) if values else float("nan")
 
 
+def _status(counts: collections.Counter, latencies: list[float], elapsed: float) -> str:
+    """fps, latency p50/p95 and frame counts of the stream so far (the live line and the summary)."""
+    fps = sum(counts.values()) / max(elapsed, 1e-9)
+    return (
+        f"{fps:5.2f} fps, latency p50 {_percentile_ms(latencies, 50):5.0f} ms, p95 {_percentile_ms(latencies, 95):5.0f} ms; "
+        f"ok {counts['ok']}, dropped {counts['dropped']}, errors {counts['error']}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """``samedenhancer stream VIDEO (--coarse MASKS_DIR | --coarse-video FILE) --out OUT [--overlay]``."""
     parser = argparse.ArgumentParser(
@@ -434,27 +443,16 @@ def main(argv: list[str] | None = None) -> int:
                     writer.write(np.ascontiguousarray(panel[..., ::-1]))
             elif result.status == "error":
                 errors.append(f"frame {result.index}: {result.error}")
-            if not args.quiet:
-                elapsed = time.perf_counter() - start
-                done = sum(counts.values())
-                print(
-                    f"\rframe {result.index:6d}  {done / elapsed:5.1f} fps  latency p50 {_percentile_ms(latencies[-100:], 50):6.0f} ms "
-                    f"p95 {_percentile_ms(latencies[-100:], 95):6.0f} ms  ok {counts['ok']}  dropped {counts['dropped']}  "
-                    f"errors {counts['error']}",
-                    end="", file=sys.stderr, flush=True,
-                )
+            if not args.quiet:  # latency over the last 100 frames
+                status = _status(counts, latencies[-100:], time.perf_counter() - start)
+                print(f"\rframe {result.index:6d}: {status}", end="", file=sys.stderr, flush=True)
     finally:
         results.close()
         if writer is not None:
             writer.release()
     elapsed = time.perf_counter() - start
-    total = sum(counts.values())
-    print(
-        f"\n{total} frames in {elapsed:.1f} s ({total / max(elapsed, 1e-9):.2f} fps): ok {counts['ok']}, dropped {counts['dropped']}, "
-        f"errors {counts['error']}; latency p50 {_percentile_ms(latencies, 50):.0f} ms, p95 {_percentile_ms(latencies, 95):.0f} ms; "
-        f"masks in {out}",
-        file=sys.stderr,
-    )
+    status = _status(counts, latencies, elapsed)
+    print(f"\n{sum(counts.values())} frames in {elapsed:.1f} s: {status}; masks in {out}", file=sys.stderr)
     for line in errors:
         print(f"  {line}", file=sys.stderr)
     return 1 if errors else 0

@@ -50,14 +50,18 @@ class LoadedModel:
     decoder: OrtEngine | TensorRTEngine
 
 
+#: Every model name with a cache folder of its own: the exporter's models and their variants.
+NAMED_MODELS = MODELS + tuple(VARIANTS)
+
+
 def model_dir(model: str | os.PathLike = DEFAULT_MODEL) -> Path:
     """The folder holding (or to hold) ``model``'s export: the folder itself when ``model`` is one,
     else ``cache_dir() / model`` for a known model name."""
-    if isinstance(model, os.PathLike) or (isinstance(model, str) and model not in MODELS and model not in VARIANTS):
+    if isinstance(model, os.PathLike) or (isinstance(model, str) and model not in NAMED_MODELS):
         path = Path(model)
         if path.is_dir():
             return path
-        raise ValueError(f"model must be one of {MODELS + tuple(VARIANTS)} or a folder holding {MANIFEST_FILE}, got {os.fspath(model)!r}")
+        raise ValueError(f"model must be one of {NAMED_MODELS} or a folder holding {MANIFEST_FILE}, got {os.fspath(model)!r}")
     if not isinstance(model, str):
         raise TypeError(f"model must be a model name or a folder path, got {type(model).__name__}")
     return cache_dir() / model
@@ -74,7 +78,7 @@ def _is_current(directory: Path) -> bool:
 
 
 def _ensure_exported(model: str, directory: Path) -> None:
-    if (model not in MODELS and model not in VARIANTS) or _is_current(directory):
+    if model not in NAMED_MODELS or _is_current(directory):
         return
     base, quantize = VARIANTS.get(model, (model, None))
     if base != DEFAULT_MODEL and (directory / MANIFEST_FILE).is_file():
