@@ -469,11 +469,12 @@ class Enhancer:
 
         Parameters
         ----------
-        frames : iterable of ndarray, video path or int
-            Images as for :meth:`enhance`, or a video file / capture device index read with OpenCV
-            (RGB frames).
-        coarse_masks : iterable of ndarray, folder or video path
-            One coarse mask per frame (a folder: files in name order; a video: its first channel).
+        frames : iterable of ndarray, video or DICOM path, or int
+            Images as for :meth:`enhance`, a video file / capture device index read with OpenCV, or a
+            DICOM cine loop (``.dcm``, read with pydicom); frames come as RGB or grey.
+        coarse_masks : iterable of ndarray, folder, video or DICOM path
+            One coarse mask per frame (a folder: files in name order; a video or multi-frame DICOM:
+            its first channel).
         max_latency_ms : float, optional
             Budget from a frame being taken from the source to its result; older frames are dropped
             (reported with status ``"dropped"``). Needs ``drop="oldest"``.

@@ -2,7 +2,8 @@
 
 One place for file formats: every entry point (CLI, datasets, benchmarks) reads through here so
 that unreadable or truncated files give the same clear error everywhere. 2-D images and masks
-through OpenCV / tifffile / numpy, NIfTI volumes through nibabel (optional), videos through OpenCV.
+through OpenCV / tifffile / numpy, DICOM files through pydicom (optional), NIfTI volumes through
+nibabel (optional), videos through OpenCV.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npy")
+#: DICOM files (read with pydicom, the ``dicom`` extra): a single-frame file is a 2-D image, a
+#: multi-frame one (an ultrasound cine loop) a stream of frames (:class:`DicomFrames`).
+DICOM_SUFFIXES = (".dcm",)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".npy") + DICOM_SUFFIXES
 #: NIfTI volumes (read and written with nibabel, the ``nifti`` extra).
 VOLUME_SUFFIXES = (".nii", ".nii.gz")
 
@@ -33,8 +37,13 @@ def is_volume(path: str | os.PathLike) -> bool:
     return Path(path).name.lower().endswith(VOLUME_SUFFIXES)
 
 
+def is_dicom(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names a DICOM file (by its suffix)."""
+    return Path(path).suffix.lower() in DICOM_SUFFIXES
+
+
 def is_readable(path: str | os.PathLike) -> bool:
-    """Whether ``path`` has a suffix this module reads (an image, ``.npy`` or a NIfTI volume)."""
+    """Whether ``path`` has a suffix this module reads (an image, ``.npy``, DICOM or a NIfTI volume)."""
     return Path(path).suffix.lower() in IMAGE_SUFFIXES or is_volume(path)
 
 
@@ -67,7 +76,8 @@ def _read_cv2(path: Path) -> np.ndarray:
 
 
 def read_array(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file (png, jpg, tif, bmp) or ``.npy`` array; colour comes back as RGB.
+    """Read an image file (png, jpg, tif, bmp, single-frame DICOM) or ``.npy`` array; colour comes
+    back as RGB.
 
     Raises
     ------
@@ -91,6 +101,13 @@ def read_array(path: str | os.PathLike) -> np.ndarray:
             raise ValueError(f"cannot read {path}: not a readable .npy array ({exc})") from exc
     if suffix in (".tif", ".tiff"):
         return _read_tiff(path)
+    if suffix in DICOM_SUFFIXES:
+        dataset = _read_dicom(path)
+        frames = _frame_count(dataset)
+        if frames != 1:
+            raise ValueError(f"{path} holds {frames} frames (a cine loop or multi-frame image), not one 2-D image: "
+                             "stream it (samedenhancer stream, io.DicomFrames)")
+        return _dicom_pixels(dataset, path, None)
     return _read_cv2(path)
 
 
@@ -146,6 +163,86 @@ def write_mask(path: str | os.PathLike, mask: np.ndarray) -> Path:
     if not ok:
         raise ValueError(f"cannot encode a {mask.dtype} mask as {suffix}")
     return _write_atomically(path, suffix, lambda tmp: Path(tmp).write_bytes(encoded.tobytes()))
+
+
+def _pydicom():
+    try:
+        import pydicom
+    except ImportError as exc:
+        raise ImportError("reading DICOM files needs pydicom: pip install 'samedenhancer[dicom]'") from exc
+    return pydicom
+
+
+def _read_dicom(path: Path):
+    """The dataset of a DICOM file that holds an image (pixel data not decoded yet)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    pydicom = _pydicom()
+    from pydicom import uid
+
+    try:
+        try:
+            dataset = pydicom.dcmread(path)
+        except pydicom.errors.InvalidDicomError:  # no preamble / File Meta (older devices): read the raw dataset
+            dataset = pydicom.dcmread(path, force=True)
+            if "PixelData" not in dataset:
+                raise
+    except Exception as exc:  # pydicom raises many types for damaged files
+        raise ValueError(f"cannot read {path}: not a readable DICOM file ({exc})") from exc
+    if "PixelData" not in dataset:
+        kind = dataset.get("Modality", "") or getattr(dataset.get("SOPClassUID", ""), "name", "")
+        raise ValueError(f"{path}: the DICOM file holds no image (no pixel data; {kind or 'unknown kind'})")
+    if "TransferSyntaxUID" not in dataset.file_meta:  # uncompressed, as the raw dataset was encoded
+        implicit, little = dataset.original_encoding
+        dataset.file_meta.TransferSyntaxUID = (
+            uid.ImplicitVRLittleEndian if implicit else uid.ExplicitVRLittleEndian if little else uid.ExplicitVRBigEndian
+        )
+    return dataset
+
+
+def _frame_count(dataset) -> int:
+    return int(dataset.get("NumberOfFrames") or 1)
+
+
+def _dicom_pixels(dataset, path: Path, index: int | None) -> np.ndarray:
+    """Frame ``index`` (all frames when None) as the model reads it: colour as RGB (YBR converted,
+    palettes applied); grey through the modality LUT (Rescale Slope / Intercept: CT in HU) with
+    MONOCHROME1 inverted so that higher is brighter; uint8 / uint16 kept, float32 otherwise."""
+    from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
+
+    try:
+        pixels = pixel_array(dataset, index=index)
+    except Exception as exc:  # a missing decoder plugin, truncated or inconsistent pixel data
+        syntax = getattr(getattr(dataset, "file_meta", None), "TransferSyntaxUID", None)
+        name = getattr(syntax, "name", "unknown transfer syntax")
+        raise ValueError(f"cannot decode the pixel data of {path} ({name}): {exc}") from exc
+    photometric = str(dataset.get("PhotometricInterpretation", "")).upper()
+    if photometric == "PALETTE COLOR":
+        return np.ascontiguousarray(apply_color_lut(pixels, dataset))
+    if photometric.startswith("MONOCHROME"):
+        slope, intercept = float(dataset.get("RescaleSlope", 1) or 1), float(dataset.get("RescaleIntercept", 0) or 0)
+        if "ModalityLUTSequence" in dataset or (slope, intercept) != (1.0, 0.0):
+            pixels = apply_modality_lut(pixels, dataset)
+        if pixels.dtype not in (np.uint8, np.uint16):
+            pixels = pixels.astype(np.float32)
+        if photometric == "MONOCHROME1":  # stored low = white
+            if pixels.dtype == np.float32:
+                pixels = -pixels
+            else:
+                top = min(2 ** int(dataset.get("BitsStored") or 8 * pixels.itemsize) - 1, np.iinfo(pixels.dtype).max)
+                pixels = (top - np.minimum(pixels, top)).astype(pixels.dtype)
+    return np.ascontiguousarray(pixels)
+
+
+def _dicom_fps(dataset) -> float:
+    """Frame rate a DICOM cine loop declares (Cine Rate, Recommended Display Frame Rate or Frame
+    Time), 0 when it declares none."""
+    for keyword in ("CineRate", "RecommendedDisplayFrameRate"):
+        value = dataset.get(keyword)
+        if value:
+            return float(value)
+    frame_time = dataset.get("FrameTime")  # milliseconds
+    return 1000.0 / float(frame_time) if frame_time else 0.0
 
 
 def _nibabel():
@@ -218,6 +315,61 @@ def write_volume(path: str | os.PathLike, volume: np.ndarray, like=None) -> Path
         image.header.set_slope_inter(1, 0)  # labels are stored as they are, never rescaled
     suffix = ".nii.gz" if path.name.lower().endswith(".nii.gz") else ".nii"  # nibabel compresses by name
     return _write_atomically(path, suffix, lambda tmp: nibabel.save(image, tmp))
+
+
+def open_frames(source: str | os.PathLike | int, *, as_mask: bool = False):
+    """The frames of ``source`` as an iterable with ``fps`` and ``size``: :class:`DicomFrames` for a
+    DICOM file, :class:`VideoFrames` for a video file or capture device index."""
+    if isinstance(source, (str, os.PathLike)) and is_dicom(source):
+        return DicomFrames(source, as_mask=as_mask)
+    return VideoFrames(source, as_mask=as_mask)
+
+
+class DicomFrames:
+    """Frames of a DICOM file (an ultrasound or endoscopy cine loop, any multi-frame image; a
+    single-frame file gives one frame), decoded one at a time as :func:`read_image` decodes a
+    single-frame file.
+
+    Parameters
+    ----------
+    path : path
+        A DICOM file with pixel data.
+    as_mask : bool
+        Yield H x W maps (the first channel of colour frames): for coarse masks stored as DICOM.
+
+    Attributes
+    ----------
+    fps : float
+        Frame rate the file declares (Cine Rate, Recommended Display Frame Rate or Frame Time);
+        0 when it declares none.
+    size : tuple of int
+        ``(H, W)`` of its frames.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    ValueError
+        The file is not readable DICOM or holds no image; a frame that cannot be decoded raises it
+        when it is reached.
+    ImportError
+        pydicom is not installed.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, as_mask: bool = False) -> None:
+        self.path = Path(path)
+        self.as_mask = as_mask
+        self._dataset = _read_dicom(self.path)
+        self.fps = _dicom_fps(self._dataset)
+        self.size = (int(self._dataset.Rows), int(self._dataset.Columns))
+
+    def __len__(self) -> int:
+        return _frame_count(self._dataset)
+
+    def __iter__(self):
+        for index in range(len(self)):
+            frame = _dicom_pixels(self._dataset, self.path, index)
+            yield np.ascontiguousarray(frame[..., 0]) if self.as_mask and frame.ndim == 3 else frame
 
 
 class VideoFrames:

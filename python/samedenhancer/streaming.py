@@ -175,9 +175,9 @@ class _Channel:
 
 def _frames(source) -> Iterable:
     if isinstance(source, (str, os.PathLike)) or (isinstance(source, int) and not isinstance(source, bool)):
-        return io.VideoFrames(source)
+        return io.open_frames(source)
     single = isinstance(source, np.ndarray) and source.ndim in (2, 3) and source.dtype != object
-    return _iterable(source, single, "frames", "an iterable of frames, a video path or a device index")
+    return _iterable(source, single, "frames", "an iterable of frames, a video or DICOM path or a device index")
 
 
 def _masks(source) -> Iterable:
@@ -188,9 +188,9 @@ def _masks(source) -> Iterable:
             if not files:
                 raise ValueError(f"coarse_masks folder {path} holds no mask files ({', '.join(io.IMAGE_SUFFIXES)})")
             return (io.read_mask(p) for p in files)
-        return io.VideoFrames(path, as_mask=True)
+        return io.open_frames(path, as_mask=True)
     single = isinstance(source, np.ndarray) and source.ndim == 2
-    return _iterable(source, single, "coarse_masks", "an iterable of masks, a mask folder or a mask video")
+    return _iterable(source, single, "coarse_masks", "an iterable of masks, a mask folder, a mask video or DICOM file")
 
 
 def _iterable(source, single: bool, name: str, expected: str) -> Iterable:
@@ -377,15 +377,15 @@ def main(argv: list[str] | None = None) -> int:
         prog="samedenhancer stream",
         description="Refine a coarse mask per video frame: writes OUT/frame_NNNNNN.png (and OUT/overlay.avi with --overlay).",
     )
-    parser.add_argument("video", help="video file, or a capture device index (0, 1, ...)")
+    parser.add_argument("video", help="video file, DICOM cine loop (.dcm), or a capture device index (0, 1, ...)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--coarse", help="folder of coarse masks, one per frame in file-name order")
-    source.add_argument("--coarse-video", help="video of coarse masks (first channel), one frame per frame")
+    source.add_argument("--coarse-video", help="video or multi-frame DICOM of coarse masks (first channel), one frame per frame")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--overlay", action="store_true", help="also write OUT/overlay.avi (MJPG) with the refined outline")
     parser.add_argument("--model", default="litemedsam", help="model name or exported model folder")
     parser.add_argument("--threshold", type=float, default=None,
-                        help="threshold for soft coarse maps (default: 127 for --coarse-video, whose frames are lossy)")
+                        help="threshold for soft coarse maps (default: 127 for a --coarse-video video file, whose frames are lossy)")
     parser.add_argument("--max-latency-ms", type=float, default=None, help="drop frames older than this (live sources)")
     parser.add_argument("--drop", choices=DROP_POLICIES, default="none", help="what a full queue does (default: keep every frame)")
     parser.add_argument("--threads", type=int, default=0,
@@ -399,10 +399,11 @@ def main(argv: list[str] | None = None) -> int:
     from .predictor import Predictor
 
     video = int(args.video) if args.video.isdigit() else args.video
-    threshold = args.threshold if args.threshold is not None or args.coarse is not None else 127
+    lossy = args.coarse_video is not None and not io.is_dicom(args.coarse_video)  # DICOM masks keep their labels
+    threshold = 127 if args.threshold is None and lossy else args.threshold
     drop = "oldest" if args.max_latency_ms is not None and args.drop == "none" else args.drop
     try:
-        frames = io.VideoFrames(video)
+        frames = io.open_frames(video)
         masks = _masks(args.coarse if args.coarse is not None else args.coarse_video)
         enhancer = Enhancer(Predictor(args.model, intra_op_threads=args.threads), threshold=threshold)
         kept: dict[int, np.ndarray] = {}  # frames in flight, for the overlay
