@@ -100,6 +100,19 @@ def test_monochrome1_is_inverted(tmp_path):
     assert np.array_equal(io.read_image(tmp_path / "mr1.dcm"), -io.read_image(FILES / "MR_small.dcm"))
 
 
+def test_dicom_label_masks_keep_their_labels(tmp_path):
+    labels = np.zeros((12, 16), np.int16)  # signed 16-bit labels, as some tools store masks
+    labels[2:6, 3:9], labels[7:10, 10:14] = 1, 2
+    write_dicom(tmp_path / "labels.dcm", labels)
+    mask = io.read_mask(tmp_path / "labels.dcm")
+    assert mask.dtype == np.uint8 and np.array_equal(mask, labels)
+    np.save(tmp_path / "float_labels.npy", labels.astype(np.float32))
+    assert io.read_mask(tmp_path / "float_labels.npy").dtype == np.uint8
+    soft = np.linspace(0, 1, 12 * 16, dtype=np.float32).reshape(12, 16)
+    np.save(tmp_path / "soft.npy", soft)
+    assert np.array_equal(io.read_mask(tmp_path / "soft.npy"), soft)  # probabilities stay a soft map
+
+
 def test_dicom_errors_name_the_problem(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError):
         io.read_image(tmp_path / "missing.dcm")

@@ -122,14 +122,27 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
 
 def read_mask(path: str | os.PathLike) -> np.ndarray:
-    """Read a label map or soft map as H x W; an RGB(A) mask keeps its first channel."""
+    """Read a label map or soft map as H x W; an RGB(A) mask keeps its first channel. Labels stored
+    as int8/int16 or as whole-number floats (DICOM and NumPy writers do both) come back as uint8 /
+    uint16."""
     array = read_array(path)
     if array.ndim == 3:
         array = array[..., 0]
     if array.ndim != 2:
         raise ValueError(f"{path}: expected an H x W mask, got shape {array.shape}")
+    return _as_stored_labels(array)
+
+
+def _as_stored_labels(array: np.ndarray) -> np.ndarray:
+    """Labels as the file stored them, in a label dtype: bool -> uint8; signed integers and floats
+    holding only whole numbers >= 0 (labels saved as int16 or float) -> uint8 / uint16; anything
+    else (soft maps, negative values) unchanged."""
     if array.dtype == bool:
-        array = array.astype(np.uint8)
+        return array.astype(np.uint8)
+    signed = array.dtype.kind == "i" and array.dtype.itemsize < 4  # int8/int16: not a label dtype
+    whole = array.dtype.kind == "f" and np.isfinite(array).all() and (array == np.round(array)).all()
+    if (signed or whole) and array.size and array.min() >= 0 and array.max() <= 65535:
+        return array.astype(np.uint8 if array.max() <= 255 else np.uint16)
     return array
 
 
@@ -258,8 +271,8 @@ def read_volume(path: str | os.PathLike, *, as_mask: bool = False):
 
     The array is H x W x D in the file's voxel order (slices along the last axis). Images keep
     uint8 / uint16 voxels and come back as float32 otherwise (signed CT / MRI intensities, scaled
-    data). With ``as_mask`` the stored values are kept; a float label map holding whole numbers
-    only (labels saved as float) becomes uint8 / uint16. ``nifti_image`` carries the affine and
+    data). With ``as_mask`` the stored values are kept; labels saved as int8/int16 or as
+    whole-number floats become uint8 / uint16 (as :func:`read_mask`). ``nifti_image`` carries the affine and
     header for :func:`write_volume`.
 
     Raises
@@ -287,10 +300,7 @@ def read_volume(path: str | os.PathLike, *, as_mask: bool = False):
         raise ValueError(f"{path}: expected a 3-D volume, got shape {raw.shape}")
     array = np.asarray(raw).reshape(shape)
     if as_mask:
-        if array.dtype.kind == "f" and np.isfinite(array).all() and (array == np.round(array)).all() and array.min() >= 0:
-            array = array.astype(np.uint8 if array.max() <= 255 else np.uint16)
-        elif array.dtype == bool:
-            array = array.astype(np.uint8)
+        array = _as_stored_labels(array)
     elif array.dtype not in (np.uint8, np.uint16):
         array = array.astype(np.float32)
     return np.ascontiguousarray(array), volume
