@@ -234,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("enhance", help="refine a folder (or file) of coarse masks")
-    p.add_argument("images", help="image file or folder (png/jpg/tif/bmp/npy, or NIfTI volumes; matched by stem)")
+    p.add_argument("images", help="image file or folder (png/jpg/tif/bmp/npy/dcm, or NIfTI volumes; matched by stem)")
     p.add_argument("coarse", help="coarse mask file or folder (label maps or soft maps)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--model", default="litemedsam", help="model name or exported model folder")
