@@ -106,6 +106,9 @@ def test_dicom_label_masks_keep_their_labels(tmp_path):
     write_dicom(tmp_path / "labels.dcm", labels)
     mask = io.read_mask(tmp_path / "labels.dcm")
     assert mask.dtype == np.uint8 and np.array_equal(mask, labels)
+    write_dicom(tmp_path / "label_frames.dcm", np.stack([labels, 2 - labels]), frames=True)
+    frames = list(io.DicomFrames(tmp_path / "label_frames.dcm", as_mask=True))
+    assert [f.dtype for f in frames] == [np.uint8, np.uint8] and np.array_equal(frames[1], 2 - labels)
     np.save(tmp_path / "float_labels.npy", labels.astype(np.float32))
     assert io.read_mask(tmp_path / "float_labels.npy").dtype == np.uint8
     soft = np.linspace(0, 1, 12 * 16, dtype=np.float32).reshape(12, 16)
@@ -179,8 +182,8 @@ def test_cli_enhances_real_endoscopy_images_stored_as_dicom(tmp_path, data_root,
 def test_cli_streams_a_dicom_cine_loop_with_dicom_masks(tmp_path, litemedsam_dir):
     cine = pydicom.dcmread(FILES / "examples_ybr_color.dcm").pixel_array[:3]  # 3 frames of a real loop
     write_dicom(tmp_path / "loop.dcm", np.ascontiguousarray(cine), frames=True)
-    labels = np.zeros(cine.shape[:3], np.uint8)
-    labels[:, 60:160, 90:230] = 1  # labels 0/1: a DICOM mask keeps them, no lossy threshold
+    labels = np.zeros(cine.shape[:3], np.int16)
+    labels[:, 60:160, 90:230] = 1  # int16 labels 0/1: a DICOM mask keeps them, no lossy threshold
     write_dicom(tmp_path / "masks.dcm", labels, frames=True)
     out = tmp_path / "out"
     code = stream_main([str(tmp_path / "loop.dcm"), "--coarse-video", str(tmp_path / "masks.dcm"), "--out", str(out),
@@ -189,6 +192,6 @@ def test_cli_streams_a_dicom_cine_loop_with_dicom_masks(tmp_path, litemedsam_dir
     enhancer = Enhancer(litemedsam_dir)
     for i in range(3):
         refined = io.read_mask(out / f"frame_{i:06d}.png")
-        assert np.array_equal(refined, enhancer.enhance(cine[i], labels[i]))
+        assert np.array_equal(refined, enhancer.enhance(cine[i], labels[i].astype(np.uint8)))
         assert refined.any()
     assert (out / "overlay.avi").stat().st_size > 0

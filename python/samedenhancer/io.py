@@ -345,7 +345,8 @@ class DicomFrames:
     path : path
         A DICOM file with pixel data.
     as_mask : bool
-        Yield H x W maps (the first channel of colour frames): for coarse masks stored as DICOM.
+        Yield H x W maps (the first channel of colour frames; int16 or whole-float labels as uint8 /
+        uint16, as :func:`read_mask`): for coarse masks stored as DICOM.
 
     Attributes
     ----------
@@ -379,7 +380,9 @@ class DicomFrames:
     def __iter__(self):
         for index in range(len(self)):
             frame = _dicom_pixels(self._dataset, self.path, index)
-            yield np.ascontiguousarray(frame[..., 0]) if self.as_mask and frame.ndim == 3 else frame
+            if self.as_mask:  # as read_mask reads a single-frame mask
+                frame = _as_stored_labels(np.ascontiguousarray(frame[..., 0]) if frame.ndim == 3 else frame)
+            yield frame
 
 
 class VideoFrames:
