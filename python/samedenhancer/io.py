@@ -125,11 +125,17 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
     """Read a label map or soft map as H x W; an RGB(A) mask keeps its first channel. Labels stored
     as int8/int16 or as whole-number floats (DICOM and NumPy writers do both) come back as uint8 /
     uint16."""
-    array = read_array(path)
-    if array.ndim == 3:
-        array = array[..., 0]
+    array = _as_mask(read_array(path))
     if array.ndim != 2:
         raise ValueError(f"{path}: expected an H x W mask, got shape {array.shape}")
+    return array
+
+
+def _as_mask(array: np.ndarray) -> np.ndarray:
+    """A mask as stored in an image or frame: the first channel of a colour one, labels in a label
+    dtype (:func:`_as_stored_labels`). Shared by :func:`read_mask` and the frame readers."""
+    if array.ndim == 3:
+        array = np.ascontiguousarray(array[..., 0])
     return _as_stored_labels(array)
 
 
@@ -380,9 +386,7 @@ class DicomFrames:
     def __iter__(self):
         for index in range(len(self)):
             frame = _dicom_pixels(self._dataset, self.path, index)
-            if self.as_mask:  # as read_mask reads a single-frame mask
-                frame = _as_stored_labels(np.ascontiguousarray(frame[..., 0]) if frame.ndim == 3 else frame)
-            yield frame
+            yield _as_mask(frame) if self.as_mask else frame
 
 
 class VideoFrames:
@@ -437,7 +441,7 @@ class VideoFrames:
                 if not ok:
                     return
                 if self.as_mask:
-                    yield np.ascontiguousarray(frame[..., 0] if frame.ndim == 3 else frame)
+                    yield _as_mask(frame)
                 else:
                     yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB) if frame.ndim == 3 else frame
         finally:
