@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from samedenhancer import Predictor, datasets
+from samedenhancer import Predictor
+from samedenhancer.bench import datasets
 from samedenhancer.engines import ModelMissingError, load_model, model_dir
 from samedenhancer.metrics import dice
 

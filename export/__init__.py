@@ -10,12 +10,10 @@ The one table of what each format accepts is ``FORMATS``; anything else is rejec
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 import warnings
@@ -25,7 +23,7 @@ from pathlib import Path
 
 from samedenhancer.engines.manifest import DEFAULT_MODEL, MANIFEST_FILE, MODELS, SCHEMA, VARIANTS, cache_dir, static_manifest
 
-__all__ = ["FORMATS", "MODELS", "Format", "export", "main"]
+__all__ = ["FORMATS", "MODELS", "Format", "export"]
 
 #: Exported ONNX opset (LayerNormalization is native from 17).
 OPSET = 17
@@ -280,23 +278,3 @@ def export_available() -> str:
         if not found:
             missing.append(name)
     return ", ".join(missing)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``samedenhancer export MODEL [--checkpoint PATH] [--format onnx|engine] [--half] [--quantize int8] [--out DIR]``."""
-    parser = argparse.ArgumentParser(prog="samedenhancer export", description="Export a SAM-family model to ONNX / TensorRT.")
-    parser.add_argument("model", nargs="?", default=DEFAULT_MODEL, choices=MODELS)
-    parser.add_argument("--checkpoint", help="PyTorch checkpoint (needed for medsam2 and sam2.1_hiera_tiny)")
-    parser.add_argument("--format", default="onnx", choices=tuple(FORMATS))
-    parser.add_argument("--half", action="store_true", help="fp16 (format=engine only)")
-    parser.add_argument("--quantize", choices=("int8",), default=None, help="int8 encoder (format=onnx, litemedsam only)")
-    parser.add_argument("--out", help="output folder (default: the cache)")
-    args = parser.parse_args(argv)
-    try:
-        path = export(args.model, checkpoint=args.checkpoint, format=args.format, half=args.half, quantize=args.quantize,
-                      out=args.out)
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:
-        print(f"samedenhancer export: error: {exc}", file=sys.stderr)
-        return 2
-    print(path)
-    return 0

@@ -1,7 +1,7 @@
-"""``python -m samedenhancer.export MODEL [options]`` (same as ``samedenhancer export``)."""
+"""``python -m samedenhancer.export MODEL [options]`` (the same as ``samedenhancer export``)."""
 
 import sys
 
-from . import main
+from samedenhancer.cli import main
 
-sys.exit(main())
+sys.exit(main(["export", *sys.argv[1:]]))

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 from hypothesis import strategies as st
 
-from samedenhancer import datasets
+from samedenhancer.bench import datasets
 
 
 @st.composite

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from samedenhancer import datasets
+from samedenhancer.bench import datasets
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,9 @@ import shutil
 import numpy as np
 import pytest
 
-from samedenhancer import datasets, io
+from samedenhancer import io
 from samedenhancer.cli import main
+from samedenhancer.bench import datasets
 
 
 @pytest.fixture(scope="module")

@@ -83,7 +83,7 @@ def test_real_masks_match_reference(data_root, dataset):
 
 
 def test_real_soft_maps_threshold_like_the_mask(data_root):
-    from samedenhancer import datasets
+    from samedenhancer.bench import datasets
 
     sample = datasets.samples("kvasir", data_root)[0]
     soft = sample.coarse("pranet")

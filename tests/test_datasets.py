@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from samedenhancer import datasets, io
+from samedenhancer import io
+from samedenhancer.bench import datasets
 
 
 @pytest.mark.parametrize("name", datasets.DATASETS)

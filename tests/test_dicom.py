@@ -11,7 +11,6 @@ import pytest
 
 from samedenhancer import Enhancer, io
 from samedenhancer.cli import main
-from samedenhancer.streaming import main as stream_main
 
 from test_enhancer_pipeline import DoublePredictor
 
@@ -159,7 +158,7 @@ def test_enhancer_streams_a_dicom_cine_loop():
 
 
 def test_cli_enhances_real_endoscopy_images_stored_as_dicom(tmp_path, data_root, litemedsam_dir):
-    from samedenhancer import datasets
+    from samedenhancer.bench import datasets
 
     samples = datasets.samples("kvasir", data_root)[:2]
     for folder in ("images", "coarse"):
@@ -186,7 +185,7 @@ def test_cli_streams_a_dicom_cine_loop_with_dicom_masks(tmp_path, litemedsam_dir
     labels[:, 60:160, 90:230] = 1  # int16 labels 0/1: a DICOM mask keeps them, no lossy threshold
     write_dicom(tmp_path / "masks.dcm", labels, frames=True)
     out = tmp_path / "out"
-    code = stream_main([str(tmp_path / "loop.dcm"), "--coarse-video", str(tmp_path / "masks.dcm"), "--out", str(out),
+    code = main(["stream", str(tmp_path / "loop.dcm"), "--coarse-video", str(tmp_path / "masks.dcm"), "--out", str(out),
                         "--model", str(litemedsam_dir), "--quiet", "--overlay"])
     assert code == 0
     enhancer = Enhancer(litemedsam_dir)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from samedenhancer import Predictor, datasets
+from samedenhancer import Predictor
+from samedenhancer.bench import datasets
 from samedenhancer.engines import available_providers, tensorrt_missing
 
 pytestmark = pytest.mark.gpu

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from samedenhancer import Enhancer, Gate, datasets, metrics
+from samedenhancer import Enhancer, Gate, metrics
+from samedenhancer.bench import datasets
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from samedenhancer import Enhancer, datasets, metrics
+from samedenhancer import Enhancer, metrics
 from samedenhancer.engines import Manifest, ModelMissingError, load_model, model_dir
+from samedenhancer.bench import datasets
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from scipy import ndimage
 
-from samedenhancer import datasets, metrics
+from samedenhancer import metrics
+from samedenhancer.bench import datasets
 
 
 def medpy_surface_distances(result, reference, spacing=None):

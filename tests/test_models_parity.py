@@ -16,8 +16,9 @@ import cv2
 import numpy as np
 import pytest
 
-from samedenhancer import Predictor, datasets
-from samedenhancer.predictor import preprocess
+from samedenhancer import Predictor
+from samedenhancer.bench import datasets
+from samedenhancer.transforms import preprocess
 
 pytestmark = pytest.mark.export
 torch = pytest.importorskip("torch")
@@ -189,9 +190,9 @@ def test_decoder_prompt_axis_is_dynamic(litemedsam_dir):
 
 
 def test_cli_main_exports_into_out(tmp_path, capsys):
-    from samedenhancer.export import main
+    from samedenhancer.cli import main
 
-    assert main(["litemedsam", "--out", str(tmp_path / "lm")]) == 0
+    assert main(["export", "litemedsam", "--out", str(tmp_path / "lm")]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "lm")
     doc = json.loads((tmp_path / "lm" / "manifest.json").read_text())
     from samedenhancer.export._torch_models import _timm_shim
@@ -201,5 +202,5 @@ def test_cli_main_exports_into_out(tmp_path, capsys):
 
     assert doc["source"]["sha256"] == CHECKPOINT_SHA256
     assert doc["default_policy"] == "box" and doc["trained_prompts"] == ["box"]
-    assert main(["litemedsam", "--half"]) == 2
+    assert main(["export", "litemedsam", "--half"]) == 2
     assert "half=True is not possible" in capsys.readouterr().err

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 import samedenhancer
-from samedenhancer import ImageEmbedding, Predictor, datasets
+from samedenhancer import ImageEmbedding, Predictor
+from samedenhancer.bench import datasets
 from samedenhancer.engines import Manifest, ModelMissingError, load_model, resolve_providers, static_manifest, tensorrt_missing
-from samedenhancer.predictor import preprocess, resize_bilinear
+from samedenhancer.transforms import preprocess, resize_bilinear
 from samedenhancer.metrics import dice
 
 

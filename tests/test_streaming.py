@@ -10,8 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from samedenhancer import Enhancer, FrameResult, datasets, io, stream
+from samedenhancer import Enhancer, FrameResult, io, stream
 from samedenhancer.cli import main as cli_main
+from samedenhancer.bench import datasets
 
 
 class CountingPredictor:

@@ -76,7 +76,7 @@ def test_enhance_volume_is_enhance_on_every_slice(axis):
 
 
 def test_cli_enhances_a_real_mri_volume(tmp_path, data_root, litemedsam_dir, capsys):
-    from samedenhancer import datasets
+    from samedenhancer.bench import datasets
 
     slices = [s for s in datasets.samples("acdc", data_root) if s.stem.startswith("patient011_frame01_")][:3]
     image = np.stack([s.image() for s in slices], axis=2)

@@ -22,11 +22,9 @@ error) gives a result with status ``"error"`` and the message; the stream goes o
 
 from __future__ import annotations
 
-import argparse
 import collections
 import itertools
 import os
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -38,7 +36,7 @@ import numpy as np
 from . import io
 from .enhancer import Timings, check_sizes, encode_timed
 
-__all__ = ["DROP_POLICIES", "STATUSES", "FrameResult", "main", "stream"]
+__all__ = ["DROP_POLICIES", "STATUSES", "FrameResult", "stream"]
 
 #: What a :class:`FrameResult` can say about its frame.
 STATUSES = ("ok", "dropped", "error")
@@ -180,7 +178,7 @@ def _frames(source) -> Iterable:
     return _iterable(source, single, "frames", "an iterable of frames, a video or DICOM path or a device index")
 
 
-def _masks(source) -> Iterable:
+def coarse_source(source) -> Iterable:
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if path.is_dir():
@@ -273,7 +271,7 @@ def run_stream(
     _check_options(max_latency_ms, drop, queue_size)
     if not isinstance(pipelined, bool):
         raise TypeError(f"pipelined must be a bool, got {type(pipelined).__name__}")
-    frames, coarse_masks = _frames(frames), _masks(coarse_masks)
+    frames, coarse_masks = _frames(frames), coarse_source(coarse_masks)
     stages = _Stages(enhancer)
     budget = None if max_latency_ms is None else max_latency_ms / 1e3
     pairs = itertools.zip_longest(frames, coarse_masks, fillvalue=_MISSING)
@@ -355,105 +353,3 @@ def stream(frames, coarse_masks, *, model: str = "litemedsam", max_latency_ms: f
     enhancer = Enhancer(model, **options)
     return run_stream(enhancer, frames, coarse_masks, max_latency_ms=max_latency_ms, drop=drop, queue_size=queue_size,
                       pipelined=pipelined)
-
-
-# -- command line ------------------------------------------------------------------------------------
-def _percentile_ms(values: list[float], q: float) -> float:
-    return 1e3 * float(np.percentile(values, q)) if values else float("nan")
-
-
-def _status(counts: collections.Counter, latencies: list[float], elapsed: float) -> str:
-    """fps, latency p50/p95 and frame counts of the stream so far (the live line and the summary)."""
-    fps = sum(counts.values()) / max(elapsed, 1e-9)
-    return (
-        f"{fps:5.2f} fps, latency p50 {_percentile_ms(latencies, 50):5.0f} ms, p95 {_percentile_ms(latencies, 95):5.0f} ms; "
-        f"ok {counts['ok']}, dropped {counts['dropped']}, errors {counts['error']}"
-    )
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``samedenhancer stream VIDEO (--coarse MASKS_DIR | --coarse-video FILE) --out OUT [--overlay]``."""
-    parser = argparse.ArgumentParser(
-        prog="samedenhancer stream",
-        description="Refine a coarse mask per video frame: writes OUT/frame_NNNNNN.png (and OUT/overlay.avi with --overlay).",
-    )
-    parser.add_argument("video", help="video file, DICOM cine loop (.dcm), or a capture device index (0, 1, ...)")
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--coarse", help="folder of coarse masks, one per frame in file-name order")
-    source.add_argument("--coarse-video", help="video or multi-frame DICOM of coarse masks (first channel), one frame per frame")
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--overlay", action="store_true", help="also write OUT/overlay.avi (MJPG) with the refined outline")
-    parser.add_argument("--model", default="litemedsam", help="model name or exported model folder")
-    parser.add_argument("--threshold", type=float, default=None,
-                        help="threshold for soft coarse maps (default: 127 for a --coarse-video video file, whose frames are lossy)")
-    parser.add_argument("--max-latency-ms", type=float, default=None, help="drop frames older than this (live sources)")
-    parser.add_argument("--drop", choices=DROP_POLICIES, default="none", help="what a full queue does (default: keep every frame)")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="ONNX Runtime threads per operator (default 0: one per core, the fastest on an idle "
-                             "2-core machine; 1 helps only when other jobs load the cores)")
-    parser.add_argument("--quiet", action="store_true", help="no live fps/latency line")
-    args = parser.parse_args(argv)
-
-    from .cli import overlay
-    from .enhancer import Enhancer
-    from .predictor import Predictor
-
-    video = int(args.video) if args.video.isdigit() else args.video
-    lossy = args.coarse_video is not None and not io.is_dicom(args.coarse_video)  # DICOM masks keep their labels
-    threshold = 127 if args.threshold is None and lossy else args.threshold
-    drop = "oldest" if args.max_latency_ms is not None and args.drop == "none" else args.drop
-    try:
-        frames = io.open_frames(video)
-        masks = _masks(args.coarse if args.coarse is not None else args.coarse_video)
-        enhancer = Enhancer(Predictor(args.model, intra_op_threads=args.threads), threshold=threshold)
-        kept: dict[int, np.ndarray] = {}  # frames in flight, for the overlay
-
-        def tapped():
-            for index, frame in enumerate(frames):
-                if args.overlay:
-                    kept[index] = frame
-                yield frame
-
-        results = run_stream(enhancer, tapped(), masks, max_latency_ms=args.max_latency_ms, drop=drop)
-    except (FileNotFoundError, ValueError, TypeError) as error:
-        print(f"samedenhancer stream: {error}", file=sys.stderr)
-        return 2
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    writer = None
-    counts = collections.Counter()
-    latencies: list[float] = []
-    errors: list[str] = []
-    start = time.perf_counter()
-    try:
-        import cv2
-
-        for result in results:
-            frame = kept.pop(result.index, None)
-            counts[result.status] += 1
-            if result.ok:
-                latencies.append(result.latency)
-                io.write_mask(out / f"frame_{result.index:06d}.png", result.mask)
-                if args.overlay and frame is not None:
-                    panel = overlay(frame, [result.mask], [f"frame {result.index}"])
-                    if writer is None:
-                        fps = frames.fps if frames.fps > 0 else 25.0
-                        writer = cv2.VideoWriter(os.fspath(out / "overlay.avi"), cv2.VideoWriter_fourcc(*"MJPG"), fps,
-                                                 (panel.shape[1], panel.shape[0]))
-                    writer.write(np.ascontiguousarray(panel[..., ::-1]))
-            elif result.status == "error":
-                errors.append(f"frame {result.index}: {result.error}")
-            if not args.quiet:  # latency over the last 100 frames
-                status = _status(counts, latencies[-100:], time.perf_counter() - start)
-                print(f"\rframe {result.index:6d}: {status}", end="", file=sys.stderr, flush=True)
-    finally:
-        results.close()
-        if writer is not None:
-            writer.release()
-    elapsed = time.perf_counter() - start
-    status = _status(counts, latencies, elapsed)
-    print(f"\n{sum(counts.values())} frames in {elapsed:.1f} s: {status}; masks in {out}", file=sys.stderr)
-    for line in errors:
-        print(f"  {line}", file=sys.stderr)
-    return 1 if errors else 0

@@ -43,7 +43,7 @@ def synthetic_mask(side: int, components: int, seed: int = 0) -> np.ndarray:
 
 def real_coarse_maps(limit: int | None = None) -> list[np.ndarray]:
     """The PraNet coarse maps of ../shared/data thresholded at 127 (empty list without the data)."""
-    from .. import datasets
+    from . import datasets
 
     if datasets.data_root() is None:
         return []

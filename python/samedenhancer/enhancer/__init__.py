@@ -19,14 +19,15 @@ from __future__ import annotations
 import numbers
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .core import Prompts, coarse_log_odds, mine_prompts
-from .metrics import dice
-from .predictor import Predictor, check_image
+from ..core import Prompts, coarse_log_odds, mine_prompts
+from ..metrics import dice
+from ..predictor import Predictor
+from ..transforms import check_image
 
 #: Prompt policies. ``None`` takes the model manifest's default (what the model was trained with).
 POLICIES = ("box", "points", "points+box", "hierarchical")
@@ -505,7 +506,7 @@ class Enhancer:
         >>> for result in Enhancer().stream("video.avi", "masks/", drop="none"):  # doctest: +SKIP
         ...     print(result.index, result.status, result.latency)
         """
-        from .streaming import run_stream
+        from ..streaming import run_stream
 
         return run_stream(self, frames, coarse_masks, max_latency_ms=max_latency_ms, drop=drop, queue_size=queue_size,
                           pipelined=pipelined)

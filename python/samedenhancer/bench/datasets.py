@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import read_image, read_mask
+from ..io import read_image, read_mask
 
 DATA_ENV = "SAMEDENHANCER_DATA"
 DATASETS = ("kvasir", "cvc_clinicdb", "busi", "thyroid_ddti", "acdc")
@@ -32,7 +32,7 @@ def data_root() -> Path | None:
     if os.environ.get(DATA_ENV):
         candidates.append(Path(os.environ[DATA_ENV]))
     candidates.append(Path.cwd().parent / "shared" / "data")
-    candidates.append(Path(__file__).resolve().parents[3] / "shared" / "data")
+    candidates.append(Path(__file__).resolve().parents[4] / "shared" / "data")
     for candidate in candidates:
         if (candidate / "README.md").is_file():
             return candidate

@@ -1,0 +1,43 @@
+"""Reading images, masks, volumes and frames from disk, and writing results atomically.
+
+One place for file formats: every entry point (CLI, features, benchmarks) reads through here so
+that unreadable or truncated files give the same clear error everywhere.
+
+- :mod:`.paths`: which suffixes are read, stems, matching files by stem;
+- :mod:`.images`: 2-D images and masks (OpenCV, tifffile, ``.npy``, single-frame DICOM);
+- :mod:`.dicom`: DICOM through pydicom (the ``dicom`` extra), cine loops as frames;
+- :mod:`.nifti`: NIfTI volumes through nibabel (the ``nifti`` extra);
+- :mod:`.video`: frames of a video file, capture device or DICOM loop;
+- :mod:`.atomic`: the one atomic writer (temporary file, then rename) every output goes through;
+- :mod:`.labels`: masks as files store them (first channel, label dtypes).
+"""
+
+from __future__ import annotations
+
+from .atomic import write_atomically
+from .dicom import DicomFrames
+from .images import read_array, read_image, read_mask, write_mask
+from .nifti import read_volume, write_volume
+from .paths import DICOM_SUFFIXES, IMAGE_SUFFIXES, VOLUME_SUFFIXES, files_by_stem, is_dicom, is_readable, is_volume, stem
+from .video import VideoFrames, open_frames
+
+__all__ = [
+    "DICOM_SUFFIXES",
+    "IMAGE_SUFFIXES",
+    "VOLUME_SUFFIXES",
+    "DicomFrames",
+    "VideoFrames",
+    "files_by_stem",
+    "is_dicom",
+    "is_readable",
+    "is_volume",
+    "open_frames",
+    "read_array",
+    "read_image",
+    "read_mask",
+    "read_volume",
+    "stem",
+    "write_atomically",
+    "write_mask",
+    "write_volume",
+]

@@ -1,0 +1,136 @@
+"""The transforms between a native image and a model's frame: preprocessing an image into the
+model input (as the manifest says), and resizing low-resolution logits back to native pixels.
+
+Pure numpy / OpenCV; no engine, no state.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .engines import Manifest
+
+__all__ = ["check_image", "preprocess", "resize_bilinear"]
+
+
+def check_image(image) -> None:
+    """Raise ``TypeError``/``ValueError`` naming the problem unless ``image`` is a finite H x W,
+    H x W x 1 or H x W x 3 integer or float array with at least one pixel."""
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"image must be a numpy array, got {type(image).__name__}")
+    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 3))):
+        raise ValueError(f"image must be H x W (grey) or H x W x 3 (RGB), got shape {image.shape}")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"image must have at least one pixel, got shape {image.shape}")
+    if image.dtype == np.bool_ or not (np.issubdtype(image.dtype, np.integer) or np.issubdtype(image.dtype, np.floating)):
+        raise TypeError(f"image dtype must be an integer (uint8, uint16, ...) or float type, got {image.dtype}")
+    if np.issubdtype(image.dtype, np.floating) and not np.isfinite(image).all():
+        raise ValueError("image must be finite (it contains NaN or infinity)")
+
+
+def _as_image(image) -> np.ndarray:
+    check_image(image)
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    if image.dtype not in (np.uint8, np.uint16, np.float32):
+        image = image.astype(np.float32)
+    return np.ascontiguousarray(image)
+
+
+def _minmax(image: np.ndarray) -> np.ndarray:
+    image = image.astype(np.float32)
+    low, high = float(image.min()), float(image.max())
+    return (image - low) / max(high - low, 1e-8)
+
+
+def preprocess(image: np.ndarray, manifest: Manifest) -> tuple[np.ndarray, tuple, tuple]:
+    """Turn a native image into the model input, per the manifest.
+
+    Parameters
+    ----------
+    image : (H, W) or (H, W, 3) array
+        uint8, uint16, any other integer type or float (finite).
+    manifest : Manifest
+
+    Returns
+    -------
+    tensor : (1, 3, S, S) float32
+    scale : (sx, sy)
+        Native pixel coordinate x scale = model-frame coordinate.
+    valid_size : (h, w)
+        The image's extent inside the model frame.
+
+    Notes
+    -----
+    ``longest_side`` (LiteMedSAM's upstream recipe): grey to 3 channels, longest side to S with
+    ``cv2.INTER_AREA`` in the image's own dtype (uint8 stays uint8), per-image min-max to [0, 1]
+    (a constant image becomes zeros), zero padding at the bottom/right. ``square`` (SAM2): uint8 /
+    255, other types min-max to [0, 1], stretched to S x S (area when shrinking, bilinear when
+    enlarging), then ``(x - mean) / std``.
+    """
+    image = _as_image(image)
+    height, width = image.shape[:2]
+    size = manifest.input_size
+    if manifest.resize == "longest_side":
+        factor = size / max(height, width)
+        new_h, new_w = int(height * factor + 0.5), int(width * factor + 0.5)
+        resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
+        resized = _minmax(resized)
+        tensor = np.zeros((size, size, 3), np.float32)
+        tensor[:new_h, :new_w] = resized
+        scale, valid = (factor, factor), (new_h, new_w)
+    else:
+        unit = image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else _minmax(image)
+        shrink = size <= height and size <= width
+        interpolation = cv2.INTER_AREA if (manifest.interpolation == "area" or shrink) else cv2.INTER_LINEAR
+        tensor = cv2.resize(unit, (size, size), interpolation=interpolation)
+        tensor = (tensor - np.asarray(manifest.mean, np.float32)) / np.asarray(manifest.std, np.float32)
+        scale, valid = (size / width, size / height), (size, size)
+    return np.ascontiguousarray(tensor.transpose(2, 0, 1)[None], dtype=np.float32), scale, valid
+
+
+def _axis_table(n_in: int, n_out: int, start: int, stop: int):
+    """Source indices and weights of bilinear resampling (align_corners=False, as
+    ``torch.nn.functional.interpolate``) for output positions ``start..stop-1``."""
+    ratio = n_in / n_out
+    src = (np.arange(start, stop, dtype=np.float64) + 0.5) * ratio - 0.5
+    src = np.maximum(src, 0.0)
+    i0 = np.minimum(src.astype(np.int64), n_in - 1)
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    w1 = (src - i0).astype(np.float32)
+    return i0, i1, 1.0 - w1, w1
+
+
+def resize_bilinear(logits: np.ndarray, size: tuple, roi: tuple | None = None) -> np.ndarray:
+    """Bilinear resize of ``(..., h, w)`` to ``size = (H, W)`` (``align_corners=False``, no
+    antialiasing: the convention of SAM's ``postprocess_masks``), computing only the window
+    ``roi = (x0, y0, x1, y1)`` (inclusive, output coordinates) when given.
+
+    Returns ``(..., H, W)`` float32, or ``(..., y1 - y0 + 1, x1 - x0 + 1)`` with ``roi``.
+
+    The full frame goes through ``cv2.resize`` (``INTER_LINEAR`` on float32 is this same
+    interpolation, about 10x faster than numpy); a window, whose offset cv2 cannot express, is
+    computed in numpy from the same index/weight formula.
+    """
+    out_h, out_w = size
+    in_h, in_w = logits.shape[-2:]
+    lead = logits.shape[:-2]
+    flat = np.ascontiguousarray(logits, dtype=np.float32).reshape(-1, in_h, in_w)
+    if roi is None:
+        out = np.empty((flat.shape[0], out_h, out_w), np.float32)
+        for i, plane in enumerate(flat):
+            out[i] = cv2.resize(plane, (out_w, out_h), interpolation=cv2.INTER_LINEAR)
+        return out.reshape(*lead, out_h, out_w)
+    x0, y0, x1, y1 = roi
+    cx0, cx1, cwx0, cwx1 = _axis_table(in_w, out_w, x0, x1 + 1)
+    ry0, ry1, rwy0, rwy1 = _axis_table(in_h, out_h, y0, y1 + 1)
+    # Columns first, on the source rows the window needs; then rows (contiguous row gathers).
+    rows_needed = np.unique(np.concatenate([ry0, ry1]))
+    needed = flat[:, rows_needed]
+    cols = needed[:, :, cx0] * cwx0 + needed[:, :, cx1] * cwx1
+    top, bottom = np.searchsorted(rows_needed, ry0), np.searchsorted(rows_needed, ry1)
+    out = cols[:, top] * rwy0[:, None] + cols[:, bottom] * rwy1[:, None]
+    return out.reshape(*lead, out.shape[-2], out.shape[-1])
