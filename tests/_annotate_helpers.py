@@ -35,10 +35,12 @@ class DiskSession:
             start = np.asarray(mask, bool).copy()
         elif point is not None:
             start = self._disk(*point)
+            self._masks, self.clicks = [start], [(*point, True)]  # the start point is the first click
+            return start
         else:
-            x0, y0, x1, y1 = (int(round(v)) for v in box)
+            x0, y0, x1, y1 = box  # inclusive pixels, as InteractiveSession's
             start = np.zeros(self.shape, bool)
-            start[y0:y1, x0:x1] = True
+            start[y0 : y1 + 1, x0 : x1 + 1] = True
         self._masks, self.clicks = [start], []
         return start
 
@@ -54,8 +56,8 @@ class DiskSession:
         return self._masks[-1]
 
     def undo(self):
-        if not self.clicks:
-            raise ValueError("nothing to undo")
+        if len(self._masks) == 1:
+            raise RuntimeError("nothing to undo")
         self._masks.pop()
         self.clicks.pop()
         return self._masks[-1]
@@ -86,11 +88,11 @@ class DiskBackend:
 
 
 @contextlib.contextmanager
-def running(app, host: str = "127.0.0.1"):
-    """Serve ``app`` with uvicorn on a free port in a thread; yields ``(host, port)``."""
+def running(app, host: str = "127.0.0.1", port: int = 0):
+    """Serve ``app`` with uvicorn in a thread (port 0: a free one); yields ``(host, port)``."""
     from samedenhancer.annotate.server import bind, server
 
-    sock = bind(host, 0)
+    sock = bind(host, port)
     uv = server(app)
     thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

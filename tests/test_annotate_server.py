@@ -238,7 +238,7 @@ def test_a_replayed_operation_is_applied_once(served):
     client.post("/api/images/a/open", {})
     first = _op(client, "a", "click", 0, "same", x=5, y=5, positive=True)[1]
     again = _op(client, "a", "click", 0, "same", x=5, y=5, positive=True)[1]
-    assert again == first and len(again["clicks"]) == 1
+    assert again == first and len(again["clicks"]) == 1 and first["took_ms"] >= 0
     _op(client, "a", "accept", 1, "acc")
     _op(client, "a", "accept", 1, "acc")
     with open(folders / "out" / "annotations.csv", newline="") as handle:
@@ -316,3 +316,29 @@ def test_cli_refuses_bad_folders_and_warns_before_listening_elsewhere(folders, c
                  "--model", str(folders / "no-model")])
     err = capsys.readouterr().err
     assert code == 2 and "warning: listening on 0.0.0.0" in err and "left out escape.png" in err
+
+
+def test_prefetch_opens_the_next_image_to_do_in_the_background(folders):
+    catalog = Catalog(folders / "images", folders / "coarse", out=folders / "out")
+    backend = DiskBackend()
+    annotator = Annotator(catalog, backend, prefetch=True)
+
+    def settled():
+        if annotator._prefetching is not None:
+            annotator._prefetching.result(timeout=10)
+        return set(annotator._open)
+
+    try:
+        annotator.open("a")
+        assert settled() == {"a", "alias"} and backend.opened == 2
+        annotator.open("b")
+        assert settled() == {"a", "alias", "b", "c"} and backend.opened == 4
+        view = annotator.open("c")
+        assert view["start"] == "refined" and backend.opened == 4  # no second refinement
+        assert annotator.next_todo("c") == "a"  # wraps
+        annotator.apply("a", "s", 0, "skip")
+        assert annotator.next_todo("c") == "alias"  # passing a, skipped
+    finally:
+        annotator.close()
+    with pytest.raises(ValueError, match="keep must be an integer >= 2"):
+        Annotator(catalog, backend, keep=1)

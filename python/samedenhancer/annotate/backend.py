@@ -41,6 +41,7 @@ class ModelBackend:
         encoded = time.perf_counter()
         refined = None
         if coarse is not None:
-            refined = self.enhancer.enhance(image, coarse) > 0
+            prompts = self.enhancer.mine(coarse)
+            refined = self.enhancer.refine_encoded(session.embedding, prompts, coarse) > 0
         done = time.perf_counter()
         return session, refined, {"encode": 1e3 * (encoded - begin), "refine": 1e3 * (done - encoded)}

@@ -17,6 +17,7 @@ carries the version of the mask the page last saw and an operation id chosen by 
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import math
 import numbers
 import threading
@@ -154,18 +155,31 @@ class Annotator:
     keep : int
         How many open images stay in memory (their embeddings and histories); the least recently
         used beyond that is closed and re-opened (refined again) when asked for.
+    prefetch : bool
+        When an image is opened, open the next image to do in the background (one at a time), so
+        that going on to it does not wait for the encoder.
     """
 
-    def __init__(self, catalog: Catalog, backend, *, threshold: float | None = None, keep: int = 8) -> None:
-        if isinstance(keep, bool) or not isinstance(keep, numbers.Integral) or keep < 1:
-            raise ValueError(f"keep must be an integer >= 1, got {keep!r}")
+    def __init__(self, catalog: Catalog, backend, *, threshold: float | None = None, keep: int = 8,
+                 prefetch: bool = False) -> None:
+        if isinstance(keep, bool) or not isinstance(keep, numbers.Integral) or keep < 2:
+            raise ValueError(f"keep must be an integer >= 2 (the image shown and the next), got {keep!r}")
+        if not isinstance(prefetch, bool):
+            raise TypeError(f"prefetch must be True or False, got {prefetch!r}")
         self.catalog = catalog
         self.backend = backend
         self.threshold = threshold
         self.keep = int(keep)
+        self.prefetch = prefetch
         self._open: collections.OrderedDict[str, ImageState] = collections.OrderedDict()
         self._opening = {image_id: threading.Lock() for image_id in catalog.ids()}
         self._lock = threading.Lock()
+        self._prefetcher = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="annotate-prefetch")
+        self._prefetching: concurrent.futures.Future | None = None
+
+    def close(self) -> None:
+        """Stop the background prefetch (waits for the one running)."""
+        self._prefetcher.shutdown(wait=True, cancel_futures=True)
 
     # -- listing -----------------------------------------------------------------------------
     def listing(self) -> dict:
@@ -213,8 +227,45 @@ class Annotator:
                     self._open[entry.id] = state
                     while len(self._open) > self.keep:
                         self._open.popitem(last=False)
+        if self.prefetch:
+            self._prefetch_after(entry.id)
         with state.lock:
             return self._view(state, full=True)
+
+    def next_todo(self, image_id: str) -> str | None:
+        """The first image after ``image_id`` (in name order, wrapping) still to do, if any."""
+        ids, states = self.catalog.ids(), self.catalog.ledger.states()
+        at = ids.index(image_id)
+        for other in ids[at + 1 :] + ids[:at]:
+            if states.get(other, "todo") == "todo":
+                return other
+        return None
+
+    def _prefetch_after(self, image_id: str) -> None:
+        following = self.next_todo(image_id)
+        with self._lock:
+            busy = self._prefetching is not None and not self._prefetching.done()
+            if following is None or busy or following in self._open:
+                return
+            try:
+                self._prefetching = self._prefetcher.submit(self._prefetch, following)
+            except RuntimeError:  # closed
+                pass
+
+    def _prefetch(self, image_id: str) -> None:
+        entry = self.catalog[image_id]
+        with self._opening[entry.id]:
+            with self._lock:
+                if entry.id in self._open:
+                    return
+            try:
+                state = self._load(entry)
+            except AnnotateError:
+                return  # the page hears about it when it opens the image itself
+            with self._lock:
+                self._open[entry.id] = state
+                while len(self._open) > self.keep:
+                    self._open.popitem(last=False)
 
     def _load(self, entry: Entry) -> ImageState:
         begin = time.perf_counter()
@@ -237,7 +288,9 @@ class Annotator:
         state = ImageState(entry, image, coarse, None if refined is None else np.asarray(refined, bool), session,
                            None, time.time(), {"read": read_ms, **timings})
         if state.refined is not None and state.refined.any():
+            begin = time.perf_counter()
             self._start(state, "refined", mask=state.refined)
+            state.timings_ms["start"] = 1e3 * (time.perf_counter() - begin)
         return state
 
     # -- operations --------------------------------------------------------------------------
@@ -269,10 +322,12 @@ class Annotator:
             if version != state.version:
                 raise Conflict(f"the mask changed meanwhile (version {state.version}, the page had {version})",
                                self._view(state, full=False), reason="stale")
+            begin = time.perf_counter()
             changed = handler(state, **args)
+            took_ms = 1e3 * (time.perf_counter() - begin)
             if changed:
                 state.version += 1
-            view = self._view(state, full=False)
+            view = {**self._view(state, full=False), "took_ms": round(took_ms, 1)}
             state.last_op = (op, view)
             return view
 
@@ -313,11 +368,16 @@ class Annotator:
         return True
 
     def _do_box(self, state: ImageState, box) -> bool:
+        """``box`` in the page's continuous coordinates (pixel ``i`` spans ``[i, i + 1)``), given to
+        the session as the inclusive pixels it covers."""
         width, height = state.size
         x0, y0, x1, y1 = box
         if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
             raise Invalid(f"box {list(box)} must satisfy 0 <= x0 < x1 <= {width} and 0 <= y0 < y1 <= {height}")
-        self._start(state, "box", box=[float(v) for v in box])
+        pixels = [math.floor(x0), math.floor(y0), min(math.ceil(x1), width) - 1, min(math.ceil(y1), height) - 1]
+        if pixels[2] <= pixels[0] or pixels[3] <= pixels[1]:
+            raise Invalid(f"box {list(box)} must cover at least two pixels each way")
+        self._start(state, "box", box=pixels)
         return True
 
     def _do_accept(self, state: ImageState) -> bool:

@@ -18,6 +18,8 @@ def add_parser(sub) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1; anything else lets other machines in)")
     p.add_argument("--port", type=int, default=None, help="port (default 8765; 0 picks a free one)")
+    p.add_argument("--prefetch", action=argparse.BooleanOptionalAction, default=True,
+                   help="refine the next image in the background while one is shown (default: on)")
     p.set_defaults(func=run)
 
 
@@ -39,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: listening on {args.host}, not 127.0.0.1: anyone who can reach this machine can see the "
               "images and write masks into --out (no authentication)", file=sys.stderr)
     annotator = Annotator(catalog, ModelBackend(args.model, threshold=args.threshold, providers=args.providers),
-                          threshold=args.threshold)
+                          threshold=args.threshold, prefetch=args.prefetch)
     done = annotator.listing()["done"]
     print(f"{len(catalog)} images ({done} done) from {args.images}; masks go to {catalog.out}", file=sys.stderr)
     try:
@@ -49,4 +51,6 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"cannot listen on {args.host}:{port}: {error.strerror or error}") from None
     except KeyboardInterrupt:
         pass
+    finally:
+        annotator.close()
     return 0
