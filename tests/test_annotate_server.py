@@ -233,6 +233,23 @@ def test_the_page_needs_nothing_from_outside():
         assert key in page  # the shortcuts are listed on the page
 
 
+def test_the_static_files_are_package_data_of_the_wheel():
+    """scikit-build-core puts every file of a ``wheel.packages`` folder in the wheel: the page ships
+    when ``annotate/static`` lies inside the folder mapped to ``samedenhancer`` and no exclude drops it."""
+    import fnmatch
+    from pathlib import Path
+
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is Python >= 3.11")
+    root = Path(__file__).resolve().parents[1]
+    config = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["scikit-build"]
+    source = root / config["wheel"]["packages"]["samedenhancer"]
+    static = source / "annotate" / "static"
+    files = sorted(p.relative_to(source).as_posix() for p in static.iterdir())
+    assert files == ["annotate/static/annotate.css", "annotate/static/annotate.js", "annotate/static/index.html"]
+    excludes = config.get("wheel", {}).get("exclude", []) + config.get("sdist", {}).get("exclude", [])
+    assert not [(f, x) for f in files for x in excludes if fnmatch.fnmatch(f"samedenhancer/{f}", x)]
+
+
 def test_a_replayed_operation_is_applied_once(served):
     client, _, folders = served
     client.post("/api/images/a/open", {})
