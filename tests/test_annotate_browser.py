@@ -153,7 +153,7 @@ def test_annotate_a_real_polyp_in_the_browser(browser, data_root, litemedsam_dir
             np.testing.assert_array_equal(shown, expected)
             assert int(_canvas(browser, "area")) == int(expected.sum())
             times["click_ms"].append(browser.execute_script("return window.annotate.metrics.click.slice(-1)[0]"))
-            times["server_click_ms"].append(annotator._open[STEM].last_op[1]["took_ms"])
+            times["server_click_ms"].append(annotator._open[STEM].last_op[1].took_ms)
             return shown
 
         missed = truth & ~refined
@@ -266,7 +266,7 @@ def test_clicks_queue_while_the_model_is_slow_and_survive_a_server_restart(brows
             _click(browser, x, y)
         assert int(_canvas(browser, "pending")) >= 2  # queued, drawn as rings
         _settled(browser)
-        assert [tuple(c[:2]) for c in annotator.open("scan")["clicks"]] == spots  # all of them, in order
+        assert [tuple(c[:2]) for c in annotator.open("scan").clicks] == spots  # all of them, in order
         actions = ActionBuilder(browser)  # shift + click removes
         cx, cy = browser.execute_script("return window.annotate.imageToClient(120.5, 60.5)")
         actions.key_action.key_down(Keys.SHIFT)
@@ -274,20 +274,20 @@ def test_clicks_queue_while_the_model_is_slow_and_survive_a_server_restart(brows
         actions.key_action.key_up(Keys.SHIFT)
         actions.perform()
         _settled(browser)
-        assert annotator.open("scan")["clicks"][-1] == [120, 60, False]
+        assert annotator.open("scan").clicks[-1] == [120, 60, False]
         _press(browser, "b")  # a box starts again
         _drag(browser, (20, 20), (80, 60))
         _settled(browser)
         view = annotator.open("scan")
-        assert view["start"] == "box" and view["clicks"] == [] and 50 * 30 <= view["area"] <= 70 * 50
+        assert view.start == "box" and view.clicks == [] and 50 * 30 <= view.area <= 70 * 50
         _press(browser, "n")
         WebDriverWait(browser, 30).until(lambda c: _canvas(c, "image") == "scan2")
         _press(browser, "p")
-        WebDriverWait(browser, 30).until(lambda c: _canvas(c, "image") == "scan" and _canvas(c, "area") == str(view["area"]))
+        WebDriverWait(browser, 30).until(lambda c: _canvas(c, "image") == "scan" and _canvas(c, "area") == str(view.area))
     # the server is gone: the page says so and keeps the click
     _click(browser, 100, 100, button="right")
     WebDriverWait(browser, 30).until(lambda c: c.find_element("id", "message").get_attribute("data-error") == "1")
     assert "failed" in browser.find_element("id", "message").text and _canvas(browser, "pending") == "1"
     with running(app, port=port):
         _settled(browser)
-        assert annotator.open("scan")["clicks"] == [[100, 100, False]]  # sent once
+        assert annotator.open("scan").clicks == [[100, 100, False]]  # sent once

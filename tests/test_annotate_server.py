@@ -114,7 +114,7 @@ def test_reset_box_skip_and_a_restart_keeps_the_states(served):
     assert _op(client, "b", "skip", 3, "r5")[1]["state"] == "skipped"
     assert not (folders / "out" / "b.png").exists()  # a skip writes no mask
     again = Annotator(Catalog(folders / "images", folders / "coarse", out=folders / "out"), DiskBackend())
-    assert {i["id"]: i["state"] for i in again.listing()["images"]}["b"] == "skipped"
+    assert {i.id: i.state for i in again.listing().images}["b"] == "skipped"
 
 
 def test_an_image_without_coarse_mask_starts_from_a_positive_click(folders):
@@ -205,7 +205,7 @@ def test_only_files_of_the_given_folders_are_served(served, path):
     status, body = client.get(path)
     assert status == 404
     assert b"private" not in (body if isinstance(body, bytes) else json.dumps(body).encode()) or "unknown" in str(body)
-    assert "escape" not in [item["id"] for item in annotator.listing()["images"]]
+    assert "escape" not in [item.id for item in annotator.listing().images]
     assert any("escape.png" in name and "outside" in reason for name, reason in annotator.catalog.refused)
 
 
@@ -351,7 +351,7 @@ def test_prefetch_opens_the_next_image_to_do_in_the_background(folders):
         annotator.open("b")
         assert settled() == {"a", "alias", "b", "c"} and backend.opened == 4
         view = annotator.open("c")
-        assert view["start"] == "refined" and backend.opened == 4  # no second refinement
+        assert view.start == "refined" and backend.opened == 4  # no second refinement
         assert annotator.next_todo("c") == "a"  # wraps
         annotator.apply("a", "s", 0, "skip")
         assert annotator.next_todo("c") == "alias"  # passing a, skipped

@@ -26,7 +26,7 @@ import math
 import socket
 import sys
 import traceback
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import cv2
 import numpy as np
@@ -142,7 +142,7 @@ def create_app(annotator: Annotator, *, allowed_hosts=None) -> Starlette:
         return FileResponse(_static_dir() / "index.html", headers={"Cache-Control": "no-store"})
 
     async def listing(request: Request) -> Response:
-        return JSONResponse(await run_in_threadpool(annotator.listing))
+        return JSONResponse(asdict(await run_in_threadpool(annotator.listing)))
 
     async def image(request: Request) -> Response:
         data = await run_in_threadpool(annotator.image_png, request.path_params["id"])
@@ -155,7 +155,7 @@ def create_app(annotator: Annotator, *, allowed_hosts=None) -> Starlette:
 
     async def open_image(request: Request) -> Response:
         await body_of(request, {})
-        return JSONResponse(await run_in_threadpool(annotator.open, request.path_params["id"]))
+        return JSONResponse(asdict(await run_in_threadpool(annotator.open, request.path_params["id"])))
 
     async def act(request: Request) -> Response:
         image_id, action = request.path_params["id"], request.path_params["action"]
@@ -165,10 +165,10 @@ def create_app(annotator: Annotator, *, allowed_hosts=None) -> Starlette:
         body = await body_of(request, {**_OP, **ACTIONS[action]})
         op, version = body.pop("op"), body.pop("version")
         view = await run_in_threadpool(annotator.apply, image_id, op, version, action, **body)
-        return JSONResponse(view)
+        return JSONResponse(asdict(view))
 
     async def refused(request: Request, error: AnnotateError) -> Response:
-        return _error(error.status, str(error), getattr(error, "reason", None), error.state)
+        return _error(error.status, str(error), error.reason, None if error.state is None else asdict(error.state))
 
     async def http_error(request: Request, error: HTTPException) -> Response:
         return _error(error.status_code, str(error.detail))

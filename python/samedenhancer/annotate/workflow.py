@@ -37,7 +37,11 @@ __all__ = [
     "Annotator",
     "Conflict",
     "ImageState",
+    "ImageView",
     "Invalid",
+    "ListedImage",
+    "Listing",
+    "MaskView",
     "UnknownImage",
     "Unprocessable",
     "display_png",
@@ -50,7 +54,7 @@ class AnnotateError(Exception):
 
     status = 400
 
-    def __init__(self, message: str, state: dict | None = None, *, reason: str | None = None) -> None:
+    def __init__(self, message: str, state: MaskView | None = None, *, reason: str | None = None) -> None:
         super().__init__(message)
         self.state = state
         self.reason = reason
@@ -102,6 +106,69 @@ def display_png(image: np.ndarray) -> bytes:
     if not ok:
         raise Unprocessable(f"cannot encode an image of shape {image.shape} as PNG")
     return encoded.tobytes()
+
+
+@dataclass(frozen=True, kw_only=True)
+class MaskView:
+    """What the page shows of an image's mask after an operation (JSON through ``dataclasses.asdict``).
+
+    Attributes
+    ----------
+    id : str
+    version : int
+        Bumped by every change of the mask; operations carry the version they were made on.
+    start : {"refined", "coarse", "box", "point"} or None
+        What the session was started from (``None``: nothing yet).
+    clicks : list of [x, y, positive]
+    area : int
+        Pixels in the mask.
+    mask : list of list of int
+        The mask's outline, :func:`outline`.
+    state : {"todo", "accepted", "skipped"}
+    took_ms : float or None
+        Milliseconds the operation took on the server (``None`` for a view not made by one).
+    """
+
+    id: str
+    version: int
+    start: str | None
+    clicks: list
+    area: int
+    mask: list
+    state: str
+    took_ms: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageView(MaskView):
+    """:class:`MaskView` and what does not change while the image is open: its size, the coarse and
+    refined outlines (``None`` without a coarse mask) and the milliseconds opening took (read,
+    encode, refine, start)."""
+
+    width: int
+    height: int
+    coarse: list | None
+    refined: list | None
+    timings_ms: dict
+
+
+@dataclass(frozen=True)
+class ListedImage:
+    """One line of the page's list."""
+
+    id: str
+    name: str
+    coarse: bool
+    state: str
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The images in name order and how many are done (accepted or skipped)."""
+
+    images: list
+    done: int
+    total: int
 
 
 @dataclass
@@ -182,14 +249,11 @@ class Annotator:
         self._prefetcher.shutdown(wait=True, cancel_futures=True)
 
     # -- listing -----------------------------------------------------------------------------
-    def listing(self) -> dict:
+    def listing(self) -> Listing:
         states = self.catalog.ledger.states()
-        images = [
-            {"id": e.id, "name": e.image.name, "coarse": e.coarse is not None, "state": states.get(e.id, "todo")}
-            for e in self.catalog.entries.values()
-        ]
-        done = sum(item["state"] != "todo" for item in images)
-        return {"images": images, "done": done, "total": len(images)}
+        images = [ListedImage(e.id, e.image.name, e.coarse is not None, states.get(e.id, "todo"))
+                  for e in self.catalog.entries.values()]
+        return Listing(images, sum(item.state != "todo" for item in images), len(images))
 
     def entry(self, image_id) -> Entry:
         try:
@@ -212,7 +276,7 @@ class Annotator:
         except (OSError, ValueError, TypeError) as error:
             raise Unprocessable(f"cannot read {path.name}: {error}") from error
 
-    def open(self, image_id) -> dict:
+    def open(self, image_id) -> ImageView:
         """Open ``image_id`` (read, encode, refine its coarse mask, start the session from it) or
         return its state when it is open already."""
         entry = self.entry(image_id)
@@ -230,7 +294,7 @@ class Annotator:
         if self.prefetch:
             self._prefetch_after(entry.id)
         with state.lock:
-            return self._view(state, full=True)
+            return self._image_view(state)
 
     def next_todo(self, image_id: str) -> str | None:
         """The first image after ``image_id`` (in name order, wrapping) still to do, if any."""
@@ -301,7 +365,7 @@ class Annotator:
             raise Invalid(str(error)) from error
         state.start = kind
 
-    def apply(self, image_id, op: str, version, action: str, **args) -> dict:
+    def apply(self, image_id, op: str, version, action: str, **args) -> MaskView:
         """Apply ``action`` (``"click"``, ``"undo"``, ``"reset"``, ``"box"``, ``"accept"``,
         ``"skip"``) to the open image ``image_id`` and return its new state.
 
@@ -321,13 +385,13 @@ class Annotator:
                 return state.last_op[1]
             if version != state.version:
                 raise Conflict(f"the mask changed meanwhile (version {state.version}, the page had {version})",
-                               self._view(state, full=False), reason="stale")
+                               self._mask_view(state), reason="stale")
             begin = time.perf_counter()
             changed = handler(state, **args)
             took_ms = 1e3 * (time.perf_counter() - begin)
             if changed:
                 state.version += 1
-            view = {**self._view(state, full=False), "took_ms": round(took_ms, 1)}
+            view = self._mask_view(state, took_ms=round(took_ms, 1))
             state.last_op = (op, view)
             return view
 
@@ -416,24 +480,28 @@ class Annotator:
         with state.lock:
             return state.mask
 
-    def _view(self, state: ImageState, *, full: bool) -> dict:
+    def _fields(self, state: ImageState) -> dict:
         mask = state.mask
-        view = {
-            "id": state.entry.id,
-            "version": state.version,
-            "start": state.start,
-            "clicks": state.clicks,
-            "area": int(mask.sum()),
-            "mask": outline(mask),
-            "state": self.catalog.ledger.states().get(state.entry.id, "todo"),
-        }
-        if full:
-            width, height = state.size
-            view.update(
-                width=width,
-                height=height,
-                coarse=None if state.coarse is None else outline(state.coarse),
-                refined=None if state.refined is None else outline(state.refined),
-                timings_ms={k: round(v, 1) for k, v in state.timings_ms.items()},
-            )
-        return view
+        return dict(
+            id=state.entry.id,
+            version=state.version,
+            start=state.start,
+            clicks=state.clicks,
+            area=int(mask.sum()),
+            mask=outline(mask),
+            state=self.catalog.ledger.states().get(state.entry.id, "todo"),
+        )
+
+    def _mask_view(self, state: ImageState, took_ms: float | None = None) -> MaskView:
+        return MaskView(**self._fields(state), took_ms=took_ms)
+
+    def _image_view(self, state: ImageState) -> ImageView:
+        width, height = state.size
+        return ImageView(
+            **self._fields(state),
+            width=width,
+            height=height,
+            coarse=None if state.coarse is None else outline(state.coarse),
+            refined=None if state.refined is None else outline(state.refined),
+            timings_ms={k: round(v, 1) for k, v in state.timings_ms.items()},
+        )

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
               "images and write masks into --out (no authentication)", file=sys.stderr)
     annotator = Annotator(catalog, ModelBackend(args.model, threshold=args.threshold, providers=args.providers),
                           threshold=args.threshold, prefetch=args.prefetch)
-    done = annotator.listing()["done"]
+    done = annotator.listing().done
     print(f"{len(catalog)} images ({done} done) from {args.images}; masks go to {catalog.out}", file=sys.stderr)
     try:
         serve(annotator, args.host, port,
