@@ -359,3 +359,32 @@ def test_prefetch_opens_the_next_image_to_do_in_the_background(folders):
         annotator.close()
     with pytest.raises(ValueError, match="keep must be an integer >= 2"):
         Annotator(catalog, backend, keep=1)
+
+
+def test_unreadable_files_are_422_and_the_server_stays_up(folders):
+    images, coarse = folders / "images", folders / "coarse"
+    (images / "broken.jpg").write_bytes((images / "a.png").read_bytes()[:100])
+    cv2.imwrite(str(images / "small.png"), np.zeros((10, 10), np.uint8))
+    cv2.imwrite(str(coarse / "small.png"), np.zeros((12, 10), np.uint8))
+    annotator = Annotator(Catalog(images, coarse, out=folders / "out"), DiskBackend())
+    with running(create_app(annotator)) as address:
+        client = Client(address)
+        status, error = client.post("/api/images/broken/open", {})
+        assert status == 422 and "cannot read broken.jpg" in error["error"]
+        assert client.get("/api/images/broken/image")[0] == 422
+        status, error = client.post("/api/images/small/open", {})
+        assert status == 422 and "10 x 12 px" in error["error"] and "10 x 10 px" in error["error"]
+        assert client.post("/api/images/a/open", {})[0] == 200
+
+
+@pytest.mark.parametrize("dtype, low, high", [(np.uint16, 100, 4000), (np.float32, -1000.0, 2000.0)])
+def test_images_beyond_8_bits_are_stretched_for_display(dtype, low, high):
+    from samedenhancer.annotate.workflow import display_png
+
+    ramp = np.linspace(low, high, 64 * 64).reshape(64, 64).astype(dtype)
+    shown = cv2.imdecode(np.frombuffer(display_png(ramp), np.uint8), cv2.IMREAD_UNCHANGED)
+    assert shown.dtype == np.uint8 and shown.shape == (64, 64)
+    assert shown.min() == 0 and shown.max() == 255 and (np.diff(shown.ravel().astype(int)) >= 0).all()
+    rgb = np.dstack([np.full((4, 4), v, np.uint8) for v in (10, 20, 30)])
+    back = cv2.imdecode(np.frombuffer(display_png(rgb), np.uint8), cv2.IMREAD_UNCHANGED)
+    assert back[0, 0].tolist() == [30, 20, 10]  # PNG stores BGR as OpenCV writes it: RGB kept
