@@ -18,6 +18,8 @@ import time
 import cv2
 import numpy as np
 
+from samedenhancer import stream
+
 from ._report import Row, report
 
 #: (ONNX Runtime intra-op threads of the encoder and decoder sessions, pipelined) per measured
