@@ -89,6 +89,19 @@ def _canvas(chrome, name: str) -> str:
     return chrome.find_element("id", "canvas").get_attribute(f"data-{name}")
 
 
+def _showing(chrome, stem: str, timeout: float):
+    """Wait until the page shows ``stem`` with its refined outline drawn; fails at once with the
+    page's message if it reports an error instead."""
+
+    def ready(c):
+        message = c.find_element("id", "message")
+        if message.get_attribute("data-error") == "1":
+            pytest.fail(f"the page reports: {message.text}")
+        return _canvas(c, "image") == stem and _canvas(c, "refined-drawn") == "1"
+
+    WebDriverWait(chrome, timeout).until(ready)
+
+
 def _settled(chrome, timeout: float = 60):
     """Wait until the page has sent every queued operation; returns the mask version shown."""
     WebDriverWait(chrome, timeout).until(lambda c: _canvas(c, "pending") == "0")
@@ -129,7 +142,7 @@ def test_annotate_a_real_polyp_in_the_browser(browser, data_root, litemedsam_dir
         client = Client((host, port))
         browser.get(f"http://{host}:{port}/")
         # the page opens the first image to do and draws its refined outline when the encoder is done
-        WebDriverWait(browser, 120).until(lambda c: _canvas(c, "image") == STEM and _canvas(c, "refined-drawn") == "1")
+        _showing(browser, STEM, 120)
         times["open_ms"] = browser.execute_script("return window.annotate.metrics.open[0]")
         view = client.post(f"/api/images/{STEM}/open", {})[1]
         times["server_open_ms"] = view["timings_ms"]
@@ -180,7 +193,7 @@ def test_annotate_a_real_polyp_in_the_browser(browser, data_root, litemedsam_dir
         final = check_click(2, False)
 
         browser.find_element("tag name", "body").send_keys(Keys.ENTER)  # accept: writes, moves on
-        WebDriverWait(browser, 120).until(lambda c: _canvas(c, "image") == NEXT and _canvas(c, "refined-drawn") == "1")
+        _showing(browser, NEXT, 120)
         times["next_open_ms"] = browser.execute_script("return window.annotate.metrics.open[1]")
         written = io.read_mask(tmp_path / "out" / f"{STEM}.png")
         np.testing.assert_array_equal(written > 0, final)
@@ -260,7 +273,7 @@ def test_clicks_queue_while_the_model_is_slow_and_survive_a_server_restart(brows
     app = create_app(annotator)
     with running(app) as (host, port):
         browser.get(f"http://{host}:{port}/")
-        WebDriverWait(browser, 30).until(lambda c: _canvas(c, "image") == "scan" and _canvas(c, "refined-drawn") == "1")
+        _showing(browser, "scan", 30)
         spots = [(40, 50), (120, 60), (200, 150), (250, 30)]
         for x, y in spots:  # faster than the model answers
             _click(browser, x, y)

@@ -38,10 +38,10 @@ class ModelBackend:
 
         begin = time.perf_counter()
         session = InteractiveSession(image, model=self.predictor)
-        encoded = time.perf_counter()
+        after_encode = time.perf_counter()
         refined = None
         if coarse is not None:
-            prompts = self.enhancer.mine(coarse)
-            refined = self.enhancer.refine_encoded(session.embedding, prompts, coarse) > 0
+            encoded = self.enhancer.encode(image, coarse, embedding=session.embedding)
+            refined = self.enhancer.refine(encoded) > 0
         done = time.perf_counter()
-        return session, refined, {"encode": 1e3 * (encoded - begin), "refine": 1e3 * (done - encoded)}
+        return session, refined, {"encode": 1e3 * (after_encode - begin), "refine": 1e3 * (done - after_encode)}
