@@ -275,8 +275,11 @@ def test_clicks_queue_while_the_model_is_slow_and_survive_a_server_restart(brows
         browser.get(f"http://{host}:{port}/")
         _showing(browser, "scan", 30)
         spots = [(40, 50), (120, 60), (200, 150), (250, 30)]
-        for x, y in spots:  # faster than the model answers
-            _click(browser, x, y)
+        actions = ActionBuilder(browser)  # four clicks in one go, faster than the model answers
+        for x, y in spots:
+            cx, cy = browser.execute_script("return window.annotate.imageToClient(arguments[0], arguments[1])", x + 0.5, y + 0.5)
+            actions.pointer_action.move_to_location(int(round(cx)), int(round(cy))).click()
+        actions.perform()
         assert int(_canvas(browser, "pending")) >= 2  # queued, drawn as rings
         _settled(browser)
         assert [tuple(c[:2]) for c in annotator.open("scan").clicks] == spots  # all of them, in order

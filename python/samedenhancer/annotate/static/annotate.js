@@ -505,6 +505,8 @@ $("accept").onclick = commands.accept;
 $("skip").onclick = commands.skip;
 $("fit").onclick = commands.fit;
 for (const id of ["show-coarse", "show-refined", "show-fill", "opacity"]) $(id).addEventListener("input", draw);
+// A button keeps no focus, so Enter after clicking one accepts once (the key), not twice (key and button).
+for (const button of document.querySelectorAll("#toolbar button")) button.addEventListener("mouseup", () => button.blur());
 
 const keys = {
   "z": commands.undo, "Backspace": commands.undo,
