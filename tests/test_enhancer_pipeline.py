@@ -321,3 +321,17 @@ def test_region_results_keep_their_masks_inside_small_windows():
         assert full.sum() == r.window_mask.sum() and full[y0 : y1 + 1, x0 : x1 + 1].all() == r.window_mask.all()
         union |= full
     np.testing.assert_array_equal(union, result.mask > 0)
+
+
+@pytest.mark.parametrize("margin", [None, 0, 15, 40])
+def test_box_iteration_reboxes_a_mask_exactly_as_the_coarse_mask_is_mined(margin):
+    from samedenhancer import MiningOptions, mine_prompts
+    from samedenhancer.enhancer.decoding import box_of
+
+    mask = np.zeros((120, 160), bool)
+    mask[30:70, 50:100] = True
+    mask[75:78, 60:62] = True  # a speck MSFF drops
+    options = MiningOptions(box_margin=margin)
+    expected = mine_prompts(mask.view(np.uint8), options, prior="single").boxes[0]
+    window = mask[20:90, 40:110]  # the region's window at offset (40, 20)
+    np.testing.assert_array_equal(box_of(window, (40, 20), mask.shape, options), expected)
