@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from . import io, metrics
 from ._core import __version__
-from .core import ComponentStats, Prompts, as_label_map, connected_components, distance_transform, mine_prompts
+from .core import ComponentStats, MiningOptions, Prompts, as_label_map, connected_components, distance_transform, mine_prompts
 from .enhancer import (
     BatchItem,
+    Encoded,
     Enhancer,
     EnhanceResult,
     Gate,
@@ -17,25 +18,30 @@ from .enhancer import (
     enhance_batch,
 )
 from .predictor import ImageEmbedding, Prediction, Predictor, PreparedImage
+from .priors import Priors, augment, priors
 from .streaming import FrameResult, stream
 
 __all__ = [
     "BatchItem",
     "ComponentStats",
+    "Encoded",
     "EnhanceResult",
     "Enhancer",
     "FrameResult",
     "Gate",
     "ImageEmbedding",
+    "MiningOptions",
     "Prediction",
     "PreparedImage",
     "Predictor",
+    "Priors",
     "Prompts",
     "RegionResult",
     "Timings",
     "VolumeResult",
     "__version__",
     "as_label_map",
+    "augment",
     "connected_components",
     "distance_transform",
     "enhance",
@@ -43,5 +49,6 @@ __all__ = [
     "io",
     "metrics",
     "mine_prompts",
+    "priors",
     "stream",
 ]
