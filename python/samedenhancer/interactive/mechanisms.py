@@ -73,6 +73,9 @@ class LocalOptions(NamedTuple):
     click_radius : float
         Radius (in units of the click's distance to the boundary) within which the data term is
         pulled to the click's label, falling off as a Gaussian.
+    reach : float
+        The change stays within this multiple of the click's distance to the boundary (at least
+        ``min_window`` pixels) from the click.
     """
 
     window: float = 3.0
@@ -81,6 +84,7 @@ class LocalOptions(NamedTuple):
     grid: int = 64
     smoothness: float = 2.0
     click_radius: float = 1.0
+    reach: float = 2.0
 
 
 def _decode(predictor, embedding, mask_input=None, **prompts) -> Segmentation:
@@ -254,6 +258,9 @@ def correct_locally(guide: np.ndarray, current: Segmentation, x: int, y: int, po
     if fixed is not None:
         region &= fixed[y0:y1, x0:x1] == 0
     region[y - y0, x - x0] = True
+    radius = max(options.reach * depth, options.min_window)
+    yy, xx = np.ogrid[y0 - y : y1 - y, x0 - x : x1 - x]
+    region &= (xx * xx + yy * yy) <= radius * radius
     count, comp = cv2.connectedComponents(region.astype(np.uint8), connectivity=4)
     region = comp == comp[y - y0, x - x0]
     new_mask = mask.copy()
