@@ -1,8 +1,7 @@
 """``samedenhancer`` command line: one module per subcommand, each adding its own parser.
 
-enhance, evaluate, stream, priors, annotate, demo and export; every subcommand reports a bad argument or
-input as
-``samedenhancer COMMAND: message`` with exit status 2, never a traceback.
+enhance, evaluate, stream, priors, annotate, demo and export; every subcommand reports a bad
+argument or input as ``samedenhancer COMMAND: message`` with exit status 2, never a traceback.
 """
 
 from __future__ import annotations
