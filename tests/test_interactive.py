@@ -108,6 +108,17 @@ def test_point_and_mask_starts(fake):
     assert np.array_equal(session.start(mask=coarse), coarse > 0) and session.clicks == ()
 
 
+def test_mask_start_keeps_the_mask_and_reads_back_from_its_logits(fake):
+    coarse = np.zeros((SIZE, SIZE), bool)
+    coarse[12:30, 14:44] = True
+    coarse[20:24, 30:34] = False
+    seg = mech.segment_from_mask(fake, fake.encode(image_with_square()), coarse)
+    assert np.array_equal(seg.mask, coarse) and np.array_equal(seg.logits > 0, coarse)
+    assert seg.low_res.shape == (1, 1, SIZE, SIZE) and np.array_equal(seg.low_res[0, 0] > 0, coarse)
+    empty = mech.segment_from_mask(fake, fake.encode(image_with_square()), np.zeros((SIZE, SIZE), bool))
+    assert not empty.mask.any() and (empty.logits < 0).all()
+
+
 def test_errors(fake):
     session = InteractiveSession(image_with_square(), fake)
     with pytest.raises(RuntimeError, match="start"):
@@ -152,8 +163,11 @@ def test_a_click_never_calls_the_encoder(correction):
     session = InteractiveSession(image_with_square(), fake, correction=correction)
     assert fake.encode_calls == 1 and session.encodes == 1
     session.start(box=[20, 20, 40, 40])
+    decodes = len(fake.decode_calls)
     for x, y, positive in [(44, 30, True), (22, 22, False), (45, 45, True)]:
         session.click(x, y, positive)
+    # the local correction needs no model call at all; the prompt protocol one decode per click
+    assert len(fake.decode_calls) - decodes == (0 if correction == "local" else 3)
     session.undo()
     session.start(mask=session.mask)
     session.click(30, 46)
