@@ -268,47 +268,53 @@ COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 1
 
 
 def plot(curves: dict, names: list[str], path: Path) -> None:
-    """Dice vs clicks, one panel per start, one line per dataset (farthest-point user), drawn with
-    OpenCV (PNG)."""
-    pw, ph, left, top, bottom = 420, 360, 60, 40, 50
-    low = min(float(np.nanmin(c)) for c in curves.values())
-    low = np.floor(low * 20) / 20
-    canvas = np.full((ph + 40, len(STARTS) * pw + 170, 3), 255, np.uint8)
-    def to_px(k, d, panel):
-        x = panel * pw + left + (pw - left - 20) * k / CLICKS
-        y = top + (ph - top - bottom) * (1 - (d - low) / (1 - low))
-        return int(round(x)), int(round(y))
+    """Dice vs clicks, one panel per start (its own Dice range), one line per dataset
+    (farthest-point user), drawn with OpenCV (PNG)."""
+    pw, ph, left, top, bottom = 420, 400, 60, 60, 50
     font = cv2.FONT_HERSHEY_SIMPLEX
+    canvas = np.full((ph + 20, len(STARTS) * pw + 170, 3), 255, np.uint8)
+    cv2.putText(canvas, "Dice vs clicks (LiteMedSAM, farthest-point user)", (left, 22), font, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
     for p, start in enumerate(STARTS):
-        x0, y0 = to_px(0, 1.0, p)
-        x1, y1 = to_px(CLICKS, low, p)
-        cv2.rectangle(canvas, (x0, y0), (x1, y1), (0, 0, 0), 1)
+        values = [v for (name, s), c in curves.items() if s == start for v in c if np.isfinite(v)]
+        if not values:
+            continue
+        step = 0.02 if 1 - min(values) <= 0.12 else (0.05 if 1 - min(values) <= 0.4 else 0.1)
+        low = np.floor(min(values) / step) * step
+
+        def to_px(k, d):
+            x = p * pw + left + (pw - left - 20) * k / CLICKS
+            y = top + (ph - top - bottom) * (1 - (d - low) / (1 - low))
+            return int(round(x)), int(round(y))
+
+        x0, y0 = to_px(0, 1.0)
+        x1, y1 = to_px(CLICKS, low)
         cv2.putText(canvas, f"start: {start}", (x0, y0 - 12), font, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
-        for k in range(CLICKS + 1):
-            x, _ = to_px(k, low, p)
-            cv2.putText(canvas, str(k), (x - 4, y1 + 18), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
-        for d in np.arange(low, 1.0001, 0.05):
-            _, y = to_px(0, d, p)
+        for d in np.arange(low, 1.0 + step / 2, step):
+            _, y = to_px(0, d)
             cv2.line(canvas, (x0, y), (x1, y), (225, 225, 225), 1)
             cv2.putText(canvas, f"{d:.2f}", (x0 - 42, y + 4), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.rectangle(canvas, (x0, y0), (x1, y1), (0, 0, 0), 1)
+        for k in range(CLICKS + 1):
+            x, _ = to_px(k, low)
+            cv2.putText(canvas, str(k), (x - 4, y1 + 18), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
         cv2.putText(canvas, "clicks", ((x0 + x1) // 2 - 20, y1 + 36), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
         for i, name in enumerate(names):
             curve = curves.get((name, start))
             if curve is None:
                 continue
             colour = COLOURS[i % len(COLOURS)][::-1]
-            pts = np.array([to_px(k, d, p) for k, d in enumerate(curve)], np.int32)
+            pts = np.array([to_px(k, d) for k, d in enumerate(curve)], np.int32)
             cv2.polylines(canvas, [pts], False, colour, 2, cv2.LINE_AA)
             for pt in pts:
-                cv2.circle(canvas, tuple(int(v) for v in pt), 3, colour, -1, cv2.LINE_AA)
+                cv2.circle(canvas, (int(pt[0]), int(pt[1])), 3, colour, -1, cv2.LINE_AA)
     for i, name in enumerate(names):
         y = top + 20 * i + 10
         x = len(STARTS) * pw + 10
         cv2.line(canvas, (x, y), (x + 20, y), COLOURS[i % len(COLOURS)][::-1], 2)
         cv2.putText(canvas, name, (x + 26, y + 4), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-    cv2.putText(canvas, "Dice vs clicks (LiteMedSAM, farthest-point user)", (left, 20), font, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
-    path.parent.mkdir(parents=True, exist_ok=True)
     ok, data = cv2.imencode(".png", canvas)
+    if not ok:
+        raise RuntimeError(f"OpenCV could not encode the plot for {path}")
     write_atomically(path, ".png", lambda tmp: Path(tmp).write_bytes(data.tobytes()))
 
 
