@@ -115,7 +115,7 @@ def mask_to_low_res(mask: np.ndarray, predictor, embedding) -> np.ndarray:
     """A native bool mask as (1, 1, h, w) low-res logits in the model frame (+10 inside, -10
     outside, zero padding as SAM's), the form a mask prompt takes (micro-sam's
     ``_compute_logits_from_mask``)."""
-    size = predictor.manifest.low_res_size
+    size = int(predictor.manifest.raw["decoder"]["outputs"]["low_res_masks"][-1])
     factor = size / predictor.manifest.input_size
     valid_h, valid_w = (max(1, int(round(v * factor))) for v in embedding.valid_size)
     small = cv2.resize(mask.astype(np.float32), (valid_w, valid_h), interpolation=cv2.INTER_AREA)
@@ -142,10 +142,13 @@ def segment_from_mask(predictor, embedding, mask: np.ndarray) -> Segmentation:
 
 def correct_by_prompts(predictor, embedding, clicks, previous: Segmentation, box=None) -> Segmentation:
     """MedicoSAM's correction: all ``clicks`` ((x, y, positive) tuples) as points, the starting
-    ``box`` if any, and ``previous.low_res`` as the mask prompt; one decoder call."""
+    ``box`` if any, and ``previous.low_res`` as the mask prompt (when the model's decoder takes one);
+    one decoder call."""
     points = np.array([(x, y) for x, y, _ in clicks], np.float64)
     labels = np.array([1 if positive else 0 for _, _, positive in clicks])
-    return segment_from_points(predictor, embedding, points, labels, box=box, mask_input=previous.low_res)
+    # a decoder graph without the mask path (exports before mask prompts) gets the points alone
+    mask_input = previous.low_res if "mask_input" in predictor.manifest.raw["decoder"]["inputs"] else None
+    return segment_from_points(predictor, embedding, points, labels, box=box, mask_input=mask_input)
 
 
 def correction_for(manifest) -> str:

@@ -6,7 +6,6 @@ The state lives here; every mask comes from a plain function of
 
 from __future__ import annotations
 
-import numbers
 import os
 from typing import NamedTuple
 
@@ -14,6 +13,7 @@ import numpy as np
 
 from ..predictor import ImageEmbedding, Predictor
 from ..transforms import check_image
+from ..validation import choice, flag, number
 from . import mechanisms as mech
 
 __all__ = ["InteractiveSession"]
@@ -71,8 +71,7 @@ class InteractiveSession:
             raise TypeError(f"model must be a model name, a model folder or a Predictor, got {type(model).__name__}")
         if correction is None:
             correction = mech.correction_for(self.predictor.manifest)
-        if correction not in ("local", "prompt"):
-            raise ValueError(f"correction must be 'local', 'prompt' or None, got {correction!r}")
+        choice(correction, "correction", ("local", "prompt"))
         if not isinstance(local_options, mech.LocalOptions):
             raise TypeError(f"local_options must be a mechanisms.LocalOptions, got {type(local_options).__name__}")
         self.correction = correction
@@ -154,9 +153,7 @@ class InteractiveSession:
         removes it. Never runs the encoder. Returns the new mask, (H, W) bool."""
         step = self._current()
         x, y = self._check_point((x, y), "click")
-        if not isinstance(positive, (bool, np.bool_)):
-            raise TypeError(f"positive must be True or False, got {positive!r}")
-        positive = bool(positive)
+        positive = flag(positive, "positive")
         clicks = step.clicks + ((x, y, positive),)
         if self.correction == "prompt":
             segmentation = mech.correct_by_prompts(self.predictor, self.embedding, clicks, step.segmentation, self._box)
@@ -182,11 +179,8 @@ class InteractiveSession:
             x, y = point
         except (TypeError, ValueError):
             raise ValueError(f"{name} must be (x, y), got {point!r}") from None
-        for value in (x, y):
-            if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not np.isfinite(value):
-                raise TypeError(f"{name} coordinates must be finite numbers, got ({x!r}, {y!r})")
         height, width = self.size
-        xi, yi = int(round(float(x))), int(round(float(y)))
+        xi, yi = int(round(number(x, f"{name} x"))), int(round(number(y, f"{name} y")))
         if not (0 <= xi < width and 0 <= yi < height):
             raise ValueError(f"{name} ({x}, {y}) is outside the {width}x{height} image (0 <= x < {width}, 0 <= y < {height})")
         return xi, yi
