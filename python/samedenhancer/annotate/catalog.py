@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import io
+from .. import io, validation
 
 __all__ = ["ACTIONS", "LEDGER_COLUMNS", "LEDGER_NAME", "STATES", "Catalog", "Entry", "Ledger"]
 
@@ -100,8 +100,7 @@ class Catalog:
     """
 
     def __init__(self, images, coarse=None, *, out, format: str = "png") -> None:
-        if format not in FORMATS:
-            raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+        validation.choice(format, "format", FORMATS)
         self.refused: list[tuple[str, str]] = []
         image_files = _listing(Path(images), "images", self.refused)
         coarse_files = {} if coarse is None else _listing(Path(coarse), "coarse", self.refused)

@@ -22,7 +22,6 @@ server was started on (DNS rebinding).
 from __future__ import annotations
 
 import json
-import math
 import socket
 import sys
 import traceback
@@ -40,6 +39,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from .. import validation
 from .workflow import AnnotateError, Annotator, Invalid
 
 __all__ = ["DEFAULT_PORT", "LOCAL_HOSTS", "bind", "create_app", "parse_body", "serve", "server"]
@@ -77,25 +77,26 @@ class UnsupportedMedia(AnnotateError):
 
 
 def _check(name: str, value, spec: _Field):
-    if spec.kind == "number":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise Invalid(f"{name} must be a finite number, got {value!r}")
-    elif spec.kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise Invalid(f"{name} must be an integer >= 0, got {value!r}")
-    elif spec.kind == "bool":
-        if not isinstance(value, bool):
-            raise Invalid(f"{name} must be true or false, got {value!r}")
-    elif spec.kind == "str":
-        if not isinstance(value, str) or not 0 < len(value) <= 64:
-            raise Invalid(f"{name} must be a string of 1 to 64 characters, got {value!r}")
-    elif spec.kind == "box":
-        if not (isinstance(value, list) and len(value) == 4):
-            raise Invalid(f"{name} must be [x0, y0, x1, y1], got {value!r}")
-        for i, v in enumerate(value):
-            _check(f"{name}[{i}]", v, _Field("number"))
-    elif spec.kind == "choice" and value not in spec.choices:
-        raise Invalid(f"{name} must be one of {list(spec.choices)}, got {value!r}")
+    """``value`` checked by :mod:`samedenhancer.validation` (and the two kinds only requests have),
+    as :class:`Invalid` (400)."""
+    try:
+        if spec.kind == "number":
+            validation.number(value, name)
+        elif spec.kind == "int":
+            validation.integer(value, name, low=0)
+        elif spec.kind == "bool":
+            validation.flag(value, name)
+        elif spec.kind == "choice":
+            validation.choice(value, name, spec.choices)
+        elif spec.kind == "str" and not (isinstance(value, str) and 0 < len(value) <= 64):
+            raise ValueError(f"{name} must be a string of 1 to 64 characters, got {value!r}")
+        elif spec.kind == "box":
+            if not (isinstance(value, list) and len(value) == 4):
+                raise ValueError(f"{name} must be [x0, y0, x1, y1], got {value!r}")
+            for i, v in enumerate(value):
+                validation.number(v, f"{name}[{i}]")
+    except (TypeError, ValueError) as error:
+        raise Invalid(str(error)) from None
     return value
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import math
-import numbers
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from datetime import datetime, timezone
 import cv2
 import numpy as np
 
-from .. import io, metrics
+from .. import io, metrics, validation
 from ..core import as_label_map
 from .catalog import Catalog, Entry
 
@@ -229,15 +228,11 @@ class Annotator:
 
     def __init__(self, catalog: Catalog, backend, *, threshold: float | None = None, keep: int = 8,
                  prefetch: bool = False) -> None:
-        if isinstance(keep, bool) or not isinstance(keep, numbers.Integral) or keep < 2:
-            raise ValueError(f"keep must be an integer >= 2 (the image shown and the next), got {keep!r}")
-        if not isinstance(prefetch, bool):
-            raise TypeError(f"prefetch must be True or False, got {prefetch!r}")
         self.catalog = catalog
         self.backend = backend
         self.threshold = threshold
-        self.keep = int(keep)
-        self.prefetch = prefetch
+        self.keep = validation.integer(keep, "keep", low=2)  # the image shown and the next
+        self.prefetch = validation.flag(prefetch, "prefetch")
         self._open: collections.OrderedDict[str, ImageState] = collections.OrderedDict()
         self._opening = {image_id: threading.Lock() for image_id in catalog.ids()}
         self._lock = threading.Lock()
