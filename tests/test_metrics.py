@@ -86,7 +86,7 @@ def test_identical_masks_and_dtypes():
     ("args", "error", "message"),
     [
         ((np.zeros((3, 3)), np.zeros((3, 4))), ValueError, r"truth must have the shape of pred \(3, 3\), got \(3, 4\)"),
-        ((np.zeros(3), np.zeros(3)), ValueError, r"pred must be a 2-D mask \(H, W\), got an array of shape \(3,\)"),
+        ((np.zeros(3), np.zeros(3)), ValueError, r"pred must be a 2-D \(H, W\) or 3-D \(D, H, W\) mask, got an array of shape \(3,\)"),
         ((np.zeros((3, 3)), np.full((3, 3), np.nan)), ValueError, "truth must not contain NaN"),
         ((np.zeros((3, 3), object), np.zeros((3, 3))), TypeError, "pred must be a boolean or numeric mask, got dtype object"),
     ],
@@ -97,8 +97,11 @@ def test_bad_input(args, error, message):
             fn(*args)
 
 
-@pytest.mark.parametrize("spacing", [0.0, -1.0, (1.0,), (1.0, float("inf")), "1"])
-def test_bad_spacing(spacing):
+@pytest.mark.parametrize(
+    ("spacing", "error"),
+    [(0.0, ValueError), (-1.0, ValueError), ((1.0,), ValueError), ((1.0, float("inf")), ValueError), ("1", TypeError)],
+)
+def test_bad_spacing(spacing, error):
     a = np.ones((3, 3), bool)
-    with pytest.raises(ValueError, match="spacing must be"):
+    with pytest.raises(error, match="spacing must be a positive number or 2 positive numbers"):
         metrics.hd95(a, a, spacing)
