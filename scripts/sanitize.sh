@@ -41,4 +41,4 @@ case "$core" in
   *) echo "sanitize.sh: samedenhancer._core is $core, not the instrumented build in $vsite" >&2; exit 1 ;;
 esac
 LD_PRELOAD="$libasan" "$venv/bin/python" -m pytest -p no:cacheprovider -c "$root/pyproject.toml" \
-  --rootdir "$root" "$root"/tests/test_core_*.py "$root/tests/test_metrics.py" "$@"
+  --rootdir "$root" "$root"/tests/test_core_*.py "$root"/tests/test_metrics*.py "$@"
