@@ -178,6 +178,13 @@ def _frames(source) -> Iterable:
     return _iterable(source, single, "frames", "an iterable of frames, a video or DICOM path or a device index")
 
 
+@dataclass(frozen=True)
+class _MaskFile:
+    """A mask file of a coarse-mask folder, read when its frame is worked on."""
+
+    path: Path
+
+
 def coarse_source(source) -> Iterable:
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
@@ -185,7 +192,9 @@ def coarse_source(source) -> Iterable:
             files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in io.IMAGE_SUFFIXES and not p.name.startswith("."))
             if not files:
                 raise ValueError(f"coarse_masks folder {path} holds no mask files ({', '.join(io.IMAGE_SUFFIXES)})")
-            return (io.read_mask(p) for p in files)
+            return [_MaskFile(p) for p in files]  # read per frame, in the encode stage: a bad file is that frame's error
+        if not path.exists():
+            raise FileNotFoundError(f"coarse_masks {path} does not exist (expected a mask folder, a mask video or a DICOM file)")
         return io.open_frames(path, as_mask=True)
     single = isinstance(source, np.ndarray) and source.ndim == 2
     return _iterable(source, single, "coarse_masks", "an iterable of masks, a mask folder, a mask video or DICOM file")
@@ -230,6 +239,8 @@ class _Stages:
             if work.coarse is _MISSING:
                 raise ValueError(f"frame {work.index}: frames has a frame but coarse_masks has no mask")
             start = time.perf_counter()
+            if isinstance(work.coarse, _MaskFile):
+                work.coarse = io.read_mask(work.coarse.path)
             work.prompts = self.enhancer.mine(work.coarse)
             check_sizes(work.image, work.prompts.label_map)
             mined = time.perf_counter()

@@ -262,7 +262,7 @@ class Enhancer:
             min_fraction=min_fraction,
         )
         # Fail on bad mining options now rather than on the first image.
-        mine_prompts(np.zeros((1, 1), np.uint8), threshold=None, **self._mining)
+        mine_prompts(np.zeros((1, 1), np.uint8), threshold=threshold, **self._mining)  # and a bad threshold
 
     # -- one image ---------------------------------------------------------------------------
     def mine(self, coarse: np.ndarray) -> Prompts:
