@@ -51,8 +51,13 @@ class DoublePredictor:
         iou = np.full((n, c), 0.9, np.float32) if self.ious is None else np.repeat(np.asarray(self.ious, np.float32)[:, None], c, 1)
         return logits, iou
 
-    def upscale(self, embedding, low_res_logits, roi=None):
-        return low_res_logits
+    def upscale_window(self, embedding, low_res_logits, floor=0.0, include=None):
+        """Native resolution = the model frame: the window of the logits above ``floor``."""
+        from samedenhancer.transforms import logits_window
+
+        window = logits_window(low_res_logits, low_res_logits.shape, floor, include)
+        x0, y0, x1, y1 = window
+        return window, np.asarray(low_res_logits, np.float32)[y0 : y1 + 1, x0 : x1 + 1]
 
 
 class CountingPredictor:
@@ -80,8 +85,8 @@ class CountingPredictor:
             raise RuntimeError("decoder failed on purpose")
         return self._predictor.decode(embedding, *args, **kwargs)
 
-    def upscale(self, embedding, low_res, roi=None):
-        return self._predictor.upscale(embedding, low_res, roi)
+    def upscale_window(self, embedding, low_res, **options):
+        return self._predictor.upscale_window(embedding, low_res, **options)
 
 
 class FailingPredictor(DoublePredictor):

@@ -209,7 +209,7 @@ def test_quality_options_are_checked():
         Enhancer(DoublePredictor(), policy="hierarchical", box_rounds=1)
     with pytest.raises(ValueError, match="box_tolerance"):
         Enhancer(DoublePredictor(), box_tolerance=2.0)
-    assert not Enhancer(DoublePredictor(), policy="hierarchical").fusion
+    assert not Enhancer(DoublePredictor(), policy="hierarchical").options.fusion
 
 
 @pytest.mark.parametrize("policy", ["box", "hierarchical"])
@@ -255,4 +255,4 @@ def test_the_default_gate_runs_on_multi_class_maps_only():
     off = Enhancer(DoublePredictor(grow=8, grow_where=grown), box_margin=0, box_rounds=0, gate=False)
     assert off.enhance(image, two, return_details=True).gate_fired == 0
     on = Enhancer(DoublePredictor(grow=8, grow_where=grown), box_margin=0, box_rounds=0, gate=True)
-    assert on.gate == Gate() and on.enhance(image, one, return_details=True).gate_fired == 1
+    assert on.options.gate == Gate() and on.enhance(image, one, return_details=True).gate_fired == 1

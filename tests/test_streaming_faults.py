@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from samedenhancer import Enhancer, io
+from samedenhancer import Enhancer, io, stream
 from samedenhancer.cli import main
 
 from fakes import DoublePredictor, use_fake_model
@@ -27,7 +27,7 @@ def masks(tmp_path):
 def test_a_corrupt_mask_in_a_coarse_folder_is_that_frames_error(masks, pipelined):
     frames = [np.full((40, 56), 100, np.uint8)] * 4
     enhancer = Enhancer(DoublePredictor(), box_margin=0, box_rounds=0)
-    results = list(enhancer.stream(frames, masks, drop="none", pipelined=pipelined))
+    results = list(stream(frames, masks, drop="none", pipelined=pipelined, enhancer=enhancer))
     assert [r.index for r in results] == [0, 1, 2, 3]
     assert [r.status for r in results] == ["ok", "error", "ok", "ok"]
     assert "m1.png" in results[1].error and "ValueError" in results[1].error
