@@ -174,14 +174,28 @@ def image_and_coarse(draw):
 
 
 @FUZZ
-@given(pair=image_and_coarse(), threshold=st.sampled_from([None, 0.5, 127]), return_details=st.booleans())
-def test_fuzz_enhancer_enhance(pair, threshold, return_details):
+@given(pair=image_and_coarse(), threshold=st.sampled_from([None, 0.5, 127]), return_details=st.booleans(),
+       policy=st.sampled_from(["box", "points", "points+box", "hierarchical"]), gate=st.sampled_from([None, True, False]))
+def test_fuzz_enhancer_enhance(pair, threshold, return_details, policy, gate):
     image, coarse = pair
-    enhancer = Enhancer(DoublePredictor(grow=1), threshold=threshold)
+    enhancer = Enhancer(DoublePredictor(grow=1), threshold=threshold, policy=policy, gate=gate)
     result = _clear_or_nothing(enhancer.enhance, image, coarse, return_details=return_details)
     if result is not None:
         mask = result.mask if return_details else result
         assert mask.shape == np.shape(coarse)
+
+
+@FUZZ
+@given(pairs=st.lists(image_and_coarse(), max_size=3))
+def test_fuzz_enhance_batch_keeps_one_item_per_input(pairs):
+    items = Enhancer(DoublePredictor()).enhance_batch([p[0] for p in pairs], [p[1] for p in pairs])
+    assert len(items) == len(pairs)
+    for item, (image, coarse) in zip(items, pairs):
+        assert (item.result is None) != (item.error is None)
+        if item.ok:
+            assert item.result.mask.shape == np.shape(coarse)
+        else:
+            assert isinstance(item.error, CLEAR), repr(item.error)
 
 
 # -- the Predictor (real decoder, replayed embedding) --------------------------------------------
@@ -289,3 +303,19 @@ def test_fuzz_write_mask_stores_exactly_or_refuses(tmp_path_factory, mask, suffi
     back = np.load(path) if suffix == ".npy" else io.read_array(path)
     if suffix == ".npy" or np.ndim(mask) == 2:
         assert np.array_equal(back, np.asarray(mask), equal_nan=np.asarray(mask).dtype.kind == "f"), "labels changed"
+
+
+@FUZZ
+@given(volume=arrays(ndim=st.integers(2, 4), side=st.integers(0, 6)))
+def test_fuzz_write_volume_stores_exactly_or_refuses(tmp_path_factory, volume):
+    pytest.importorskip("nibabel", reason="NIfTI needs the nifti extra")
+    folder = tmp_path_factory.mktemp("volume")
+    path = _clear_or_nothing(io.write_volume, folder / "v.nii.gz", volume)
+    if path is None:
+        assert not list(folder.iterdir())
+        return
+    back, _ = io.read_volume(path, as_mask=True)
+    if volume.dtype.kind in "iu" or volume.dtype == bool:  # labels: the values (as_mask may narrow the dtype)
+        assert np.array_equal(back, volume), "voxels changed"
+    else:
+        assert np.array_equal(back, volume, equal_nan=True), "voxels changed"  # whole floats come back as labels

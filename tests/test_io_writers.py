@@ -95,3 +95,25 @@ def test_prepare_output_folder_refuses_input_folders_and_unwritable_places(tmp_p
         io.prepare_output_folder("/proc/samedenhancer-out")
     assert io.prepare_output_folder(tmp_path / "out" / "x", {"images": tmp_path / "in"}).is_dir()
     assert not list((tmp_path / "out" / "x").iterdir())  # the write test leaves nothing behind
+
+
+def test_an_image_header_past_opencvs_limits_is_a_clear_error(tmp_path):
+    """Found by the fuzzer: OpenCV raised ``cv2.error`` instead of returning ``None``."""
+    import cv2
+
+    data = bytearray(cv2.imencode(".bmp", np.zeros((4, 4), np.uint8))[1].tobytes())
+    data[22:26] = (2**30).to_bytes(4, "little")  # the BMP height field
+    (tmp_path / "huge.bmp").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="not a readable image"):
+        io.read_mask(tmp_path / "huge.bmp")
+
+
+def test_write_volume_refuses_what_nifti_would_not_give_back(tmp_path):
+    """Found by the fuzzer: 2-D arrays were written as volumes read_volume rejects; float16 raised
+    nibabel's HeaderDataError."""
+    pytest.importorskip("nibabel", reason="NIfTI needs the nifti extra")
+    with pytest.raises(ValueError, match="H x W x D"):
+        io.write_volume(tmp_path / "v.nii.gz", np.zeros((4, 4), np.uint8))
+    with pytest.raises(TypeError, match="float16"):
+        io.write_volume(tmp_path / "v.nii.gz", np.zeros((2, 2, 2), np.float16))
+    assert not list(tmp_path.iterdir())

@@ -32,7 +32,10 @@ def _read_cv2(path: Path) -> np.ndarray:
     data = np.fromfile(path, dtype=np.uint8)
     if data.size == 0:
         raise ValueError(f"cannot read {path}: the file is empty")
-    array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    try:
+        array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:  # a header OpenCV refuses (e.g. a size past its limits)
+        raise ValueError(f"cannot read {path}: not a readable image ({exc.err or exc})") from None
     if array is None:
         raise ValueError(f"cannot read {path}: not a readable image (truncated or wrong format)")
     if array.ndim == 3 and array.shape[2] == 4:
