@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+from io import StringIO
 import json
 from pathlib import Path
 
@@ -81,11 +82,12 @@ def run(args: argparse.Namespace) -> int:
             print("| " + " | ".join([r["stem"], *(f"{r[k]:.4f}" for k in keys)]) + " |")
     print(json.dumps(summary, indent=1))
     if args.csv:
-        with open(args.csv, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=["stem", *keys])
-            writer.writeheader()
-            writer.writerows(rows)
+        table = StringIO()
+        writer = csv.DictWriter(table, fieldnames=["stem", *keys], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        io.write_text_atomically(args.csv, table.getvalue())
     if args.json:
-        Path(args.json).write_text(json.dumps({"summary": summary, "images": rows}, indent=1))
+        io.write_text_atomically(args.json, json.dumps({"summary": summary, "images": rows}, indent=1))
     report_failures(failures, len(truths))
     return 1 if failures else 0
