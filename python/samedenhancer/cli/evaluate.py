@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import csv
-from io import StringIO
 import json
+from io import StringIO
 from pathlib import Path
 
 import numpy as np

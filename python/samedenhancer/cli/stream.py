@@ -7,7 +7,6 @@ import collections
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 

@@ -13,7 +13,7 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
-def prepare_output_folder(out: str | os.PathLike, inputs: Mapping[str, str | os.PathLike | None] = {},
+def prepare_output_folder(out: str | os.PathLike, inputs: Mapping[str, str | os.PathLike | None] | None = None,
                           *, name: str = "--out") -> Path:
     """Check ``out`` before any work and create it: refuse a folder that would overwrite inputs,
     prove it writable.
@@ -22,7 +22,7 @@ def prepare_output_folder(out: str | os.PathLike, inputs: Mapping[str, str | os.
     ----------
     out : path
         The output folder (created with its parents when missing).
-    inputs : mapping of str to path
+    inputs : mapping of str to path, optional
         What the command reads, by the name the user knows it by (``{"images": ..., "coarse": ...}``;
         ``None`` values are skipped). ``out`` may be neither equal to nor inside an input folder,
         nor the folder holding an input file; symbolic links are resolved first.
@@ -41,7 +41,7 @@ def prepare_output_folder(out: str | os.PathLike, inputs: Mapping[str, str | os.
     """
     out = Path(out)
     target = out.resolve()
-    for label, source in inputs.items():
+    for label, source in (inputs or {}).items():
         if source is None or not Path(source).exists():
             continue
         source = Path(source).resolve()
