@@ -47,7 +47,7 @@ def test_nan_in_a_float_map_is_named_before_the_threshold():
     soft[3, 3] = np.nan
     with pytest.raises(ValueError, match="without NaN"):
         as_label_map(soft, threshold=127)
-    with pytest.raises(ValueError, match=r"threshold must be in \[0, 1\] for a float soft map.*uint8 0..255"):
+    with pytest.raises(ValueError, match=r"threshold must be a number in \[0, 1\], got 127: a float soft map.*uint8 0..255"):
         as_label_map(np.full((8, 8), 0.2), threshold=127)
 
 

@@ -125,8 +125,8 @@ def as_label_map(coarse, threshold: float | None = None) -> np.ndarray:
         if low < 0 or high > 1:
             raise ValueError(f"coarse must be a soft map with values in [0, 1], got values in [{low}, {high}]")
         if threshold is not None and number(threshold, "threshold", 0, 255) > 1:
-            raise ValueError(f"threshold must be in [0, 1] for a float soft map (probabilities), got {threshold!r}: "
-                             "thresholds above 1 are for uint8 0..255 maps")
+            raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}: a float soft map holds "
+                             "probabilities; thresholds above 1 are for uint8 0..255 maps")
         t = 0.5 if threshold is None else float(threshold)
         return np.ascontiguousarray(array > t).view(np.uint8)
     if threshold is not None:
