@@ -269,7 +269,7 @@ def test_clicks_queue_while_the_model_is_slow_and_survive_a_server_restart(brows
     rng = np.random.default_rng(1)
     for name in ("scan", "scan2"):
         cv2.imwrite(str(images / f"{name}.png"), rng.integers(0, 255, (200, 300), np.uint8))
-    annotator = Annotator(Catalog(images, None, out=tmp_path / "out"), DiskBackend(delay=0.4))
+    annotator = Annotator(Catalog(images, None, out=tmp_path / "out"), DiskBackend(delay=1.0))
     app = create_app(annotator)
     with running(app) as (host, port):
         browser.get(f"http://{host}:{port}/")
