@@ -207,7 +207,7 @@ def enhance_dataset(
         local one (shut down at the end).
     num_workers : int, optional
         Actors, each holding one model session. Default: one per 2 cluster CPUs (CPU workers) or one
-        per ``num_gpus_per_worker`` cluster GPUs.
+        per ``num_gpus_per_worker`` cluster GPUs; never more than there are batches.
     num_gpus_per_worker : float
         GPUs reserved per actor; > 0 makes the actors' sessions CUDA ones (``providers`` default
         ``["cuda"]``; pass ``["tensorrt"]`` for ONNX Runtime's TensorRT provider).
@@ -215,7 +215,8 @@ def enhance_dataset(
         ONNX Runtime intra-op threads (and CPUs reserved) per actor; default cluster CPUs //
         ``num_workers``, so that actors x threads = the cores.
     batch_size : int
-        Files per Ray Data batch: the unit of retry after a worker dies.
+        Files per Ray Data batch, the unit of retry after a worker dies (at most: a work list shorter
+        than ``num_workers x batch_size`` is cut into smaller batches so that every worker gets some).
     resume : bool
         Skip pairs whose output exists (the rule of ``samedenhancer enhance --resume``).
     format : {"png", "npy", "tif"}
@@ -281,6 +282,9 @@ def _run(ray, work: batch.Plan, out: Path, num_workers, gpus: float, threads, ba
             raise ValueError(f"num_gpus_per_worker={gpus} needs GPUs, the cluster has {resources.get('GPU', 0)}")
         num_workers = num_workers or max(1, int(resources["GPU"] // gpus))
     num_workers = num_workers or max(1, cpus // 2)
+    # a short work list is spread over all workers (batches shrink), and no actor waits without work
+    batch_size = max(1, min(batch_size, math.ceil(len(work.todo) / num_workers)))
+    num_workers = max(1, min(num_workers, math.ceil(len(work.todo) / batch_size)))
     threads = threads or max(1, cpus // num_workers)
     extra_rows = ([_plan_row(job, "skipped", "") for job in work.skipped]
                   + [_plan_row(batch.Job(m.stem, "", "", "", None), "missing", m.error) for m in work.missing])

@@ -51,8 +51,8 @@ def run(args: argparse.Namespace) -> int:
         report = enhance_dataset(args.images, args.coarse, args.out, address=args.ray or None, num_workers=args.workers,
                                  resume=args.resume, format=args.format, details=args.details, **options)
         print(report.summary(), file=sys.stderr)
-        report_failures([Failure(r.stem, r.error) for r in report.failed], report.total)
-        return 1 if report.failed else 0
+        report_failures([Failure(r.stem, r.error) for r in report.failures], report.total)
+        return 1 if report.failures else 0
     if args.workers is not None:
         raise ValueError("--workers applies to --ray runs")
     work = batch.plan(args.images, args.coarse, args.out, format=args.format, details=args.details, resume=args.resume)
