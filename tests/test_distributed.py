@@ -204,6 +204,11 @@ def test_bad_arguments_are_named_before_any_work(folders, tmp_path, kwargs, erro
     assert not list(tmp_path.iterdir())
 
 
+def test_urls_are_refused_with_what_to_do(folders):
+    with pytest.raises(ValueError, match="images must be a folder every worker sees.*mount the bucket"):
+        enhance_dataset("s3://bucket/images", folders / "coarse", folders / "out")
+
+
 def test_out_must_not_be_an_input_folder(folders):
     with pytest.raises(ValueError, match="out must not be the coarse folder"):
         enhance_dataset(folders / "images", folders / "coarse", folders / "coarse")

@@ -254,6 +254,10 @@ def enhance_dataset(
     unknown = sorted(set(enhancer_options) - set(_enhancer_keywords()))
     if unknown:
         raise TypeError(f"enhance_dataset got unexpected keyword arguments {unknown} (Enhancer takes {_enhancer_keywords()})")
+    for name, value in (("images", images), ("coarse", coarse), ("out", out)):
+        if "://" in os.fspath(value):
+            raise ValueError(f"{name} must be a folder every worker sees (local or a shared/mounted file system); "
+                             f"URLs are not read directly yet: mount the bucket (e.g. mountpoint-s3, s3fs), got {os.fspath(value)!r}")
     if num_gpus_per_worker > 0 and providers is None:
         providers = ["cuda"]
     work = batch.plan(images, coarse, out, format=format, details=details, resume=resume)
