@@ -40,10 +40,15 @@ STATUSES = ("ok", "failed", "skipped", "missing")
 
 
 def _enhancer_keywords() -> tuple[str, ...]:
+    """The keywords :class:`~samedenhancer.Enhancer` takes besides ``model`` and ``providers`` (its
+    own and those of :class:`~samedenhancer.MiningOptions`), checked on the driver before any actor
+    starts."""
+    from .core import MiningOptions
     from .enhancer import Enhancer
 
-    names = tuple(inspect.signature(Enhancer.__init__).parameters)[1:]
-    return tuple(n for n in names if n not in ("model", "providers"))
+    own = [name for name, parameter in inspect.signature(Enhancer.__init__).parameters.items()
+           if parameter.kind is not parameter.VAR_KEYWORD and name not in ("self", "model", "providers")]
+    return tuple(own + [name for name in MiningOptions.__dataclass_fields__ if name not in own])
 
 
 def _schema():
