@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     from samedenhancer.distributed import enhance_dataset
 
     cores = os.cpu_count() or 1
+    load_before = os.getloadavg()[0]
     rows, notes = [], []
     with tempfile.TemporaryDirectory(prefix="bench-distributed-") as tmp:
         base = Path(tmp)
@@ -128,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             ray.shutdown()
     notes.insert(0, f"{args.images} real Kvasir images with PraNet maps (> 127), written as PNG; Ray and CLI outputs "
-                    f"identical byte for byte. Local Ray cluster of {cores} CPUs (start-up {cluster_s:.1f} s, not counted).")
+                    f"identical byte for byte. Local Ray cluster of {cores} CPUs (start-up {cluster_s:.1f} s, not counted); "
+                    f"load average {load_before:.1f} before and {os.getloadavg()[0]:.1f} after the run on {cores} cores "
+                    f"(other jobs on the machine slow both sides).")
     text = report("Distributed: Ray Data pipeline against the single-process CLI", rows, as_json=args.json, notes=notes)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
