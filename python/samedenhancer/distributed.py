@@ -58,6 +58,17 @@ def _schema():
     return pa.schema([(name, pa.string() if name in text else pa.float64()) for name in COLUMNS])
 
 
+def _is_tensorrt_export(model) -> bool:
+    """Whether ``model`` names an existing TensorRT export (which takes no ONNX Runtime providers);
+    a model not exported yet is exported as ONNX on first use."""
+    from .engines import Manifest, model_dir
+
+    try:
+        return Manifest.load(model_dir(model)).format == "engine"
+    except FileNotFoundError:
+        return False
+
+
 class EnhanceWorker:
     """The Ray Data actor: one :class:`~samedenhancer.Enhancer` per actor, one row per file.
 
@@ -65,18 +76,23 @@ class EnhanceWorker:
     ----------
     model : str or path
     providers : list or None
-        ONNX Runtime execution providers (``["cuda"]`` / ``["tensorrt"]`` on GPU actors).
+        ONNX Runtime execution providers; ``None`` on a GPU actor means ``["cuda"]`` (none for a
+        TensorRT export, which runs natively).
+    gpu : bool
+        Whether this actor holds a GPU.
     threads : int
         ONNX Runtime intra-op threads of this actor's sessions.
     options : dict
         Keyword arguments of :class:`~samedenhancer.Enhancer`.
     """
 
-    def __init__(self, model, providers, threads: int, options: dict) -> None:
+    def __init__(self, model, providers, gpu: bool, threads: int, options: dict) -> None:
         from .enhancer import Enhancer
         from .predictor import Predictor
 
         start = time.perf_counter()
+        if gpu and providers is None and not _is_tensorrt_export(model):
+            providers = ["cuda"]
         self.enhancer = Enhancer(Predictor(model, providers, intra_op_threads=threads), **options)
         #: Seconds to load the model in this actor (reported on the actor's first row).
         self.startup_s = time.perf_counter() - start
@@ -215,7 +231,8 @@ def enhance_dataset(
         per ``num_gpus_per_worker`` cluster GPUs; never more than there are batches.
     num_gpus_per_worker : float
         GPUs reserved per actor; > 0 makes the actors' sessions CUDA ones (``providers`` default
-        ``["cuda"]``; pass ``["tensorrt"]`` for ONNX Runtime's TensorRT provider).
+        ``["cuda"]``; pass ``["tensorrt"]`` for ONNX Runtime's TensorRT provider; a TensorRT export
+        as ``model`` runs natively on the actor's GPU).
     threads_per_worker : int, optional
         ONNX Runtime intra-op threads (and CPUs reserved) per actor; default cluster CPUs //
         ``num_workers``, so that actors x threads = the cores.
@@ -263,8 +280,6 @@ def enhance_dataset(
         if "://" in os.fspath(value):
             raise ValueError(f"{name} must be a folder every worker sees (local or a shared/mounted file system); "
                              f"URLs are not read directly yet: mount the bucket (e.g. mountpoint-s3, s3fs), got {os.fspath(value)!r}")
-    if num_gpus_per_worker > 0 and providers is None:
-        providers = ["cuda"]
     work = batch.plan(images, coarse, out, format=format, details=details, resume=resume)
     ray = _ray()
     started_here = not ray.is_initialized()
@@ -349,7 +364,8 @@ def _results(ray, jobs: list[batch.Job], workers: int, gpus: float, threads: int
     blocks = [table.slice(i, batch_size) for i in range(0, len(jobs), batch_size)]
     dataset = ray.data.from_arrow(blocks).map_batches(
         EnhanceWorker,
-        fn_constructor_kwargs={"model": os.fspath(model), "providers": providers, "threads": threads, "options": options},
+        fn_constructor_kwargs={"model": os.fspath(model), "providers": providers, "gpu": gpus > 0, "threads": threads,
+                               "options": options},
         batch_size=batch_size,
         batch_format="pyarrow",
         compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=2),
