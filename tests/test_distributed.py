@@ -190,6 +190,17 @@ def test_gpu_workers_refine_on_cuda(folders, cli_outputs, ray_cluster, tmp_path)
         assert 2 * np.sum((ours > 0) & (cpu > 0)) / (np.sum(ours > 0) + np.sum(cpu > 0)) > 0.98
 
 
+def test_gpu_actors_ask_onnx_runtime_for_cuda(litemedsam_dir):
+    import onnxruntime
+
+    from samedenhancer.distributed import EnhanceWorker
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("CUDA is available: test_gpu_workers_refine_on_cuda runs the real GPU actors")
+    with pytest.raises(ValueError, match="'CUDAExecutionProvider' is not available"):
+        EnhanceWorker("litemedsam", None, gpu=True, threads=1, options={})
+
+
 @pytest.mark.parametrize(("kwargs", "error", "match"), [
     ({"num_workers": 0}, ValueError, "num_workers must be an int >= 1"),
     ({"batch_size": 2.5}, ValueError, "batch_size must be an int >= 1"),
@@ -207,6 +218,11 @@ def test_bad_arguments_are_named_before_any_work(folders, tmp_path, kwargs, erro
 def test_urls_are_refused_with_what_to_do(folders):
     with pytest.raises(ValueError, match="images must be a folder every worker sees.*mount the bucket"):
         enhance_dataset("s3://bucket/images", folders / "coarse", folders / "out")
+
+
+def test_an_address_while_connected_is_refused(folders, ray_cluster, tmp_path):
+    with pytest.raises(ValueError, match="already connected to a Ray cluster"):
+        enhance_dataset(folders / "images", folders / "coarse", tmp_path, address="10.0.0.5:6379")
 
 
 def test_out_must_not_be_an_input_folder(folders):

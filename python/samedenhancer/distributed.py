@@ -225,7 +225,8 @@ def enhance_dataset(
     address : str, optional
         Address of a running cluster (``"ray://head:10001"``, ``"auto"``, ``"10.0.0.5:6379"``). By
         default the cluster this process is already connected to, else ``$RAY_ADDRESS``, else a new
-        local one (shut down at the end).
+        local one (shut down at the end). A cluster this function connects to is disconnected at
+        the end; giving ``address`` while already connected is an error.
     num_workers : int, optional
         Actors, each holding one model session. Default: one per 2 cluster CPUs (CPU workers) or one
         per ``num_gpus_per_worker`` cluster GPUs; never more than there are batches.
@@ -283,6 +284,9 @@ def enhance_dataset(
     work = batch.plan(images, coarse, out, format=format, details=details, resume=resume)
     ray = _ray()
     started_here = not ray.is_initialized()
+    if address is not None and not started_here:
+        raise ValueError(f"address={address!r} was given but this process is already connected to a Ray cluster: "
+                         "pass address=None to use that one, or call ray.shutdown() first")
     if started_here:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
