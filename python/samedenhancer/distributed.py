@@ -90,12 +90,9 @@ class EnhanceWorker:
         from .enhancer import Enhancer
         from .predictor import Predictor
 
-        start = time.perf_counter()
         if gpu and providers is None and not _is_tensorrt_export(model):
             providers = ["cuda"]
         self.enhancer = Enhancer(Predictor(model, providers, intra_op_threads=threads), **options)
-        #: Seconds to load the model in this actor (reported on the actor's first row).
-        self.startup_s = time.perf_counter() - start
         self.name = f"{socket.gethostname()}:{os.getpid()}"
 
     def __call__(self, jobs):
