@@ -48,8 +48,12 @@ def run(args: argparse.Namespace) -> int:
     if args.ray is not None:
         from ..distributed import enhance_dataset
 
-        report = enhance_dataset(args.images, args.coarse, args.out, address=args.ray or None, num_workers=args.workers,
-                                 resume=args.resume, format=args.format, details=args.details, **options)
+        try:
+            report = enhance_dataset(args.images, args.coarse, args.out, address=args.ray or None, num_workers=args.workers,
+                                     resume=args.resume, format=args.format, details=args.details, **options)
+        except ImportError as error:  # without the ray extra
+            print(f"samedenhancer enhance: {error}", file=sys.stderr)
+            return 2
         print(report.summary(), file=sys.stderr)
         report_failures([Failure(r.stem, r.error) for r in report.failures], report.total)
         return 1 if report.failures else 0
