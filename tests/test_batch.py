@@ -51,7 +51,7 @@ def test_plan_pairs_by_stem_names_outputs_and_resumes(folders):
 
 @pytest.mark.parametrize("name", ["images", "coarse"])
 def test_plan_refuses_to_write_into_an_input_folder(folders, name):
-    with pytest.raises(ValueError, match=f"out must not be the {name} folder"):
+    with pytest.raises(ValueError, match=f"out .* is the {name} folder"):
         batch.plan(folders / "images", folders / "coarse", folders / name)
 
 
@@ -74,7 +74,7 @@ def test_a_bad_file_is_a_failed_result_not_an_exception(folders):
     job = batch.plan(folders / "images", folders / "coarse", folders / "out").todo[0]
     result = batch.enhance_file(ThresholdEnhancer(), job)
     assert result.status == "failed" and result.error.startswith("ValueError: ") and "a.png" in result.error
-    assert not (folders / "out").exists()
+    assert not list((folders / "out").iterdir())
 
 
 def test_a_volume_with_a_2d_image_fails_with_the_reason(folders):

@@ -26,8 +26,6 @@ from . import io
 
 #: Output formats of 2-D masks (volumes are always written as ``.nii.gz``).
 FORMATS = ("png", "npy", "tif")
-#: Exceptions that make one file fail without stopping the batch.
-FILE_ERRORS = (OSError, ValueError, TypeError, RuntimeError)
 
 
 class Job(NamedTuple):
@@ -85,7 +83,7 @@ class FileResult:
 
 
 def plan(images: str | os.PathLike, coarse: str | os.PathLike, out: str | os.PathLike, *,
-         format: str = "png", details: bool = False, resume: bool = False) -> Plan:
+         format: str = "png", details: bool = False, resume: bool = False, out_name: str = "out") -> Plan:
     """Pair ``images`` and ``coarse`` (folders or single files) by stem and name the outputs in ``out``.
 
     Parameters
@@ -100,23 +98,26 @@ def plan(images: str | os.PathLike, coarse: str | os.PathLike, out: str | os.Pat
         Also write ``<stem>.json`` with the per-region details.
     resume : bool
         Put pairs whose output exists into ``skipped`` instead of ``todo``.
+    out_name : str
+        What error messages call ``out`` (``"--out"`` on the command line).
 
     Raises
     ------
     FileNotFoundError
         If ``images`` or ``coarse`` does not exist.
     ValueError
-        If ``format`` is unknown, or ``out`` is the folder of ``images`` or ``coarse`` (outputs would
-        overwrite inputs of the same stem).
+        If ``format`` is unknown, a folder holds no readable file, or ``out`` is unusable (see
+        :func:`samedenhancer.io.prepare_output_folder`: never inside an input folder).
     """
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
     by_stem = {"image": io.files_by_stem(images), "coarse": io.files_by_stem(coarse)}
-    out = Path(out)
-    for name, source in (("images", Path(images)), ("coarse", Path(coarse))):
-        folder = source if source.is_dir() else source.parent
-        if out.resolve() == folder.resolve():
-            raise ValueError(f"out must not be the {name} folder (outputs would overwrite inputs), got {os.fspath(out)!r}")
+    for name, found, given in (("images", by_stem["image"], images), ("coarse", by_stem["coarse"], coarse)):
+        if not found:
+            raise ValueError(f"{name} {os.fspath(given)} holds no readable file ({', '.join(io.IMAGE_SUFFIXES)}, "
+                             f"{', '.join(io.VOLUME_SUFFIXES)})")
+    out = io.prepare_output_folder(out, {"images": images, "coarse": coarse}, name=out_name)
+    io.remove_partial_files(out)  # what a killed run left behind
     todo, skipped, missing = [], [], []
     for stem in sorted(set(by_stem["image"]) | set(by_stem["coarse"])):
         image, mask = by_stem["image"].get(stem), by_stem["coarse"].get(stem)
@@ -126,7 +127,9 @@ def plan(images: str | os.PathLike, coarse: str | os.PathLike, out: str | os.Pat
         target = out / (f"{stem}.nii.gz" if io.is_volume(mask) else f"{stem}.{format}")
         job = Job(stem, os.fspath(image), os.fspath(mask), os.fspath(target),
                   os.fspath(out / f"{stem}.json") if details else None)
-        (skipped if resume and target.exists() else todo).append(job)
+        # finished = the mask exists (and its .json with details: the .json is written after the mask)
+        finished = target.exists() and (job.details is None or Path(job.details).exists())
+        (skipped if resume and finished else todo).append(job)
     return Plan(todo, skipped, missing)
 
 
@@ -187,8 +190,7 @@ def enhance_file(enhancer, job: Job) -> FileResult:
             io.write_mask(job.target, result.mask)
             details = details_json(result)
         if job.details is not None:
-            text = json.dumps(details, indent=1)
-            io.write_atomically(Path(job.details), ".json", lambda tmp: Path(tmp).write_text(text))
-    except FILE_ERRORS as error:  # the stages not reached count 0 s
+            io.write_text_atomically(Path(job.details), json.dumps(details, indent=1))
+    except Exception as error:  # noqa: BLE001 - one file's failure is that file's result; the batch goes on
         return FileResult(job.stem, "failed", f"{type(error).__name__}: {error}", read_s, enhance_s, 0.0)
     return FileResult(job.stem, "ok", "", read_s, enhance_s, time.perf_counter() - start - read_s - enhance_s)

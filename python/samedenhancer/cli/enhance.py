@@ -16,8 +16,10 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--model", default="litemedsam", help="model name or exported model folder")
     p.add_argument("--providers", nargs="+", default=None, help="ONNX Runtime execution providers")
-    p.add_argument("--policy", choices=("box", "points", "points+box", "hierarchical"), default=None)
-    p.add_argument("--prior", choices=("multi", "single"), default="multi")
+    p.add_argument("--policy", choices=("box", "points", "points+box", "hierarchical"), default=None,
+                   help="prompts given to the model (default: the model's own)")
+    p.add_argument("--prior", choices=("multi", "single"), default="multi",
+                   help="single keeps the largest region per class (default multi)")
     p.add_argument("--threshold", type=float, default=None, help="threshold for soft maps (0.5 or 127)")
     p.add_argument("--gate", action=argparse.BooleanOptionalAction, default=None,
                    help="keep coarse regions the model disagrees with (default: on for multi-class maps "
@@ -29,7 +31,7 @@ def add_parser(sub) -> None:
                    help="format of 2-D outputs (volumes are written as .nii.gz with the coarse volume's header)")
     p.add_argument("--details", action="store_true", help="write <stem>.json with the per-region details")
     p.add_argument("--resume", action="store_true", help="skip images whose output exists")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                    help="run on a Ray cluster (the ray extra): ADDRESS of a running cluster, or none for a local one; "
                         "writes OUT/manifest.parquet with one row per file")
@@ -59,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
         return 1 if report.failures else 0
     if args.workers is not None:
         raise ValueError("--workers applies to --ray runs")
-    work = batch.plan(args.images, args.coarse, args.out, format=args.format, details=args.details, resume=args.resume)
+    work = batch.plan(args.images, args.coarse, args.out, format=args.format, details=args.details, resume=args.resume,
+                      out_name="--out")
     failures = [Failure(m.stem, m.error) for m in work.missing]
     enhancer = Enhancer(**options)
     done = 0
