@@ -152,9 +152,10 @@ def _state_dict(path: Path) -> dict:
     return state
 
 
-def _load_checked(model: nn.Module, path: Path, name: str) -> None:
-    """Load ``path`` into ``model`` strictly, or raise ``ValueError`` saying how it does not match."""
-    state = _state_dict(path)
+def _load_checked(model: nn.Module, path: Path, name: str, state: dict | None = None) -> None:
+    """Load ``path`` (or its already read ``state``) into ``model`` strictly, or raise ``ValueError``
+    saying how it does not match."""
+    state = _state_dict(path) if state is None else state
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -220,6 +221,8 @@ def build_sam(name: str, architecture: str, checkpoint: str | Path | None = None
     reduced ViT-l/h keeps its width, heads and both attention kinds at a fraction of the cost.
     """
     width, full_depth, heads, global_blocks = SAM_CONFIGS[architecture]
+    path = None if checkpoint is None else Path(checkpoint)
+    state = None if path is None else _state_dict(path)  # an unreadable file fails before the build
     if depth is not None:
         global_blocks = tuple(sorted({b for b in global_blocks if b < depth} | {depth - 1}))
     with _segment_anything_modeling() as build:
@@ -236,10 +239,8 @@ def build_sam(name: str, architecture: str, checkpoint: str | Path | None = None
                 for parameter in model.parameters():
                     if not parameter.any():
                         parameter.normal_(0.0, 0.02)
-    path = None
-    if checkpoint is not None:
-        path = Path(checkpoint)
-        _load_checked(model, path, name)
+    if path is not None:
+        _load_checked(model, path, name, state)
     return model.eval(), path
 
 

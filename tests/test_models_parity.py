@@ -221,10 +221,9 @@ def test_cli_main_exports_into_out(tmp_path, capsys):
 
 
 @pytest.fixture(scope="module")
-def sam_vit_b(tmp_path_factory):
+def sam_vit_b(segment_anything, tmp_path_factory):
     """SAM ViT-B with seeded random weights, saved as a plain state dict (the layout of
     sam_vit_b_01ec64.pth) and exported through ``samedenhancer export sam_vit_b --checkpoint``."""
-    pytest.importorskip("segment_anything")
     from samedenhancer.cli import main
     from samedenhancer.export._torch_models import TorchReference, build_sam
 
@@ -248,11 +247,10 @@ def test_sam_vit_b_matches_pytorch(sam_vit_b, data_root, dataset, index, record)
 
 
 @pytest.mark.parametrize("name", ["sam_vit_l", "sam_vit_h"])
-def test_sam_vit_l_h_reduced_depth_match_pytorch(name, tmp_path, data_root, record):
+def test_sam_vit_l_h_reduced_depth_match_pytorch(segment_anything, name, tmp_path, data_root, record):
     """ViT-L/H at full width and heads but only their first 2 encoder blocks (one windowed, one with
     global attention; ``build_sam(depth=2)``), so that parity costs seconds rather than minutes on 2
     cores. The full-depth configurations are checked for shapes in test_sam_family.py."""
-    pytest.importorskip("segment_anything")
     from samedenhancer.export import _export
     from samedenhancer.export._torch_models import TorchReference, build_sam
 
