@@ -28,7 +28,7 @@ def busi(predictor, data_root):
 
 
 def test_manifest_declares_the_mask_inputs(predictor):
-    assert predictor.manifest.decoder_inputs[-2:] == ("mask_input", "has_mask_input")
+    assert list(predictor.manifest.raw["decoder"]["inputs"])[-2:] == ["mask_input", "has_mask_input"]
     assert predictor.manifest.raw["decoder"]["inputs"]["mask_input"] == ["num_masks", 1, 256, 256]
     assert "mask" not in predictor.manifest.trained_prompts
 

@@ -238,7 +238,7 @@ def sam_vit_b(segment_anything, tmp_path_factory):
 @pytest.mark.parametrize("dataset,index", MEDSAM2_IMAGES)
 def test_sam_vit_b_matches_pytorch(sam_vit_b, data_root, dataset, index, record):
     predictor, reference, checkpoint = sam_vit_b
-    assert (predictor.manifest.name, predictor.manifest.input_size, predictor.manifest.family) == ("sam_vit_b", 1024, "sam")
+    assert (predictor.manifest.name, predictor.manifest.input_size, predictor.manifest.raw["family"]) == ("sam_vit_b", 1024, "sam")
     assert predictor.manifest.trained_prompts == ("point", "box", "mask")
     from samedenhancer.export._torch_models import sha256
 

@@ -22,8 +22,8 @@ SAM_MODELS = ("sam_vit_b", "sam_vit_l", "sam_vit_h", "medicosam", "medsam")
 def test_static_manifests(name):
     manifest = Manifest.from_dict(static_manifest(name))
     assert name in MODELS
-    assert (manifest.family, manifest.input_size, manifest.low_res_size) == ("sam", 1024, 256)
-    assert manifest.decoder_inputs == ("image_embeddings", "point_coords", "point_labels", "mask_input", "has_mask_input")
+    assert (manifest.raw["family"], manifest.input_size, manifest.low_res_size) == ("sam", 1024, 256)
+    assert list(manifest.raw["decoder"]["inputs"]) == ["image_embeddings", "point_coords", "point_labels", "mask_input", "has_mask_input"]
     assert manifest.encoder_outputs == ("image_embeddings",)
     expected = ("box",) if name == "medsam" else ("point", "box", "mask")
     assert manifest.trained_prompts == expected

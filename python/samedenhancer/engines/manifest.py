@@ -62,9 +62,6 @@ class Manifest:
     ----------
     name : str
         Model name (one of ``MODELS``, or ``<model>-int8``).
-    family : str
-        ``"litemedsam"`` or ``"sam"`` (SAM v1 prompt encoder and mask decoder: the embedding only)
-        or ``"sam2"`` (with high-resolution features).
     input_size : int
         Side of the square model input in pixels.
     resize : str
@@ -78,10 +75,10 @@ class Manifest:
     pad_point : str
         ``"when_no_box"`` (LiteMedSAM/SAM: a padding point is appended only without a box) or
         ``"always"`` (SAM2's predictor: the box is two points and a padding point always follows).
-    encoder_outputs, decoder_inputs, decoder_outputs : tuple of str
-        Tensor names in graph order.
+    encoder_outputs : tuple of str
+        The encoder's outputs in graph order (what the decoder takes besides the prompts).
     low_res_size : int
-        Side of the decoder's low-resolution logits (4x the embedding side).
+        Side of the decoder's low-resolution logits and of its ``mask_input`` (4x the embedding side).
     single_mask_token : int
         Which of the decoder's mask tokens is the single-mask output.
     multimask_tokens : tuple of int
@@ -111,7 +108,6 @@ class Manifest:
     """
 
     name: str
-    family: str
     input_size: int
     resize: str
     interpolation: str
@@ -120,8 +116,6 @@ class Manifest:
     std: tuple
     pad_point: str
     encoder_outputs: tuple
-    decoder_inputs: tuple
-    decoder_outputs: tuple
     low_res_size: int
     single_mask_token: int
     multimask_tokens: tuple
@@ -145,7 +139,6 @@ class Manifest:
             stability = dec.get("dynamic_multimask_via_stability")
             manifest = cls(
                 name=str(doc["name"]),
-                family=str(doc["family"]),
                 input_size=int(doc["input_size"]),
                 resize=str(pre["resize"]),
                 interpolation=str(pre["interpolation"]),
@@ -154,8 +147,6 @@ class Manifest:
                 std=tuple(float(v) for v in pre["std"]),
                 pad_point=str(prompt["pad_point"]),
                 encoder_outputs=tuple(doc["encoder"]["outputs"]),
-                decoder_inputs=tuple(dec["inputs"]),
-                decoder_outputs=tuple(dec["outputs"]),
                 low_res_size=int(doc["low_res_size"]),
                 single_mask_token=int(dec["single_mask_token"]),
                 multimask_tokens=tuple(int(v) for v in dec["multimask_tokens"]),
