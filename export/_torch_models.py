@@ -2,15 +2,17 @@
 
 The wrappers split each model into the two graphs the runtime runs:
 
-- encoder: preprocessed image (1, 3, S, S) -> what the mask decoder needs. LiteMedSAM: the image
-  embedding. SAM2: the image embedding with SAM2's no-memory embedding added and the two
+- encoder: preprocessed image (1, 3, S, S) -> what the mask decoder needs. LiteMedSAM and SAM
+  ViT-b/l/h: the image embedding. SAM2: the image embedding with SAM2's no-memory embedding added and the two
   high-resolution feature maps after the decoder's own 1x1 convolutions (``conv_s0``/``conv_s1``),
   exactly as ``SAM2ImagePredictor.set_image`` prepares them.
 - decoder: embedding(s) + prompts -> low-resolution logits of all mask tokens and their predicted
   IoU. Prompts are points ``(N, P, 2)`` in the model input frame with labels ``(N, P)``; a box is
   two points labelled 2 and 3 (as SAM's and SAM2's ONNX exports do), a padding point is labelled
-  -1. Mask-token selection (single / multimask / SAM2's stability fallback) and upsampling to the
-  native resolution happen outside the graph.
+  -1. The mask prompt is ``mask_input`` (M, 1, L, L) low-resolution logits with ``has_mask_input``
+  (M,) flags, M = 1 or N (SAM's ONNX export; ``embed_mask``). Mask-token selection (single /
+  multimask / SAM2's stability fallback) and upsampling to the native resolution happen outside
+  the graph.
 
 The point embedding is SAM's ``PromptEncoder._embed_points`` written with arithmetic masks instead of
 boolean in-place writes (``emb[labels == -1] = 0``), which the ONNX exporter turns into graphs that
