@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import pickle
 import sys
 import types
 from pathlib import Path
@@ -134,15 +135,13 @@ def _segment_anything_modeling():
 def _state_dict(path: Path) -> dict:
     """The model weights in ``path``: a plain state dict, or one under ``model`` / ``state_dict``, or
     a torch_em / micro-sam trainer file (``model_state`` with ``sam.``-prefixed names)."""
-    import pickle
-
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, UnicodeDecodeError) as exc:
+        # torch's own message advises weights_only=False, which would run arbitrary code: not repeated here
         raise ValueError(
-            f"checkpoint {path} holds Python objects besides tensors and is not loaded (torch.load weights_only=True "
-            f"refused it: {str(exc).splitlines()[0]}); if you trust the file, save its weights alone with "
-            "torch.save(torch.load(path, weights_only=False)['model_state'], 'weights.pt') and export that"
+            f"checkpoint {path} is not a readable PyTorch state dict ({type(exc).__name__}): it is damaged, not a "
+            "checkpoint, or holds objects other than tensors; samedenhancer only loads weights (weights_only=True)"
         ) from None
     for key in ("model", "state_dict", "model_state"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):

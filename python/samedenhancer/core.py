@@ -15,7 +15,7 @@ from typing import Mapping, NamedTuple, Union
 
 import numpy as np
 
-from . import _core
+from . import _core, validation
 from .validation import flag, integer, number
 
 __all__ = [
@@ -32,6 +32,8 @@ __all__ = [
 
 _LABEL_DTYPES = (np.bool_, np.uint8, np.uint16, np.int32, np.int64)
 _LABEL_NAMES = "bool, uint8, uint16, int32 or int64"
+#: A uint8 map without a threshold holding more classes than this is refused as a likely 0..255 soft map.
+MAX_UINT8_LABELS = 32
 _PRIORS = ("single", "multi")
 Prior = Union[str, Mapping[int, str]]
 
@@ -85,7 +87,8 @@ def as_label_map(coarse, threshold: float | None = None) -> np.ndarray:
         `threshold` is given.
     threshold : float, optional
         Soft maps only: a pixel is foreground where its value is ``> threshold``. Default 0.5 for
-        float maps; for uint8 maps, giving it (e.g. 127) marks the input as a 0..255 soft map.
+        float maps (a threshold there must be in [0, 1]); for uint8 maps, giving it (e.g. 127)
+        marks the input as a 0..255 soft map.
 
     Returns
     -------
@@ -99,7 +102,12 @@ def as_label_map(coarse, threshold: float | None = None) -> np.ndarray:
         For another dtype.
     ValueError
         For arrays that are not 2-D or empty, negative labels, NaN or values outside [0, 1] in a
-        float map, or a threshold out of range or given for a label dtype other than uint8.
+        float map, or a threshold out of range or given for a label dtype other than uint8. Two
+        guards against plausible wrong output: a uint8 map without `threshold` holding more than
+        ``MAX_UINT8_LABELS`` (32) classes is refused as a likely 0..255 probability map (store
+        label maps of more classes as uint16), and a uint8 0/1 map with ``threshold >= 1`` is
+        refused (it would come out empty). A 0/255 binary mask without `threshold` is one class,
+        label 255, and comes back as 0/255.
 
     Examples
     --------
@@ -111,12 +119,15 @@ def as_label_map(coarse, threshold: float | None = None) -> np.ndarray:
     """
     array = _as_2d(coarse, "coarse")
     if array.dtype.kind == "f":
-        t = 0.5 if threshold is None else number(threshold, "threshold", 0, 1)
         if np.isnan(array).any():
             raise ValueError("coarse must be a soft map without NaN, got NaN values")
         low, high = array.min(), array.max()
         if low < 0 or high > 1:
             raise ValueError(f"coarse must be a soft map with values in [0, 1], got values in [{low}, {high}]")
+        if threshold is not None and number(threshold, "threshold", 0, 255) > 1:
+            raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}: a float soft map holds "
+                             "probabilities; thresholds above 1 are for uint8 0..255 maps")
+        t = 0.5 if threshold is None else float(threshold)
         return np.ascontiguousarray(array > t).view(np.uint8)
     if threshold is not None:
         if array.dtype != np.uint8:
@@ -125,7 +136,18 @@ def as_label_map(coarse, threshold: float | None = None) -> np.ndarray:
                 f"for coarse of dtype {array.dtype}"
             )
         t = number(threshold, "threshold", 0, 255)
+        if t >= 1 and array.max() == 1:
+            raise ValueError(f"coarse holds only 0 and 1, a label map, but threshold={threshold!r} would make it empty: "
+                             "give no threshold for label maps")
         return np.ascontiguousarray(array > t).view(np.uint8)
+    if array.dtype == np.uint8:
+        values = np.count_nonzero(np.bincount(np.ascontiguousarray(array).ravel(), minlength=256))
+        if values > MAX_UINT8_LABELS + 1:
+            raise ValueError(
+                f"coarse is a uint8 map with {values} distinct values and no threshold: it looks like a 0..255 "
+                f"probability map, not a label map; give threshold (e.g. 127), or store a label map of more than "
+                f"{MAX_UINT8_LABELS} classes as uint16"
+            )
     if array.dtype.type not in _LABEL_DTYPES:
         raise TypeError(
             f"coarse must be a label map of dtype {_LABEL_NAMES} or a float soft map, got dtype {array.dtype}"
@@ -257,21 +279,24 @@ def connected_components(mask, connectivity: int = 8) -> tuple[np.ndarray, Compo
     return labels, ComponentStats(areas, boxes, perimeters)
 
 
-def distance_transform(mask) -> np.ndarray:
-    """Exact Euclidean distance of every nonzero pixel to the nearest zero pixel.
+def distance_transform(mask, spacing=None) -> np.ndarray:
+    """Exact Euclidean distance of every nonzero pixel (voxel) to the nearest zero one, in units of
+    `spacing`.
 
-    SciPy's ``distance_transform_edt`` convention: zero pixels get 0 and pixels outside the image
-    are not zeros. A mask without any zero pixel gives +inf everywhere.
+    SciPy's ``distance_transform_edt(mask, sampling=spacing)`` convention: zero pixels get 0 and
+    pixels outside the image are not zeros. A mask without any zero pixel gives +inf everywhere.
 
     Parameters
     ----------
-    mask : ndarray, shape (H, W)
+    mask : ndarray, shape (H, W) or (D, H, W)
         bool, uint8, uint16, int32, int64, float32 or float64 (nonzero = feature; no NaN), any
         memory order.
+    spacing : float or sequence of float, optional
+        Pixel (voxel) size along each axis, e.g. (z, y, x) in mm; one number for all axes; default 1.
 
     Returns
     -------
-    ndarray, float32, shape (H, W)
+    ndarray, float32, the shape of `mask`
 
     References
     ----------
@@ -283,8 +308,15 @@ def distance_transform(mask) -> np.ndarray:
     >>> import numpy as np
     >>> distance_transform(np.array([[0, 1, 1, 1]], np.uint8)).tolist()
     [[0.0, 1.0, 2.0, 3.0]]
+    >>> distance_transform(np.array([[[0]], [[1]], [[1]]], np.uint8), spacing=(2.5, 1, 1)).ravel().tolist()
+    [0.0, 2.5, 5.0]
     """
-    array = _as_2d(mask, "mask")
+    array = mask if isinstance(mask, np.ndarray) else np.asarray(mask)
+    if array.ndim not in (2, 3):
+        raise ValueError(f"mask must be a 2-D (H, W) or 3-D (D, H, W) array, got an array of shape {array.shape}")
+    if array.size == 0:
+        raise ValueError(f"mask must have at least one pixel, got an array of shape {array.shape}")
+    sizes = validation.spacing(spacing, "spacing", array.ndim)
     if array.dtype.type not in _LABEL_DTYPES + (np.float32, np.float64):
         raise TypeError(
             f"mask must be of dtype bool, uint8, uint16, int32, int64, float32 or float64, got dtype {array.dtype}"
@@ -294,7 +326,7 @@ def distance_transform(mask) -> np.ndarray:
     array = np.ascontiguousarray(array)
     if array.dtype == np.bool_:
         array = array.view(np.uint8)
-    return _core.distance_transform(array)
+    return _core.distance_transform(array, list(sizes))
 
 
 @dataclass(frozen=True)
