@@ -6,6 +6,8 @@ that unreadable or truncated files give the same clear error everywhere.
 - :mod:`.paths`: which suffixes are read, stems, matching files by stem;
 - :mod:`.images`: 2-D images and masks (OpenCV, tifffile, ``.npy``, single-frame DICOM);
 - :mod:`.dicom`: DICOM through pydicom (the ``dicom`` extra), cine loops as frames;
+- :mod:`.dicom_series`: a DICOM series (folder of slices or multi-frame file) as a volume;
+- :mod:`.seg`: DICOM SEG out (highdicom), and back onto a series' grid;
 - :mod:`.nifti`: NIfTI volumes through nibabel (the ``nifti`` extra);
 - :mod:`.video`: frames of a video file, capture device or DICOM loop;
 - :mod:`.atomic`: the one atomic writer (temporary file, then rename) every output goes through;
@@ -16,8 +18,10 @@ from __future__ import annotations
 
 from .atomic import write_atomically
 from .dicom import DicomFrames
+from .dicom_series import DicomSeries, read_dicom_series
 from .images import read_array, read_image, read_mask, write_mask
 from .nifti import read_volume, write_volume
+from .seg import read_seg, write_seg
 from .paths import DICOM_SUFFIXES, IMAGE_SUFFIXES, VOLUME_SUFFIXES, files_by_stem, is_dicom, is_readable, is_volume, stem
 from .video import VideoFrames, open_frames
 
@@ -26,6 +30,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "VOLUME_SUFFIXES",
     "DicomFrames",
+    "DicomSeries",
     "VideoFrames",
     "files_by_stem",
     "is_dicom",
@@ -33,11 +38,14 @@ __all__ = [
     "is_volume",
     "open_frames",
     "read_array",
+    "read_dicom_series",
     "read_image",
     "read_mask",
+    "read_seg",
     "read_volume",
     "stem",
     "write_atomically",
     "write_mask",
+    "write_seg",
     "write_volume",
 ]
