@@ -18,6 +18,7 @@ from .enhancer import (
 )
 from .predictor import ImageEmbedding, Prediction, Predictor, PreparedImage
 from .streaming import FrameResult, stream
+from .volumes import PropagationResult, propagate
 
 __all__ = [
     "BatchItem",
@@ -30,6 +31,7 @@ __all__ = [
     "Prediction",
     "PreparedImage",
     "Predictor",
+    "PropagationResult",
     "Prompts",
     "RegionResult",
     "Timings",
@@ -43,5 +45,6 @@ __all__ = [
     "io",
     "metrics",
     "mine_prompts",
+    "propagate",
     "stream",
 ]
