@@ -62,7 +62,7 @@ def test_enhance_volume_is_enhance_on_every_slice(axis):
     image = np.random.default_rng(0).random(coarse.shape).astype(np.float32)
     double = DoublePredictor(grow=2)
     enhancer = Enhancer(double, box_margin=0, box_rounds=0)
-    result = enhancer.enhance_volume(image, coarse, axis=axis, return_details=True)
+    result = enhancer.enhance_volume(image, coarse, axis=axis, mining="2d", return_details=True)
     expected = [enhancer.enhance(np.take(image, i, axis), np.take(coarse, i, axis)) for i in range(40)]
     assert result.mask.shape == coarse.shape and result.axis == axis
     assert np.array_equal(result.mask, np.stack(expected, axis=axis))
