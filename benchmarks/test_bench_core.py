@@ -7,9 +7,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from samedenhancer import connected_components, distance_transform, mine_prompts
-from samedenhancer.bench.core import real_coarse_maps, synthetic_mask
+from samedenhancer.bench.core import VOLUME_SPACING, real_coarse_maps, synthetic_mask, synthetic_volume
 from samedenhancer.bench.reference import mine_prompts_reference
 
 SIDES = (256, 512, 1024, 2048)
@@ -82,6 +83,27 @@ def test_seung_lab_edt(benchmark, side):
     benchmark.group = f"distance_transform {side}^2"
     out = benchmark(edt.edt, mask, parallel=1)
     np.testing.assert_allclose(out, distance_transform(mask), atol=1e-4)
+
+
+@pytest.fixture(scope="module", params=["ellipsoids", "background"])
+def volume(request):
+    structures = synthetic_volume()
+    return request.param, structures if request.param == "ellipsoids" else (1 - structures).astype(np.uint8)
+
+
+def test_distance_transform_volume(benchmark, volume):
+    what, mask = volume
+    benchmark.group = f"distance_transform 256x256x64 volume, {what}"
+    ours = benchmark(distance_transform, mask, spacing=VOLUME_SPACING)
+    np.testing.assert_allclose(ours, ndimage.distance_transform_edt(mask, sampling=VOLUME_SPACING), rtol=1e-6, atol=1e-4)
+
+
+def test_seung_lab_edt_volume(benchmark, volume):
+    edt = pytest.importorskip("edt")
+    what, mask = volume
+    benchmark.group = f"distance_transform 256x256x64 volume, {what}"
+    out = benchmark(edt.edt, mask, anisotropy=VOLUME_SPACING, parallel=1)
+    np.testing.assert_allclose(out, distance_transform(mask, spacing=VOLUME_SPACING), rtol=1e-6, atol=1e-4)
 
 
 @pytest.fixture(scope="module")

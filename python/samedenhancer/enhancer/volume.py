@@ -25,8 +25,9 @@ import time
 
 import numpy as np
 
-from .. import core
-from ..core import as_label_map, connected_components, mine_prompts
+from typing import Mapping
+
+from ..core import MiningOptions, as_label_map, connected_components, mine_prompts
 
 
 def components_3d(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -68,19 +69,20 @@ def components_3d(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return ids, classes, sizes
 
 
-def clean_volume(labels: np.ndarray, prior, min_area: int, min_fraction: float) -> tuple[np.ndarray, int]:
+def clean_volume(labels: np.ndarray, options: MiningOptions) -> tuple[np.ndarray, int]:
     """The kept 3-D regions of a label volume (axis 0 = slices), with the gaps inside each kept
     component's extent filled from its neighbours; and the number of components dropped."""
     ids, classes, sizes = components_3d(labels)
-    default_single, single, multi = core._split_prior(prior)
+    prior = options.prior
     keep = np.zeros(len(sizes), bool)
     for c in np.unique(classes):
         members = np.flatnonzero(classes == c)
-        if (default_single and int(c) not in multi) or int(c) in single:
+        mode = prior.get(int(c), "multi") if isinstance(prior, Mapping) else prior
+        if mode == "single":
             keep[members[np.argmax(sizes[members])]] = True
             continue
         total = sizes[members].sum()
-        keep[members] = (sizes[members] >= min_area) & (sizes[members] >= min_fraction * total)
+        keep[members] = (sizes[members] >= options.min_area) & (sizes[members] >= options.min_fraction * total)
     out = np.zeros_like(labels)
     for i in np.flatnonzero(keep):
         component = ids == i + 1
@@ -99,31 +101,21 @@ def clean_volume(labels: np.ndarray, prior, min_area: int, min_fraction: float) 
 def refine_volume(enhancer, image: np.ndarray, coarse: np.ndarray, axis: int):
     """Slices of ``image`` / ``coarse`` along ``axis`` refined from the 3-D mining above; returns the
     per-slice :class:`EnhanceResult` list in slice order."""
-    from . import EnhanceResult, Timings, check_sizes, encode_timed
-
     start = time.perf_counter()
     moved_image, moved_coarse = np.moveaxis(image, axis, 0), np.moveaxis(coarse, axis, 0)
     labels = np.stack([as_label_map(s, enhancer.threshold) for s in moved_coarse])
-    options = dict(enhancer._mining)
-    cleaned, _ = clean_volume(labels, options["prior"], options["min_area"], options["min_fraction"])
-    options.update(min_fraction=0.0)
+    mining = enhancer.options.mining
+    cleaned, _ = clean_volume(labels, mining)
     volume_mining = (time.perf_counter() - start) / len(labels)
-    results: list[EnhanceResult] = []
+    results = []
     for z in range(len(labels)):
         try:
-            began = time.perf_counter()
-            prompts = mine_prompts(cleaned[z], threshold=None, **options)
-            mined = time.perf_counter() - began + volume_mining
-            slice_image = np.ascontiguousarray(moved_image[z])
-            check_sizes(slice_image, prompts.label_map)
-            if len(prompts.class_ids) == 0:  # no region in this slice: no model call
-                result = enhancer.refine_encoded(None, prompts, moved_coarse[z], return_details=True)
-                results.append(dataclasses.replace(result, timings=Timings(mine=mined)))
-                continue
-            embedding, preprocess_s, encode_s = encode_timed(enhancer.predictor, slice_image)
-            result = enhancer.refine_encoded(embedding, prompts, moved_coarse[z], return_details=True)
+            # the 3-D filter decided which regions are real: no 2-D size filter on top
+            prompts = mine_prompts(cleaned[z], mining, min_fraction=0.0)
+            encoded = enhancer.encode(np.ascontiguousarray(moved_image[z]), moved_coarse[z], prompts=prompts)
+            result = enhancer.refine(encoded, return_details=True)
         except ValueError as error:
             raise ValueError(f"slice {z} along axis {axis}: {error}") from error
-        timings = dataclasses.replace(result.timings, mine=mined, preprocess=preprocess_s, encode=encode_s)
+        timings = dataclasses.replace(result.timings, mine=result.timings.mine + volume_mining)
         results.append(dataclasses.replace(result, timings=timings))
     return results
