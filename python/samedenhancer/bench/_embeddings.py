@@ -55,8 +55,9 @@ class CachedEncoder:
         self._memory[key] = embedding
         return embedding
 
-    def decode(self, *args, **kwargs):
-        return self._predictor.decode(*args, **kwargs)
-
-    def upscale(self, *args, **kwargs):
-        return self._predictor.upscale(*args, **kwargs)
+    def __getattr__(self, name: str):
+        # decode, upscale, upscale_window...: the wrapped predictor's; the split encode is hidden so
+        # that every encode goes through the cache
+        if name in ("prepare", "encode_prepared") or name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._predictor, name)

@@ -35,7 +35,9 @@ def components_3d(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
 
     Returns ``(ids, classes, sizes)``: ``ids`` (Z, H, W) int64, 0 for background and ``i + 1``
     for component ``i``; ``classes[i]`` and ``sizes[i]`` (voxels) of each component. Voxels connect
-    within a slice as 8-neighbours and across slices where they overlap, with the same label.
+    within a slice as 8-neighbours and across slices where they overlap, with the same label, also
+    across one slice where the class is missing at the overlap (a missed slice is a gap of one
+    structure, which :func:`clean_volume` fills).
     """
     depth = labels.shape[0]
     ids = np.zeros(labels.shape, np.int64)
@@ -52,9 +54,15 @@ def components_3d(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
             i = parent[i]
         return i
 
+    pairs = []
     for z in range(depth - 1):
         both = (ids[z] > 0) & (ids[z + 1] > 0) & (labels[z] == labels[z + 1])
-        for a, b in np.unique(np.stack([ids[z][both], ids[z + 1][both]], 1), axis=0):
+        pairs.append(np.stack([ids[z][both], ids[z + 1][both]], 1))
+        if z + 2 < depth:  # across one slice that misses the class there: a gap, not two structures
+            bridged = (ids[z] > 0) & (ids[z + 2] > 0) & (labels[z] == labels[z + 2]) & (labels[z + 1] != labels[z])
+            pairs.append(np.stack([ids[z][bridged], ids[z + 2][bridged]], 1))
+    for pair in pairs:
+        for a, b in np.unique(pair, axis=0):
             ra, rb = find(int(a)), find(int(b))
             if ra != rb:
                 parent[max(ra, rb)] = min(ra, rb)
