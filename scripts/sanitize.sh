@@ -32,8 +32,11 @@ libasan="$(${CXX:-c++} -print-file-name=libasan.so)"
 # CPython's own allocations are never freed at exit: leak detection would only report those.
 export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:strict_string_checks=1:check_initialization_order=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-# The shared real data, found by the tests from the working directory otherwise.
-export SAMEDENHANCER_DATA="${SAMEDENHANCER_DATA:-$root/../shared/data}"
+# The real data the main test run finds (the tests look next to the working directory otherwise).
+if [ -z "${SAMEDENHANCER_DATA:-}" ]; then
+  SAMEDENHANCER_DATA="$("$python" -c 'from samedenhancer.bench import datasets; print(datasets.data_root() or "")')"
+  export SAMEDENHANCER_DATA
+fi
 cd "$work"  # import samedenhancer from the sanitizer venv, never from the source tree
 core="$(LD_PRELOAD="$libasan" "$venv/bin/python" -c 'import samedenhancer._core as c; print(c.__file__)')"
 case "$core" in

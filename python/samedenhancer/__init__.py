@@ -18,6 +18,7 @@ from .enhancer import (
     enhance_batch,
 )
 from .predictor import ImageEmbedding, Prediction, Predictor, PreparedImage
+from .priors import Priors, augment, priors
 from .streaming import FrameResult, stream
 from .volumes import PropagationResult, propagate
 
@@ -34,13 +35,15 @@ __all__ = [
     "Prediction",
     "PreparedImage",
     "Predictor",
-    "PropagationResult",
+    "Priors",
     "Prompts",
+    "PropagationResult",
     "RegionResult",
     "Timings",
     "VolumeResult",
     "__version__",
     "as_label_map",
+    "augment",
     "connected_components",
     "distance_transform",
     "enhance",
@@ -48,6 +51,7 @@ __all__ = [
     "io",
     "metrics",
     "mine_prompts",
+    "priors",
     "propagate",
     "stream",
 ]

@@ -172,10 +172,15 @@ void edt_strided_pass(Out* data, int64_t outer, int64_t n, int64_t stride, doubl
         Out* block = data + o * n * stride;
         for (int64_t j0 = 0; j0 < stride; j0 += kTile) {
             const int64_t m = std::min(kTile, stride - j0);
+            bool any = false;
             for (int64_t i = 0; i < n; ++i) {
                 const Out* src = block + i * stride + j0;
-                for (int64_t b = 0; b < m; ++b) t[b * n + i] = src[b];
+                for (int64_t b = 0; b < m; ++b) {
+                    t[b * n + i] = src[b];
+                    any |= src[b] != Out(0);
+                }
             }
+            if (!any) continue;  // zeros stay zero
             for (int64_t b = 0; b < m; ++b) edt_row_pass<Sqrt, Out, true>(t + b * n, n, scratch, 1.0, s2);
             for (int64_t i = 0; i < n; ++i) {
                 Out* dst = block + i * stride + j0;

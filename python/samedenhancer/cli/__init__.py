@@ -1,6 +1,6 @@
 """``samedenhancer`` command line: one module per subcommand, each adding its own parser.
 
-enhance, evaluate, stream, propagate, demo and export; every subcommand reports a bad argument or input as
+enhance, evaluate, stream, priors, propagate, demo and export; every subcommand reports a bad argument or input as
 ``samedenhancer COMMAND: message`` with exit status 2, never a traceback.
 """
 
@@ -9,10 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import demo, enhance, evaluate, export, propagate, stream
-
-#: The subcommands in the order ``--help`` lists them.
-COMMANDS = (enhance, evaluate, stream, propagate, demo, export)
+enhance, evaluate, stream, priors, propagate, demo and export; every subcommand reports a bad argument or input as
 
 
 def build_parser() -> argparse.ArgumentParser:
