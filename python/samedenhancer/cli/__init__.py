@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-enhance, evaluate, stream, priors, propagate, demo and export; every subcommand reports a bad argument or input as
+from . import demo, enhance, evaluate, export, priors, propagate, stream
+
+#: The subcommands in the order ``--help`` lists them.
+COMMANDS = (enhance, evaluate, stream, priors, propagate, demo, export)
 
 
 def build_parser() -> argparse.ArgumentParser:
