@@ -201,8 +201,12 @@ def report(results: list[dict], total: int, wall: float) -> str:
     lines.append(f"- 3-D refinement split: mining {np.mean([r['split3']['mine'] for r in results]):.2f} s, decode "
                  f"{np.mean([r['split3']['decode'] for r in results]):.2f} s, paste "
                  f"{np.mean([r['split3']['paste'] for r in results]):.2f} s (+ encodes, cached here)")
-    lines.append(f"- one LiteMedSAM encode in this run: {results[0].get('encode_per_slice', math.nan):.2f} s "
-                 "(uncached encodes only; the whole volume's encodes are the largest part of every method)")
+    per_slice = results[0].get("encode_per_slice")
+    if per_slice is None:
+        lines.append("- encodes: every slice embedding came from the cache in this run (each method would "
+                     "otherwise add one encode per slice it reaches)")
+    else:
+        lines.append(f"- one LiteMedSAM encode in this run: {per_slice:.2f} s (each method adds one per slice it reaches)")
     lines += ["", "## Per volume (propagation from 1 slice: Dice LV / MYO / RV; slices stopped)", ""]
     for r in results:
         row = r["rows"][p]
