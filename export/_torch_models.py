@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import pickle
 import sys
 import types
 from pathlib import Path
@@ -94,7 +95,14 @@ def _timm_shim():
 
 
 def _state_dict(path: Path) -> dict:
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, UnicodeDecodeError) as exc:
+        # torch's own message advises weights_only=False, which would run arbitrary code: not repeated here
+        raise ValueError(
+            f"checkpoint {path} is not a readable PyTorch state dict ({type(exc).__name__}): it is damaged, not a "
+            "checkpoint, or holds objects other than tensors; samedenhancer only loads weights (weights_only=True)"
+        ) from None
     for key in ("model", "state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

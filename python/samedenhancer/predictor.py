@@ -151,6 +151,9 @@ class Predictor:
         return ImageEmbedding(tuple(features), original_size, scale, valid, self.manifest.name)
 
     def _prompts(self, embedding: ImageEmbedding, point_coords, point_labels, boxes):
+        for name, value in (("point_coords", point_coords), ("point_labels", point_labels), ("box", boxes)):
+            if value is not None and np.asarray(value).dtype.kind not in "biuf":
+                raise TypeError(f"{name} must hold real numbers, got dtype {np.asarray(value).dtype}")
         coords = None if point_coords is None else np.asarray(point_coords, dtype=np.float64)
         labels = None if point_labels is None else np.asarray(point_labels)
         box = None if boxes is None else np.asarray(boxes, dtype=np.float64)

@@ -20,8 +20,10 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--model", default="litemedsam", help="model name or exported model folder")
     p.add_argument("--providers", nargs="+", default=None, help="ONNX Runtime execution providers")
-    p.add_argument("--policy", choices=("box", "points", "points+box", "hierarchical"), default=None)
-    p.add_argument("--prior", choices=("multi", "single"), default="multi")
+    p.add_argument("--policy", choices=("box", "points", "points+box", "hierarchical"), default=None,
+                   help="prompts given to the model (default: the model's own)")
+    p.add_argument("--prior", choices=("multi", "single"), default="multi",
+                   help="single keeps the largest region per class (default multi)")
     p.add_argument("--threshold", type=float, default=None, help="threshold for soft maps (0.5 or 127)")
     p.add_argument("--gate", action=argparse.BooleanOptionalAction, default=None,
                    help="keep coarse regions the model disagrees with (default: on for multi-class maps "
@@ -35,7 +37,7 @@ def add_parser(sub) -> None:
                         "is written as a DICOM SEG (seg, its default) or NIfTI (nifti)")
     p.add_argument("--details", action="store_true", help="write <stem>.json with the per-region details")
     p.add_argument("--resume", action="store_true", help="skip images whose output exists")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
@@ -73,7 +75,12 @@ def run(args: argparse.Namespace) -> int:
         return _enhance_series(args, Enhancer)
     images = io.files_by_stem(Path(args.images))
     coarse = io.files_by_stem(Path(args.coarse))
-    out = Path(args.out)
+    for name, found in (("images", images), ("coarse", coarse)):
+        if not found:
+            raise ValueError(f"{name} {getattr(args, name)} holds no readable file ({', '.join(io.IMAGE_SUFFIXES)}, "
+                             f"{', '.join(io.VOLUME_SUFFIXES)})")
+    out = io.prepare_output_folder(args.out, {"images": args.images, "coarse": args.coarse})
+    io.remove_partial_files(out)  # what a killed run left behind
     stems = sorted(set(images) | set(coarse))
     failures = [
         Failure(stem, "no image" if stem not in images else "no coarse mask")
@@ -85,8 +92,11 @@ def run(args: argparse.Namespace) -> int:
     def target(stem: str) -> Path:  # volumes are written as NIfTI whatever --format says
         return out / (f"{stem}.nii.gz" if io.is_volume(coarse[stem]) else f"{stem}.{args.format}")
 
+    def finished(stem: str) -> bool:
+        return target(stem).exists() and (not args.details or (out / f"{stem}.json").exists())
+
     if args.resume:
-        todo = [s for s in todo if not target(s).exists()]
+        todo = [s for s in todo if not finished(s)]
     prior = args.prior
     enhancer = Enhancer(
         args.model,
@@ -114,10 +124,10 @@ def run(args: argparse.Namespace) -> int:
                     result = enhancer.enhance(io.read_image(images[stem]), io.read_mask(coarse[stem]), return_details=True)
                     io.write_mask(target(stem), result.mask)
                     details = _details_json(result)
-                if args.details:
-                    (out / f"{stem}.json").write_text(json.dumps(details, indent=1))
+                if args.details:  # after the mask: a --resume that finds the .json finds the mask too
+                    io.write_text_atomically(out / f"{stem}.json", json.dumps(details, indent=1))
                 done += 1
-            except (OSError, ValueError, TypeError, RuntimeError) as error:
+            except Exception as error:  # one file's failure is that file's reported error; the batch goes on
                 failures.append(Failure(stem, f"{type(error).__name__}: {error}"))
     print(f"enhanced {done} of {len(todo)} images into {out}", file=sys.stderr)
     report_failures(failures, len(stems))

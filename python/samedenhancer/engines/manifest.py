@@ -30,6 +30,11 @@ class StaleExportError(ValueError):
     """The export was made by an exporter whose graph interface differs from this runtime's."""
 
 
+class DamagedExportError(StaleExportError):
+    """The export's files cannot be read (truncated, overwritten): it must be made again, as a
+    stale one (the embedded model is re-exported on first use)."""
+
+
 def cache_dir() -> Path:
     """The root of exported models: ``$SAMEDENHANCER_CACHE`` or the platform user cache.
 
@@ -174,7 +179,16 @@ class Manifest:
         path = directory / MANIFEST_FILE
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found: not an exported samedenhancer model")
-        doc = json.loads(path.read_text())
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DamagedExportError(
+                f"{path} is damaged ({type(exc).__name__}: {exc}): re-run `samedenhancer export MODEL --out {directory}`, "
+                "or delete the folder (the embedded litemedsam is then exported again on first use)"
+            ) from None
+        if not isinstance(doc, dict):
+            raise DamagedExportError(f"{path} is damaged (a JSON {type(doc).__name__}, not a manifest): "
+                                     f"re-run `samedenhancer export MODEL --out {directory}`")
         if doc.get("schema") != SCHEMA:
             raise StaleExportError(
                 f"{directory} was exported with graph schema {doc.get('schema')!r}, this runtime needs {SCHEMA}: "
