@@ -21,8 +21,8 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True, help="output file (.nii.gz / .dcm) or folder")
     p.add_argument("--format", choices=("nifti", "seg"), default=None,
                    help="output format (default: seg for a DICOM scan, nifti otherwise)")
-    p.add_argument("--model", default="litemedsam")
-    p.add_argument("--providers", nargs="+", default=None)
+    p.add_argument("--model", default="litemedsam", help="model name or exported model folder")
+    p.add_argument("--providers", nargs="+", default=None, help="ONNX Runtime execution providers")
     p.add_argument("--iou-threshold", type=float, default=0.5, help="stop a direction when IoU(previous, new) < this")
     p.set_defaults(func=run)
 
