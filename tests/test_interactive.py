@@ -321,3 +321,25 @@ def test_real_clicks_from_the_box_improve_dice(busi):
         scores.append(bench.dice(mask, truth))
     assert scores[-1] > scores[0] + 0.01
     assert np.array_equal(session.undo(), session.mask) and len(session.clicks) == 2
+
+
+def test_benchmark_protocol_on_a_fake_model(fake, tmp_path):
+    image = image_with_square()
+    truth = image > 100
+    coarse = np.zeros_like(truth)
+    coarse[18:46, 18:40] = True
+    case = bench.Case("busi", "BUSI", "x", image, fake.encode(image), truth, coarse)
+    ours = bench.run_cases(fake, [case], None, full=True)
+    runs = ours[("BUSI", "box", "farthest")]
+    assert len(runs) == 1 and len(runs[0].dice) == bench.CLICKS + 1 and len(runs[0].seconds) <= bench.CLICKS
+    random_run = ours[("BUSI", "mask", "random")][0]
+    assert all(np.isnan(random_run.dice[k]) for k in range(1, bench.CLICKS + 1, 2))
+    assert ("BUSI", "expand", 20) in ours and ("BUSI", "shift", -10) in ours
+    competitor = bench.run_cases(fake, [case], "prompt", full=False)
+    lines, summary = bench.report("fake", 1, ["BUSI"], ours, competitor, [0.01], [0.05], [], 1.0, "cmd")
+    text = "\n".join(lines)
+    assert "## Targets" in text and "| BUSI | box | farthest | 1 |" in text
+    assert summary["targets"]["BUSI"]["box"] == runs[0].dice[0]
+    path = tmp_path / "plot.png"
+    bench.plot({("BUSI", s): np.linspace(0.5, 0.9, bench.CLICKS + 1) for s in bench.STARTS}, ["BUSI"], path)
+    assert cv2.imread(str(path)).shape[2] == 3

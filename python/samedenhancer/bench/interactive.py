@@ -240,7 +240,12 @@ def run_cases(predictor: Predictor, cases: list[Case], correction: str, *, full:
 
 
 def mean_curve(runs: list[Run]) -> np.ndarray:
-    return np.nanmean(np.array([r.dice for r in runs], float), axis=0) if runs else np.full(CLICKS + 1, np.nan)
+    """Mean Dice per click count over ``runs`` (NaN where no run has that count)."""
+    table = np.array([r.dice for r in runs], float).reshape(len(runs), -1)
+    known = np.isfinite(table)
+    total = np.where(known, table, 0.0).sum(axis=0)
+    count = known.sum(axis=0)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
 def cases_512(predictor: Predictor, cases: list[Case], cache: Path | None, images: int = 4) -> list[Case]:

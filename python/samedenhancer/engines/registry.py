@@ -82,8 +82,12 @@ def _ensure_exported(model: str, directory: Path) -> None:
 def _decoder_trt_options(manifest: Manifest) -> dict:
     from samedenhancer.export import TRT_POINTS, TRT_PROMPTS  # noqa: PLC0415 - plain constants, no torch
 
+    side = manifest.low_res_size
+
     def shapes(i):
-        return f"point_coords:{TRT_PROMPTS[i]}x{TRT_POINTS[i]}x2,point_labels:{TRT_PROMPTS[i]}x{TRT_POINTS[i]}"
+        masks = 1 if i < 2 else TRT_PROMPTS[i]
+        return (f"point_coords:{TRT_PROMPTS[i]}x{TRT_POINTS[i]}x2,point_labels:{TRT_PROMPTS[i]}x{TRT_POINTS[i]},"
+                f"mask_input:{masks}x1x{side}x{side},has_mask_input:{masks}")
 
     return {"trt_profile_min_shapes": shapes(0), "trt_profile_opt_shapes": shapes(1), "trt_profile_max_shapes": shapes(2)}
 
