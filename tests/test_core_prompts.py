@@ -219,8 +219,8 @@ def test_soft_maps():
         (np.array([[0, 2**40]], np.int64), {}, ValueError, "coarse must hold labels <= 2147483647"),
         (np.array([[0.0, np.nan]], np.float32), {}, ValueError, "coarse must be a soft map without NaN"),
         (np.array([[0.0, 1.5]]), {}, ValueError, r"values in \[0, 1\], got values in \[0.0, 1.5\]"),
-        (np.zeros((4, 4)), {"threshold": 2.0}, ValueError, r"threshold must be in \[0, 1\], got 2.0"),
-        (np.zeros((4, 4), np.uint8), {"threshold": 300}, ValueError, r"threshold must be in \[0, 255\], got 300"),
+        (np.zeros((4, 4)), {"threshold": 2.0}, ValueError, r"threshold must be a number in \[0, 1\], got 2.0"),
+        (np.zeros((4, 4), np.uint8), {"threshold": 300}, ValueError, r"threshold must be a number in \[0, 255\], got 300"),
         (np.zeros((4, 4), np.uint16), {"threshold": 3}, ValueError, "threshold applies to float soft maps"),
         (np.zeros((4, 4), np.uint8), {"threshold": "127"}, TypeError, "threshold must be a number"),
         (np.zeros((4, 4), np.uint8), {"prior": "many"}, ValueError, "prior must be 'single', 'multi' or a dict"),
@@ -231,8 +231,8 @@ def test_soft_maps():
         (np.zeros((4, 4), np.uint8), {"ring_radius": 2.5}, TypeError, "ring_radius must be an integer"),
         (np.zeros((4, 4), np.uint8), {"box_margin": -3}, ValueError, "box_margin must be an integer >= 0"),
         (np.zeros((4, 4), np.uint8), {"min_area": -1}, ValueError, "min_area must be an integer >= 0"),
-        (np.zeros((4, 4), np.uint8), {"min_fraction": 1.5}, ValueError, r"min_fraction must be in \[0, 1\]"),
-        (np.zeros((4, 4), np.uint8), {"ipq_filter": "yes"}, TypeError, "ipq_filter must be a bool"),
+        (np.zeros((4, 4), np.uint8), {"min_fraction": 1.5}, ValueError, r"min_fraction must be a number in \[0, 1\]"),
+        (np.zeros((4, 4), np.uint8), {"ipq_filter": "yes"}, TypeError, "ipq_filter must be True or False"),
     ],
 )
 def test_bad_input(coarse, kwargs, error, message):

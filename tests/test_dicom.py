@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from samedenhancer import Enhancer, io
+from samedenhancer import Enhancer, io, stream
 from samedenhancer.cli import main
 
 from test_enhancer_pipeline import DoublePredictor
@@ -151,7 +151,7 @@ def test_enhancer_streams_a_dicom_cine_loop():
     coarse = np.zeros(frames.size, np.uint8)
     coarse[80:150, 100:200] = 1
     enhancer = Enhancer(DoublePredictor(grow=2), box_margin=0, box_rounds=0)
-    results = list(enhancer.stream(FILES / "examples_ybr_color.dcm", [coarse] * 30))
+    results = list(stream(FILES / "examples_ybr_color.dcm", [coarse] * 30, enhancer=enhancer))
     assert [r.index for r in results] == list(range(30)) and all(r.ok for r in results)
     expected = enhancer.enhance(next(iter(frames)), coarse)
     assert np.array_equal(results[0].mask, expected) and not np.array_equal(expected, coarse)

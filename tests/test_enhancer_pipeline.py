@@ -49,8 +49,13 @@ class DoublePredictor:
         iou = np.full((n, c), 0.9, np.float32) if self.ious is None else np.repeat(np.asarray(self.ious, np.float32)[:, None], c, 1)
         return logits, iou
 
-    def upscale(self, embedding, low_res_logits, roi=None):
-        return low_res_logits
+    def upscale_window(self, embedding, low_res_logits, floor=0.0, include=None):
+        """Native resolution = the model frame: the window of the logits above ``floor``."""
+        from samedenhancer.transforms import logits_window
+
+        window = logits_window(low_res_logits, low_res_logits.shape, floor, include)
+        x0, y0, x1, y1 = window
+        return window, np.asarray(low_res_logits, np.float32)[y0 : y1 + 1, x0 : x1 + 1]
 
 
 def _blob(shape, y0, y1, x0, x1, value=1, out=None):
@@ -249,7 +254,7 @@ def test_quality_options_are_checked():
         Enhancer(DoublePredictor(), policy="hierarchical", box_rounds=1)
     with pytest.raises(ValueError, match="box_tolerance"):
         Enhancer(DoublePredictor(), box_tolerance=2.0)
-    assert not Enhancer(DoublePredictor(), policy="hierarchical").fusion
+    assert not Enhancer(DoublePredictor(), policy="hierarchical").options.fusion
 
 
 @pytest.mark.parametrize("policy", ["box", "hierarchical"])
@@ -295,4 +300,4 @@ def test_the_default_gate_runs_on_multi_class_maps_only():
     off = Enhancer(DoublePredictor(grow=8, grow_where=grown), box_margin=0, box_rounds=0, gate=False)
     assert off.enhance(image, two, return_details=True).gate_fired == 0
     on = Enhancer(DoublePredictor(grow=8, grow_where=grown), box_margin=0, box_rounds=0, gate=True)
-    assert on.gate == Gate() and on.enhance(image, one, return_details=True).gate_fired == 1
+    assert on.options.gate == Gate() and on.enhance(image, one, return_details=True).gate_fired == 1

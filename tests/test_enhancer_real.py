@@ -94,9 +94,9 @@ def test_default_is_the_plain_box_policy_on_a_label_map_and_fuses_a_probability_
     embedding = enhancer.predictor.encode(image)
     plain = Enhancer(enhancer.predictor, fusion=False, box_rounds=0)
     default = Enhancer(enhancer.predictor)
-    fused = default.refine_encoded(embedding, default.mine(truth), truth, return_details=True)
+    fused = default.refine(default.encode(image, truth, embedding=embedding), return_details=True)
     assert not fused.fused and all(r.rounds == 1 for r in fused.regions)
-    assert np.array_equal(fused.mask, plain.refine_encoded(embedding, plain.mine(truth), truth))
+    assert np.array_equal(fused.mask, plain.refine(plain.encode(image, truth, embedding=embedding)))
 
     kvasir = datasets.samples("kvasir", data_root)[0]
     result = enhancer.enhance(kvasir.image(), kvasir.coarse("pranet"), return_details=True)

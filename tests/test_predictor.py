@@ -88,17 +88,45 @@ def test_return_logits_thresholds_to_masks(predictor, kvasir):
     np.testing.assert_array_equal(logits > 0, masks)
 
 
-def test_upscale_roi_is_the_window_of_the_full_upscale(predictor, kvasir):
+@pytest.mark.parametrize("floor", [0.0, -6.0])
+def test_upscale_window_holds_everything_above_the_floor_and_equals_the_full_upscale(predictor, kvasir, floor):
     image, _, box = kvasir
     embedding = predictor.encode(image)
-    low, _ = predictor.decode(embedding, boxes=[box, box])
-    full = predictor.upscale(embedding, low)
-    x0, y0, x1, y1 = (int(v) for v in box)
-    window = predictor.upscale(embedding, low, roi=(x0, y0, x1, y1))
-    assert window.shape == (2, 1, y1 - y0 + 1, x1 - x0 + 1)
-    np.testing.assert_allclose(window, full[..., y0 : y1 + 1, x0 : x1 + 1], atol=1e-4)
-    with pytest.raises(ValueError, match="roi must be"):
-        predictor.upscale(embedding, low, roi=(x1, y0, x0, y1))
+    low, _ = predictor.decode(embedding, boxes=[box])
+    full = predictor.upscale(embedding, low)[0, 0]
+    window, logits = predictor.upscale_window(embedding, low[0, 0], floor=floor)
+    x0, y0, x1, y1 = window
+    np.testing.assert_allclose(logits, full[y0 : y1 + 1, x0 : x1 + 1], atol=1e-4)
+    outside = np.ones(full.shape, bool)
+    outside[y0 : y1 + 1, x0 : x1 + 1] = False
+    assert (full[outside] <= floor + 1e-4).all() and (full > floor).any()
+    assert (x1 - x0 + 1) * (y1 - y0 + 1) < full.size  # a lesion's window, not the image
+    wide, _ = predictor.upscale_window(embedding, low[0, 0], floor=floor, include=(0, 0, 3, 3))
+    assert wide[:2] == (0, 0) and wide[2:] == (x1, y1)
+
+
+def test_predict_refuses_reversed_and_empty_boxes(predictor, kvasir):
+    image, _, box = kvasir
+    predictor.set_image(image)
+    x0, y0, x1, y1 = box
+    with pytest.raises(ValueError, match="x0 <= x1"):
+        predictor.predict(box=[x1, y0, x0, y1])
+    with pytest.raises(ValueError, match="at least one box"):
+        predictor.predict(box=np.zeros((0, 4)))
+
+
+def test_a_failed_set_image_leaves_no_stale_image(predictor, kvasir):
+    image, _, box = kvasir
+    predictor.set_image(image)
+    with pytest.raises(ValueError):
+        predictor.set_image(np.full((8, 8), np.nan, np.float32))
+    with pytest.raises(RuntimeError, match="set_image"):
+        predictor.predict(box=box)
+
+
+def test_an_image_too_elongated_for_the_model_is_a_clear_error(predictor):
+    with pytest.raises(ValueError, match="too elongated"):
+        predictor.encode(np.zeros((5, 5000), np.uint8))
 
 
 def test_resize_bilinear_matches_the_align_corners_false_formula():
@@ -115,6 +143,7 @@ def test_resize_bilinear_matches_the_align_corners_false_formula():
                 + low[:, y1, x0] * ly * (1 - lx) + low[:, y1, x1] * ly * lx)
     np.testing.assert_allclose(out[:, y, x], expected, atol=1e-5)
     np.testing.assert_allclose(resize_bilinear(low, (7, 11), roi=(0, 0, 10, 6)), out, atol=1e-6)
+    np.testing.assert_allclose(resize_bilinear(low, (7, 11), roi=(3, 2, 8, 5)), out[:, 2:6, 3:9], atol=1e-6)
 
 
 def test_encode_and_decode_in_parallel_threads(predictor, kvasir):

@@ -39,8 +39,8 @@ class CountingPredictor:
             raise RuntimeError("decoder failed on purpose")
         return self._predictor.decode(embedding, *args, **kwargs)
 
-    def upscale(self, embedding, low_res, roi=None):
-        return self._predictor.upscale(embedding, low_res, roi)
+    def upscale_window(self, embedding, low_res, **options):
+        return self._predictor.upscale_window(embedding, low_res, **options)
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def _stream_threads() -> list[threading.Thread]:
 def test_order_kept_and_masks_equal_enhance(enhancer, clip, pipelined):
     frames, maps = clip
     frames, maps = frames + [frames[0]], maps + [np.zeros_like(maps[0])]
-    results = list(enhancer.stream(frames, maps, drop="none", pipelined=pipelined))
+    results = list(stream(frames, maps, drop="none", pipelined=pipelined, enhancer=enhancer))
     assert [r.index for r in results] == [0, 1, 2]
     assert all(isinstance(r, FrameResult) and r.status == "ok" and r.error is None for r in results)
     for result, expected in zip(results, _enhanced(enhancer, frames, maps)):
@@ -103,7 +103,7 @@ def test_bad_frames_yield_errors_and_the_stream_goes_on(enhancer, clip):
         (frames[1][:200], maps[1][:200], "decoder failed"),
         (frames[1], maps[1], None),
     ]
-    results = list(streamer.stream([c[0] for c in cases], [c[1] for c in cases] + [maps[0]], drop="none"))
+    results = list(stream([c[0] for c in cases], [c[1] for c in cases] + [maps[0]], drop="none", enhancer=streamer))
     assert [r.index for r in results] == list(range(len(cases) + 1))
     for result, (_, _, message) in zip(results, cases):
         if message is None:
@@ -120,7 +120,7 @@ def test_empty_coarse_mask_costs_no_encoder_call(enhancer, clip):
     empty = np.zeros_like(maps[0])
     speck = empty.copy()
     speck[5, 5] = 255  # one pixel: below min_area, no region survives
-    results = list(Enhancer(counting, threshold=127).stream(frames + [frames[0]], [empty, maps[1], speck], drop="none"))
+    results = list(stream(frames + [frames[0]], [empty, maps[1], speck], drop="none", enhancer=Enhancer(counting, threshold=127)))
     assert [r.status for r in results] == ["ok", "ok", "ok"]
     assert counting.encodes == 1
     assert not results[0].mask.any() and results[1].mask.any()
@@ -131,7 +131,7 @@ def test_stale_frames_are_dropped_and_reported_when_the_consumer_is_slow(enhance
     frames, maps = clip
     count = 8
     empty = np.zeros_like(maps[0])  # no model call: frames are ready within milliseconds
-    generator = enhancer.stream([frames[0]] * count, [empty] * count, max_latency_ms=100)
+    generator = stream([frames[0]] * count, [empty] * count, max_latency_ms=100, enhancer=enhancer)
     results = []
     for result in generator:
         results.append(result)
@@ -147,7 +147,7 @@ def test_drop_oldest_without_budget_replaces_waiting_frames(enhancer, clip):
     count = 8
     empty = np.zeros_like(maps[0])
     results = []
-    for result in enhancer.stream([frames[0]] * count, [empty] * count, drop="oldest"):
+    for result in stream([frames[0]] * count, [empty] * count, drop="oldest", enhancer=enhancer):
         results.append(result)
         time.sleep(0.1)
     assert [r.index for r in results] == list(range(count))
@@ -156,12 +156,12 @@ def test_drop_oldest_without_budget_replaces_waiting_frames(enhancer, clip):
 
 def test_closing_early_leaves_no_thread_behind(enhancer, clip):
     frames, maps = clip
-    generator = enhancer.stream(frames * 5, maps * 5, drop="none")
+    generator = stream(frames * 5, maps * 5, drop="none", enhancer=enhancer)
     first = next(generator)
     assert first.index == 0 and _stream_threads()
     generator.close()
     assert _stream_threads() == []
-    for result in enhancer.stream(frames * 5, maps * 5, drop="none"):
+    for result in stream(frames * 5, maps * 5, drop="none", enhancer=enhancer):
         break
     assert result.index == 0 and _stream_threads() == []
 
@@ -175,7 +175,7 @@ def test_a_failing_source_ends_the_stream_with_its_error(enhancer, clip):
 
     seen = []
     with pytest.raises(OSError, match="camera unplugged"):
-        for result in enhancer.stream(broken(), maps, drop="none"):
+        for result in stream(broken(), maps, drop="none", enhancer=enhancer):
             seen.append(result.index)
     assert seen == [0] and _stream_threads() == []
 
@@ -185,23 +185,23 @@ def test_a_failing_source_ends_the_stream_with_its_error(enhancer, clip):
     [
         ({"drop": "newest"}, ValueError, "drop must be one of"),
         ({"drop": "none", "max_latency_ms": 50}, ValueError, "max_latency_ms"),
-        ({"max_latency_ms": -1}, ValueError, "max_latency_ms must be a positive"),
-        ({"queue_size": 0}, ValueError, "queue_size must be an int >= 1"),
-        ({"pipelined": "yes"}, TypeError, "pipelined must be a bool"),
+        ({"max_latency_ms": -1}, ValueError, "max_latency_ms must be a number > 0"),
+        ({"queue_size": 0}, ValueError, "queue_size must be an integer >= 1"),
+        ({"pipelined": "yes"}, TypeError, "pipelined must be True or False"),
     ],
 )
 def test_bad_options_are_rejected_by_name(enhancer, clip, options, error, match):
     frames, maps = clip
     with pytest.raises(error, match=match):
-        enhancer.stream(frames, maps, **options)
+        stream(frames, maps, **options, enhancer=enhancer)
 
 
 def test_a_single_array_is_not_a_stream(enhancer, clip):
     frames, maps = clip
     with pytest.raises(TypeError, match="frames must be an iterable"):
-        enhancer.stream(frames[0], maps)
+        stream(frames[0], maps, enhancer=enhancer)
     with pytest.raises(TypeError, match="coarse_masks must be an iterable"):
-        enhancer.stream(frames, maps[0])
+        stream(frames, maps[0], enhancer=enhancer)
 
 
 def _write_video(path, frames, *, grey=False):
@@ -227,7 +227,7 @@ def test_video_file_and_mask_video_sources(enhancer, videos, clip):
     video, coarse_video, _ = videos
     frames = list(io.VideoFrames(video))
     assert len(frames) == 2 and frames[0].shape == (256, 320, 3)
-    results = list(enhancer.stream(video, coarse_video, drop="none"))
+    results = list(stream(video, coarse_video, drop="none", enhancer=enhancer))
     assert [r.status for r in results] == ["ok"] * 2
     expected = enhancer.enhance(frames[1], next(m for i, m in enumerate(io.VideoFrames(coarse_video, as_mask=True)) if i == 1))
     np.testing.assert_array_equal(results[1].mask, expected)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from . import io, metrics
 from ._core import __version__
-from .core import ComponentStats, Prompts, as_label_map, connected_components, distance_transform, mine_prompts
+from .core import ComponentStats, MiningOptions, Prompts, as_label_map, connected_components, distance_transform, mine_prompts
 from .enhancer import (
     BatchItem,
+    Encoded,
     Enhancer,
     EnhanceResult,
     Gate,
@@ -22,11 +23,13 @@ from .streaming import FrameResult, stream
 __all__ = [
     "BatchItem",
     "ComponentStats",
+    "Encoded",
     "EnhanceResult",
     "Enhancer",
     "FrameResult",
     "Gate",
     "ImageEmbedding",
+    "MiningOptions",
     "Prediction",
     "PreparedImage",
     "Predictor",

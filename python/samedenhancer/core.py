@@ -8,6 +8,7 @@ the GIL, and returns fixed result types.
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 from dataclasses import dataclass
 from typing import Mapping, NamedTuple, Union
@@ -15,15 +16,18 @@ from typing import Mapping, NamedTuple, Union
 import numpy as np
 
 from . import _core
+from .validation import flag, integer, number
 
 __all__ = [
     "ComponentStats",
+    "MiningOptions",
     "Prompts",
     "as_label_map",
     "coarse_log_odds",
     "connected_components",
     "distance_transform",
     "mine_prompts",
+    "validate_threshold",
 ]
 
 _LABEL_DTYPES = (np.bool_, np.uint8, np.uint16, np.int32, np.int64)
@@ -107,7 +111,7 @@ def as_label_map(coarse, threshold: float | None = None) -> np.ndarray:
     """
     array = _as_2d(coarse, "coarse")
     if array.dtype.kind == "f":
-        t = 0.5 if threshold is None else _number(threshold, "threshold", 0.0, 1.0)
+        t = 0.5 if threshold is None else number(threshold, "threshold", 0, 1)
         if np.isnan(array).any():
             raise ValueError("coarse must be a soft map without NaN, got NaN values")
         low, high = array.min(), array.max()
@@ -120,13 +124,19 @@ def as_label_map(coarse, threshold: float | None = None) -> np.ndarray:
                 f"threshold applies to float soft maps and uint8 0..255 soft maps, got threshold={threshold!r} "
                 f"for coarse of dtype {array.dtype}"
             )
-        t = _number(threshold, "threshold", 0.0, 255.0)
+        t = number(threshold, "threshold", 0, 255)
         return np.ascontiguousarray(array > t).view(np.uint8)
     if array.dtype.type not in _LABEL_DTYPES:
         raise TypeError(
             f"coarse must be a label map of dtype {_LABEL_NAMES} or a float soft map, got dtype {array.dtype}"
         )
     return _label_array(array, "coarse")
+
+
+def validate_threshold(threshold) -> float | None:
+    """``threshold`` checked as a soft-map threshold could be: ``None`` or a number in [0, 255]
+    (whether it must be in [0, 1], for a float map, is checked against each map)."""
+    return None if threshold is None else number(threshold, "threshold", 0, 255)
 
 
 #: Probabilities are clipped to [EPS, 1 - EPS] before taking log-odds (8-bit maps: +-6.2 at 0 / 255).
@@ -164,10 +174,10 @@ def coarse_log_odds(coarse, threshold: float | None = None) -> np.ndarray | None
     """
     array = _as_2d(coarse, "coarse")
     if array.dtype.kind == "f":
-        t = 0.5 if threshold is None else _number(threshold, "threshold", 0.0, 1.0)
+        t = 0.5 if threshold is None else number(threshold, "threshold", 0, 1)
         scale = np.float32(1.0)
     elif threshold is not None and array.dtype == np.uint8:
-        t = _number(threshold, "threshold", 0.0, 255.0)
+        t = number(threshold, "threshold", 0, 255)
         scale = np.float32(1.0 / 255.0)
     else:
         return None
@@ -184,22 +194,6 @@ def coarse_log_odds(coarse, threshold: float | None = None) -> np.ndarray | None
     if array.dtype == np.uint8:  # 256 values: one table lookup per pixel
         return (log_odds(np.arange(256, dtype=np.uint8)) - offset)[array]
     return log_odds(array) - offset
-
-
-def _number(value, name: str, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number in [{low:g}, {high:g}], got {value!r}")
-    if not low <= float(value) <= high:
-        raise ValueError(f"{name} must be in [{low:g}, {high:g}], got {value!r}")
-    return float(value)
-
-
-def _integer(value, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer >= {low}, got {value!r}")
-    if int(value) < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
 
 
 class ComponentStats(NamedTuple):
@@ -256,7 +250,7 @@ def connected_components(mask, connectivity: int = 8) -> tuple[np.ndarray, Compo
     >>> stats.areas.tolist(), stats.boxes.tolist()
     ([2, 1], [[0, 0, 1, 1], [2, 2, 2, 2]])
     """
-    if isinstance(connectivity, bool) or connectivity not in (4, 8):
+    if isinstance(connectivity, (bool, np.bool_)) or connectivity not in (4, 8):
         raise ValueError(f"connectivity must be 4 or 8, got {connectivity!r}")
     array = _label_array(mask, "mask")
     labels, areas, boxes, perimeters = _core.connected_components(array, int(connectivity))
@@ -351,11 +345,11 @@ class Prompts:
         return int(self.class_ids.shape[0])
 
 
-def _split_prior(prior: Prior) -> tuple[bool, list[int], list[int]]:
+def _split_prior(prior: Prior) -> tuple[bool, tuple[int, ...], tuple[int, ...]]:
     if isinstance(prior, str):
         if prior not in _PRIORS:
             raise ValueError(f"prior must be 'single', 'multi' or a dict class -> 'single'/'multi', got {prior!r}")
-        return prior == "single", [], []
+        return prior == "single", (), ()
     if not isinstance(prior, Mapping):
         raise TypeError(f"prior must be 'single', 'multi' or a dict class -> 'single'/'multi', got {prior!r}")
     single, multi = [], []
@@ -365,20 +359,61 @@ def _split_prior(prior: Prior) -> tuple[bool, list[int], list[int]]:
         if mode not in _PRIORS:
             raise ValueError(f"prior[{cls!r}] must be 'single' or 'multi', got {mode!r}")
         (single if mode == "single" else multi).append(int(cls))
-    return False, single, multi
+    return False, tuple(single), tuple(multi)
 
 
-def mine_prompts(
-    coarse,
-    *,
-    threshold: float | None = None,
-    prior: Prior = "multi",
-    ipq_filter: bool = False,
-    ring_radius: int = 20,
-    box_margin: int | None = None,
-    min_area: int = 5,
-    min_fraction: float = 0.1,
-) -> Prompts:
+@dataclass(frozen=True)
+class MiningOptions:
+    """How prompts are mined from a coarse mask (METHOD.md §1-2); validated when made.
+
+    Attributes
+    ----------
+    prior : {"multi", "single"} or dict
+        Domain prior, for all classes or per class (``{class: "single" | "multi"}``; classes not
+        in the dict use "multi"). ``"single"`` keeps the largest merged region.
+    ipq_filter : bool
+        Apply the isoperimetric-quotient filter (for compact targets such as cells or nodules).
+    ring_radius : int
+        Radius in pixels of the ring searched for the negative point (>= 0).
+    box_margin : int, optional
+        Pixels added on each side of the tight box; default ``min(10, side // 10)`` per axis.
+    min_area : int
+        Smallest component kept, in pixels.
+    min_fraction : float
+        Smallest component kept, as a fraction of its class's pixels, in [0, 1].
+
+    Examples
+    --------
+    >>> MiningOptions(prior="single").ring_radius
+    20
+    >>> MiningOptions(ring_radius=-1)
+    Traceback (most recent call last):
+    ...
+    ValueError: ring_radius must be an integer >= 0, got -1
+    """
+
+    prior: Prior = "multi"
+    ipq_filter: bool = False
+    ring_radius: int = 20
+    box_margin: int | None = None
+    min_area: int = 5
+    min_fraction: float = 0.1
+
+    def __post_init__(self) -> None:
+        _split_prior(self.prior)
+        object.__setattr__(self, "ipq_filter", flag(self.ipq_filter, "ipq_filter"))
+        object.__setattr__(self, "ring_radius", integer(self.ring_radius, "ring_radius", 0))
+        if self.box_margin is not None:
+            object.__setattr__(self, "box_margin", integer(self.box_margin, "box_margin", 0))
+        object.__setattr__(self, "min_area", integer(self.min_area, "min_area", 0))
+        object.__setattr__(self, "min_fraction", number(self.min_fraction, "min_fraction", 0, 1))
+
+    def replace(self, **changes) -> "MiningOptions":
+        """A copy with ``changes`` applied (validated)."""
+        return dataclasses.replace(self, **changes)
+
+
+def mine_prompts(coarse, options: MiningOptions | None = None, *, threshold: float | None = None, **overrides) -> Prompts:
     """Morphological Split-Filter-Fuse and prompt mining for every class of a coarse mask, in one
     call that releases the GIL.
 
@@ -394,21 +429,13 @@ def mine_prompts(
     ----------
     coarse : ndarray, shape (H, W)
         A label map or soft map, see :func:`as_label_map`.
+    options : MiningOptions, optional
+        Mining options (default ``MiningOptions()``).
     threshold : float, optional
         Soft-map threshold, see :func:`as_label_map`.
-    prior : {"multi", "single"} or dict
-        Domain prior, for all classes or per class (``{class: "single" | "multi"}``; classes not
-        in the dict use "multi").
-    ipq_filter : bool
-        Apply the isoperimetric-quotient filter (for compact targets such as cells or nodules).
-    ring_radius : int
-        Radius in pixels of the ring searched for the negative point (>= 0).
-    box_margin : int, optional
-        Pixels added on each side of the tight box; default ``min(10, side // 10)`` per axis.
-    min_area : int
-        Smallest component kept, in pixels.
-    min_fraction : float
-        Smallest component kept, as a fraction of its class's pixels, in [0, 1].
+    **overrides
+        Fields of :class:`MiningOptions` (``prior``, ``ipq_filter``, ``ring_radius``,
+        ``box_margin``, ``min_area``, ``min_fraction``) that replace those of ``options``.
 
     Returns
     -------
@@ -431,18 +458,20 @@ def mine_prompts(
     >>> p.points.tolist(), p.point_labels.tolist()
     ([[[10, 15], [5, 5]]], [[1, 0]])
     """
+    if options is None:
+        options = MiningOptions(**overrides)
+    elif not isinstance(options, MiningOptions):
+        raise TypeError(f"options must be a MiningOptions, got {type(options).__name__}")
+    elif overrides:
+        options = options.replace(**overrides)
     label_map = as_label_map(coarse, threshold)
-    default_single, single, multi = _split_prior(prior)
-    if not isinstance(ipq_filter, (bool, np.bool_)):
-        raise TypeError(f"ipq_filter must be a bool, got {ipq_filter!r}")
-    radius = _integer(ring_radius, "ring_radius", 0)
-    margin = -1 if box_margin is None else _integer(box_margin, "box_margin", 0)
-    area = _integer(min_area, "min_area", 0)
-    fraction = _number(min_fraction, "min_fraction", 0.0, 1.0)
+    default_single, single, multi = _split_prior(options.prior)
+    radius, area, fraction = options.ring_radius, options.min_area, options.min_fraction
+    margin = -1 if options.box_margin is None else options.box_margin
     # Values past the image's extent change nothing; clipping keeps them inside int64 for the core.
     extent = label_map.shape[0] + label_map.shape[1]
     radius, margin, area = min(radius, extent), min(margin, extent), min(area, label_map.size + 1)
-    out = _core.mine_prompts(label_map, radius, margin, area, fraction, bool(ipq_filter), default_single, single, multi)
+    out = _core.mine_prompts(label_map, radius, margin, area, fraction, options.ipq_filter, default_single, list(single), list(multi))
     class_ids, boxes, tight, points, point_labels, has_negative, areas, ipq, regions, classes, dropped = out
     return Prompts(
         class_ids=class_ids,

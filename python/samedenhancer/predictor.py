@@ -14,7 +14,7 @@ import numpy as np
 
 from .engines import LoadedModel, Manifest, load_model
 from .engines.manifest import DEFAULT_MODEL
-from .transforms import preprocess, resize_bilinear
+from .transforms import logits_window, preprocess, resize_bilinear
 
 __all__ = ["ImageEmbedding", "Prediction", "Predictor", "PreparedImage"]
 
@@ -162,7 +162,7 @@ class Predictor:
         if coords is not None:
             if coords.ndim == 2:
                 coords = coords[None]
-            if coords.ndim != 3 or coords.shape[2] != 2 or coords.shape[1] < 1:
+            if coords.ndim != 3 or coords.shape[2] != 2 or coords.shape[1] < 1 or coords.shape[0] < 1:
                 raise ValueError(f"point_coords must be (P, 2) or (N, P, 2) with P >= 1, got shape {np.shape(point_coords)}")
             if labels.ndim == 1:
                 labels = labels[None]
@@ -180,6 +180,11 @@ class Predictor:
                 raise ValueError(f"box must be (4,) or (N, 4) XYXY, got shape {np.shape(boxes)}")
             if not np.isfinite(box).all():
                 raise ValueError("box must be finite")
+            if box.shape[0] == 0:
+                raise ValueError("box must hold at least one box, got an array of shape (0, 4)")
+            reversed_ = (box[:, 2] < box[:, 0]) | (box[:, 3] < box[:, 1])
+            if reversed_.any():
+                raise ValueError(f"box must be XYXY with x0 <= x1 and y0 <= y1, got {box[reversed_][0].tolist()}")
             if n is not None and box.shape[0] != n:
                 raise ValueError(f"box and point_coords must describe the same number of prompts, got {box.shape[0]} boxes and {n} point sets")
             n = box.shape[0]
@@ -259,30 +264,60 @@ class Predictor:
         out_iou = np.where(stable[:, None], single_iou, iou[rows, best][:, None])
         return out.astype(np.float32), out_iou.astype(np.float32)
 
-    def upscale(self, embedding: ImageEmbedding, low_res_logits: np.ndarray, roi=None) -> np.ndarray:
-        """Low-resolution logits -> float32 logits at the native resolution.
+    def _valid(self, embedding: ImageEmbedding, logits: np.ndarray) -> np.ndarray:
+        """Low-resolution logits without the padding of the model frame."""
+        factor = logits.shape[-1] / self.manifest.input_size
+        valid_h, valid_w = (int(round(v * factor)) for v in embedding.valid_size)
+        return logits[..., :valid_h, :valid_w]
+
+    def upscale(self, embedding: ImageEmbedding, low_res_logits: np.ndarray) -> np.ndarray:
+        """Low-resolution logits ``(..., h, w)`` -> float32 logits at the native resolution.
 
         The padding is cropped, then the valid part is resized bilinearly (``align_corners=False``)
-        to ``embedding.original_size``. With ``roi = (x0, y0, x1, y1)`` (inclusive, native pixels)
-        only that window is computed and returned: shape ``(..., y1 - y0 + 1, x1 - x0 + 1)``, equal
-        to the same window of the full result.
+        to ``embedding.original_size``.
         """
         logits = np.asarray(low_res_logits, dtype=np.float32)
         if logits.ndim < 2:
             raise ValueError(f"low_res_logits must be (..., h, w), got shape {logits.shape}")
-        height, width = embedding.original_size
-        factor = logits.shape[-1] / self.manifest.input_size
-        valid_h, valid_w = (int(round(v * factor)) for v in embedding.valid_size)
-        logits = logits[..., :valid_h, :valid_w]
-        if roi is not None:
-            roi = tuple(int(v) for v in np.asarray(roi).reshape(-1))
-            if len(roi) != 4 or not (0 <= roi[0] <= roi[2] < width and 0 <= roi[1] <= roi[3] < height):
-                raise ValueError(f"roi must be (x0, y0, x1, y1) inside the {width}x{height} image with x0 <= x1, y0 <= y1, got {roi}")
-        return resize_bilinear(logits, (height, width), roi)
+        return resize_bilinear(self._valid(embedding, logits), embedding.original_size)
+
+    def upscale_window(self, embedding: ImageEmbedding, low_res_logits: np.ndarray, floor: float = 0.0,
+                       include=None) -> tuple[tuple, np.ndarray]:
+        """One prompt's native-resolution logits inside the smallest window that holds every pixel
+        where they can exceed ``floor`` (and the box ``include``, when given).
+
+        Parameters
+        ----------
+        embedding : ImageEmbedding
+        low_res_logits : (h, w) array
+            One mask of :meth:`decode`'s output.
+        floor : float
+            Outside the window the native logits are ``<= floor``.
+        include : (x0, y0, x1, y1), optional
+            An inclusive box of native pixels the window must contain.
+
+        Returns
+        -------
+        window : (x0, y0, x1, y1)
+            Inclusive, native pixels.
+        logits : (y1 - y0 + 1, x1 - x0 + 1) float32
+            Equal to the same window of :meth:`upscale`'s result.
+        """
+        logits = np.asarray(low_res_logits, dtype=np.float32)
+        if logits.ndim != 2:
+            raise ValueError(f"low_res_logits must be one (h, w) mask, got shape {logits.shape}")
+        logits = self._valid(embedding, logits)
+        window = logits_window(logits, embedding.original_size, floor, include)
+        return window, resize_bilinear(logits, embedding.original_size, window)
 
     # -- SAM2-style ----------------------------------------------------------------------------
     def set_image(self, image: np.ndarray) -> None:
-        """Encode ``image`` ((H, W) grey or (H, W, 3) RGB; uint8, uint16 or float) for ``predict``."""
+        """Encode ``image`` ((H, W) grey or (H, W, 3) RGB; uint8, uint16 or float) for ``predict``.
+
+        A failed call (a bad image, an engine error) leaves no image set: ``predict`` then raises
+        instead of answering for an earlier image.
+        """
+        self._embedding = None
         self._embedding = self.encode(image)
 
     def reset_image(self) -> None:

@@ -34,7 +34,8 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from . import io
-from .enhancer import Timings, check_sizes, encode_timed
+from .enhancer import Encoded, Enhancer, Timings
+from .validation import flag, integer, number
 
 __all__ = ["DROP_POLICIES", "STATUSES", "FrameResult", "stream"]
 
@@ -88,8 +89,7 @@ class _Work:
     arrived: float
     image: object = None
     coarse: object = None
-    prompts: object = None
-    embedding: object = None
+    encoded: Encoded | None = None
     mask: np.ndarray | None = None
     times: dict = field(default_factory=dict)
     status: str = "pending"  # pending -> encoded -> ok, or dropped / error at any point
@@ -101,11 +101,11 @@ class _Work:
 
     def drop(self, why: str) -> None:
         self.status, self.error = "dropped", why
-        self.image = self.coarse = self.prompts = self.embedding = self.mask = None
+        self.image = self.coarse = self.encoded = self.mask = None
 
     def fail(self, error: BaseException) -> None:
         self.status, self.error = "error", f"{type(error).__name__}: {error}"
-        self.image = self.coarse = self.prompts = self.embedding = self.mask = None
+        self.image = self.coarse = self.encoded = self.mask = None
 
     def result(self) -> FrameResult:
         status = self.status
@@ -185,10 +185,18 @@ def coarse_source(source) -> Iterable:
             files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in io.IMAGE_SUFFIXES and not p.name.startswith("."))
             if not files:
                 raise ValueError(f"coarse_masks folder {path} holds no mask files ({', '.join(io.IMAGE_SUFFIXES)})")
-            return (io.read_mask(p) for p in files)
+            return (_read_or_error(p) for p in files)
         return io.open_frames(path, as_mask=True)
     single = isinstance(source, np.ndarray) and source.ndim == 2
     return _iterable(source, single, "coarse_masks", "an iterable of masks, a mask folder, a mask video or DICOM file")
+
+
+def _read_or_error(path: Path):
+    """The mask in ``path``, or the error reading it (handed to that frame, not to the stream)."""
+    try:
+        return io.read_mask(path)
+    except (OSError, ValueError) as error:
+        return error
 
 
 def _iterable(source, single: bool, name: str, expected: str) -> Iterable:
@@ -205,22 +213,27 @@ def _iterable(source, single: bool, name: str, expected: str) -> Iterable:
 
 def _check_options(max_latency_ms, drop, queue_size) -> None:
     if drop not in DROP_POLICIES:
-        raise ValueError(f"drop must be one of {DROP_POLICIES}, got {drop!r}")
+        raise ValueError(f"drop must be one of {DROP_POLICIES} or None (follow the source), got {drop!r}")
     if max_latency_ms is not None:
-        if isinstance(max_latency_ms, bool) or not isinstance(max_latency_ms, (int, float)) or not max_latency_ms > 0:
-            raise ValueError(f"max_latency_ms must be a positive number of milliseconds or None, got {max_latency_ms!r}")
+        number(max_latency_ms, "max_latency_ms", above=0)
         if drop == "none":
             raise ValueError("max_latency_ms drops stale frames, drop='none' keeps every frame: give one or the other")
-    if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 1:
-        raise ValueError(f"queue_size must be an int >= 1, got {queue_size!r}")
+    integer(queue_size, "queue_size", 1)
+
+
+def default_drop(frames, max_latency_ms=None) -> str:
+    """The drop policy that follows the source: a live capture device (an int index) or a latency
+    budget keeps latency low (``"oldest"``); anything finite or recorded (a list, a generator, a
+    video or DICOM file, a folder) keeps every frame (``"none"``)."""
+    live = isinstance(frames, (int, np.integer)) and not isinstance(frames, (bool, np.bool_))
+    return "oldest" if live or max_latency_ms is not None else "none"
 
 
 class _Stages:
-    """The two halves of :meth:`Enhancer.enhance` for one frame, timed per stage."""
+    """The two public halves of :meth:`Enhancer.enhance` for one frame, with errors kept per frame."""
 
-    def __init__(self, enhancer) -> None:
+    def __init__(self, enhancer: Enhancer) -> None:
         self.enhancer = enhancer
-        self.predictor = enhancer.predictor
 
     def encode(self, work: _Work) -> None:
         """Validate, mine, preprocess and encode (no model call when no region was mined)."""
@@ -229,14 +242,12 @@ class _Stages:
                 raise ValueError(f"frame {work.index}: coarse_masks has a mask but frames has no frame")
             if work.coarse is _MISSING:
                 raise ValueError(f"frame {work.index}: frames has a frame but coarse_masks has no mask")
-            start = time.perf_counter()
-            work.prompts = self.enhancer.mine(work.coarse)
-            check_sizes(work.image, work.prompts.label_map)
-            mined = time.perf_counter()
-            work.times["mine"] = mined - start
-            if len(work.prompts.class_ids):
-                work.embedding, work.times["preprocess"], work.times["encode"] = encode_timed(self.predictor, work.image)
-            work.image = None
+            if isinstance(work.coarse, BaseException):  # the mask source failed on this frame only
+                raise work.coarse
+            work.encoded = self.enhancer.encode(work.image, work.coarse)
+            t = work.encoded.timings
+            work.times.update(mine=t.mine, preprocess=t.preprocess, encode=t.encode)
+            work.image = work.coarse = None
             work.status = "encoded"
         except Exception as error:  # a bad frame is reported in its result; the stream goes on
             work.fail(error)
@@ -244,10 +255,10 @@ class _Stages:
     def decode(self, work: _Work) -> None:
         """Decode and paste an encoded frame."""
         try:
-            result = self.enhancer.refine_encoded(work.embedding, work.prompts, work.coarse, return_details=True)
+            result = self.enhancer.refine(work.encoded, return_details=True)
             work.mask = result.mask
             work.times["decode"], work.times["paste"] = result.timings.decode, result.timings.paste
-            work.embedding = work.prompts = work.coarse = None
+            work.encoded = None
             work.status = "ok"
         except Exception as error:
             work.fail(error)
@@ -263,14 +274,14 @@ def run_stream(
     coarse_masks,
     *,
     max_latency_ms: float | None = None,
-    drop: str = "oldest",
+    drop: str | None = None,
     queue_size: int = 1,
     pipelined: bool = True,
 ) -> Iterator[FrameResult]:
-    """The generator behind :meth:`Enhancer.stream` (see there)."""
+    """The generator behind :func:`stream` for a ready ``enhancer`` (see there)."""
+    drop = default_drop(frames, max_latency_ms) if drop is None else drop
     _check_options(max_latency_ms, drop, queue_size)
-    if not isinstance(pipelined, bool):
-        raise TypeError(f"pipelined must be a bool, got {type(pipelined).__name__}")
+    flag(pipelined, "pipelined")
     frames, coarse_masks = _frames(frames), coarse_source(coarse_masks)
     stages = _Stages(enhancer)
     budget = None if max_latency_ms is None else max_latency_ms / 1e3
@@ -344,12 +355,60 @@ def _pipelined(stages: _Stages, pairs, budget, drop_oldest: bool, queue_size: in
             thread.join()
 
 
-def stream(frames, coarse_masks, *, model: str = "litemedsam", max_latency_ms: float | None = None, drop: str = "oldest",
-           queue_size: int = 1, pipelined: bool = True, **options) -> Iterator[FrameResult]:
-    """One-shot :meth:`Enhancer.stream` with an engine built for this stream (``options`` go to
-    :class:`Enhancer`)."""
-    from .enhancer import Enhancer
+def stream(frames, coarse_masks, *, enhancer: Enhancer | None = None, model: str = "litemedsam",
+           max_latency_ms: float | None = None, drop: str | None = None, queue_size: int = 1, pipelined: bool = True,
+           **options) -> Iterator[FrameResult]:
+    """Refine a stream of frames: a generator of one :class:`FrameResult` per input frame, in input
+    order.
 
-    enhancer = Enhancer(model, **options)
+    Parameters
+    ----------
+    frames : iterable of ndarray, video or DICOM path, or int
+        Images as for :meth:`Enhancer.enhance`, a video file / capture device index read with
+        OpenCV, or a DICOM cine loop (``.dcm``, read with pydicom); frames come as RGB or grey.
+    coarse_masks : iterable of ndarray, folder, video or DICOM path
+        One coarse mask per frame (a folder: files in name order; a video or multi-frame DICOM:
+        its first channel). A mask that cannot be read is that frame's error.
+    enhancer : Enhancer, optional
+        The Enhancer to run (one engine for many streams); else one is built from ``model`` and
+        ``options`` (keywords of :class:`Enhancer`).
+    max_latency_ms : float, optional
+        Budget from a frame being taken from the source to its result; older frames are dropped
+        (reported with status ``"dropped"``). Needs ``drop="oldest"`` (the default with a budget).
+    drop : {"oldest", "none"}, optional
+        ``"oldest"``: a full queue discards its oldest frame (live devices); ``"none"``: every
+        frame is refined and comes out, the pipeline waits for the consumer. ``None`` (default)
+        follows the source: ``"oldest"`` for a capture device index or with ``max_latency_ms``,
+        ``"none"`` for everything recorded or finite (lists, generators, files, folders).
+    queue_size : int
+        Frames waiting between the encoder and decoder stages, and between the decoder and the
+        consumer.
+    pipelined : bool
+        Encode the next frame while the current one is decoded (threads). ``False`` runs the
+        stages one after the other in the consumer's thread (for measurements).
+
+    Yields
+    ------
+    FrameResult
+        ``index``, ``status`` ("ok", "dropped", "error"), ``mask``, per-stage ``timings``,
+        ``latency`` and ``error``. A bad frame gives an error result and the stream goes on; a
+        frame whose coarse mask has no region costs no model call.
+
+    Notes
+    -----
+    Closing the generator early (``close()``, ``break`` out of a ``for`` loop) stops and joins
+    its threads.
+
+    Examples
+    --------
+    >>> for result in stream("video.avi", "masks/", threshold=127):  # doctest: +SKIP
+    ...     print(result.index, result.status, result.latency)
+    """
+    if enhancer is None:
+        enhancer = Enhancer(model, **options)
+    elif not isinstance(enhancer, Enhancer):
+        raise TypeError(f"enhancer must be a samedenhancer.Enhancer, got {type(enhancer).__name__}")
+    elif options:
+        raise TypeError(f"Enhancer options {sorted(options)} cannot be given together with a ready enhancer")
     return run_stream(enhancer, frames, coarse_masks, max_latency_ms=max_latency_ms, drop=drop, queue_size=queue_size,
                       pipelined=pipelined)

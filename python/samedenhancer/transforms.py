@@ -11,7 +11,7 @@ import numpy as np
 
 from .engines import Manifest
 
-__all__ = ["check_image", "preprocess", "resize_bilinear"]
+__all__ = ["check_image", "logits_window", "preprocess", "resize_bilinear"]
 
 
 def check_image(image) -> None:
@@ -63,13 +63,19 @@ def preprocess(image: np.ndarray, manifest: Manifest) -> tuple[np.ndarray, tuple
     valid_size : (h, w)
         The image's extent inside the model frame.
 
+    Raises
+    ------
+    ValueError
+        For an image the model cannot take (so elongated that its short side would vanish).
+
     Notes
     -----
-    ``longest_side`` (LiteMedSAM's upstream recipe): grey to 3 channels, longest side to S with
-    ``cv2.INTER_AREA`` in the image's own dtype (uint8 stays uint8), per-image min-max to [0, 1]
-    (a constant image becomes zeros), zero padding at the bottom/right. ``square`` (SAM2): uint8 /
-    255, other types min-max to [0, 1], stretched to S x S (area when shrinking, bilinear when
-    enlarging), then ``(x - mean) / std``.
+    Grey images are replicated to 3 channels. ``manifest.resize`` says the geometry:
+    ``longest_side`` (LiteMedSAM) scales the longest side to S and zero-pads the bottom / right
+    after normalisation, ``square`` (SAM2) stretches to S x S; area interpolation when shrinking
+    (or always with ``interpolation == "area"``), bilinear when enlarging. ``manifest.normalisation``
+    says the intensities (see ``_NORMALISATIONS``): ``minmax`` (LiteMedSAM: resize in the image's
+    dtype, then per-image min-max) or ``imagenet`` (SAM2: to [0, 1], resize, ``(x - mean) / std``).
     """
     image = _as_image(image)
     height, width = image.shape[:2]
@@ -77,19 +83,42 @@ def preprocess(image: np.ndarray, manifest: Manifest) -> tuple[np.ndarray, tuple
     if manifest.resize == "longest_side":
         factor = size / max(height, width)
         new_h, new_w = int(height * factor + 0.5), int(width * factor + 0.5)
-        resized = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
-        resized = _minmax(resized)
-        tensor = np.zeros((size, size, 3), np.float32)
-        tensor[:new_h, :new_w] = resized
+        if min(new_h, new_w) < 1:
+            raise ValueError(
+                f"image of {height}x{width} pixels is too elongated for {manifest.name}: with its longest side at "
+                f"{size} px its shortest is {min(height, width) * factor:.2f} px (the model needs an aspect ratio up to "
+                f"{2 * size - 1}:1)"
+            )
         scale, valid = (factor, factor), (new_h, new_w)
     else:
-        unit = image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else _minmax(image)
-        shrink = size <= height and size <= width
-        interpolation = cv2.INTER_AREA if (manifest.interpolation == "area" or shrink) else cv2.INTER_LINEAR
-        tensor = cv2.resize(unit, (size, size), interpolation=interpolation)
-        tensor = (tensor - np.asarray(manifest.mean, np.float32)) / np.asarray(manifest.std, np.float32)
+        new_h = new_w = size
         scale, valid = (size / width, size / height), (size, size)
+    shrink = new_h <= height and new_w <= width
+    interpolation = cv2.INTER_AREA if (manifest.interpolation == "area" or shrink) else cv2.INTER_LINEAR
+    normalise = _NORMALISATIONS[manifest.normalisation]
+    tensor = normalise(image, lambda x: cv2.resize(x, (new_w, new_h), interpolation=interpolation), manifest)
+    if (new_h, new_w) != (size, size):  # longest side: zero padding at the bottom / right, after normalisation
+        padded = np.zeros((size, size, 3), np.float32)
+        padded[:new_h, :new_w] = tensor
+        tensor = padded
     return np.ascontiguousarray(tensor.transpose(2, 0, 1)[None], dtype=np.float32), scale, valid
+
+
+def _normalise_minmax(image: np.ndarray, resize, manifest: Manifest) -> np.ndarray:
+    """LiteMedSAM's upstream recipe: resize in the image's own dtype (uint8 stays uint8), then
+    per-image min-max to [0, 1] (a constant image becomes zeros)."""
+    return _minmax(resize(image))
+
+
+def _normalise_imagenet(image: np.ndarray, resize, manifest: Manifest) -> np.ndarray:
+    """SAM2's recipe: to [0, 1] first (uint8 / 255, other types min-max), resize, then
+    ``(x - mean) / std`` with the manifest's mean and std."""
+    unit = image.astype(np.float32) / 255.0 if image.dtype == np.uint8 else _minmax(image)
+    return (resize(unit) - np.asarray(manifest.mean, np.float32)) / np.asarray(manifest.std, np.float32)
+
+
+#: What ``manifest.normalisation`` names: ``f(image, resize, manifest) -> (h, w, 3) float32``.
+_NORMALISATIONS = {"minmax": _normalise_minmax, "imagenet": _normalise_imagenet}
 
 
 def _axis_table(n_in: int, n_out: int, start: int, stop: int):
@@ -134,3 +163,32 @@ def resize_bilinear(logits: np.ndarray, size: tuple, roi: tuple | None = None) -
     top, bottom = np.searchsorted(rows_needed, ry0), np.searchsorted(rows_needed, ry1)
     out = cols[:, top] * rwy0[:, None] + cols[:, bottom] * rwy1[:, None]
     return out.reshape(*lead, out.shape[-2], out.shape[-1])
+
+
+def logits_window(logits: np.ndarray, size: tuple, floor: float = 0.0, include=None) -> tuple:
+    """The inclusive native-pixel box ``(x0, y0, x1, y1)`` outside of which the bilinear resize of
+    ``logits`` (h, w) to ``size = (H, W)`` is ``<= floor``, grown to contain ``include``.
+
+    A resized pixel is a convex combination of (at most) four source pixels, so it can exceed
+    ``floor`` only where one of them does: the window holds the output rows and columns whose
+    source rows and columns meet the source's rows and columns above ``floor``. Without any value
+    above ``floor`` it is ``include``, or the single pixel (0, 0).
+    """
+    out_h, out_w = size
+    above = logits > floor
+    rows, cols = np.flatnonzero(above.any(axis=1)), np.flatnonzero(above.any(axis=0))
+    boxes = []
+    if len(rows):
+        spans = []
+        for first, last, n_in, n_out in ((cols[0], cols[-1], logits.shape[1], out_w), (rows[0], rows[-1], logits.shape[0], out_h)):
+            i0, i1, _, _ = _axis_table(n_in, n_out, 0, n_out)
+            hit = np.flatnonzero((i1 >= first) & (i0 <= last))
+            spans.append((int(hit[0]), int(hit[-1])) if len(hit) else None)
+        if spans[0] is not None and spans[1] is not None:
+            boxes.append((spans[0][0], spans[1][0], spans[0][1], spans[1][1]))
+    if include is not None:
+        x0, y0, x1, y1 = (int(v) for v in np.asarray(include).reshape(-1))
+        boxes.append((max(x0, 0), max(y0, 0), min(x1, out_w - 1), min(y1, out_h - 1)))
+    if not boxes:
+        return (0, 0, 0, 0)
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))

@@ -91,8 +91,7 @@ def decoding_row(predictor: Predictor, threshold: float | None, **options) -> Ca
     enhancer = Enhancer(predictor, threshold=threshold, **options)
 
     def run(case, embedding):
-        prompts = enhancer.mine(case.coarse)
-        return enhancer.refine_encoded(embedding, prompts, case.coarse, return_details=True)
+        return enhancer.refine(enhancer.encode(case.image, case.coarse, embedding=embedding), return_details=True)
 
     return run
 

@@ -18,6 +18,8 @@ import time
 import cv2
 import numpy as np
 
+from samedenhancer import stream
+
 from ._report import Row, report
 
 #: (ONNX Runtime intra-op threads of the encoder and decoder sessions, pipelined) per measured
@@ -43,7 +45,7 @@ def run(enhancer, frames, maps, count: int, pipelined: bool) -> tuple[float, np.
     source = (frames[i % n] for i in range(count))
     masks = (maps[i % n] for i in range(count))
     start = time.perf_counter()
-    results = list(enhancer.stream(source, masks, drop="none", pipelined=pipelined))
+    results = list(stream(source, masks, drop="none", pipelined=pipelined, enhancer=enhancer))
     elapsed = time.perf_counter() - start
     bad = [r for r in results if not r.ok]
     if bad:
@@ -75,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     for threads, pipelined in CONFIGS:
         if threads not in enhancers:
             enhancers[threads] = Enhancer(Predictor(args.model, intra_op_threads=threads), threshold=127)
-            list(enhancers[threads].stream(frames[:3], maps[:3], drop="none"))  # warm-up
+            list(stream(frames[:3], maps[:3], drop="none", enhancer=enhancers[threads]))  # warm-up
         fps, latency, stages = run(enhancers[threads], frames, maps, args.frames, pipelined)
         measured[threads, pipelined] = fps, latency
         mode = "pipelined" if pipelined else "not pipelined"

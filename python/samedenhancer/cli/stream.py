@@ -30,7 +30,9 @@ def add_parser(sub) -> None:
     p.add_argument("--threshold", type=float, default=None,
                    help="threshold for soft coarse maps (default: 127 for a --coarse-video video file, whose frames are lossy)")
     p.add_argument("--max-latency-ms", type=float, default=None, help="drop frames older than this (live sources)")
-    p.add_argument("--drop", choices=("oldest", "none"), default="none", help="what a full queue does (default: keep every frame)")
+    p.add_argument("--drop", choices=("oldest", "none"), default=None,
+                   help="what a full queue does (default: keep every frame of a file, drop the oldest of a live device "
+                        "or with --max-latency-ms)")
     p.add_argument("--threads", type=int, default=0,
                    help="ONNX Runtime threads per operator (default 0: one per core, the fastest on an idle "
                         "2-core machine; 1 helps only when other jobs load the cores)")
@@ -55,12 +57,12 @@ def run(args: argparse.Namespace) -> int:
     from ..drawing import overlay
     from ..enhancer import Enhancer
     from ..predictor import Predictor
-    from ..streaming import coarse_source, run_stream
+    from ..streaming import coarse_source, default_drop, run_stream
 
     video = int(args.video) if args.video.isdigit() else args.video
     lossy = args.coarse_video is not None and not io.is_dicom(args.coarse_video)  # DICOM masks keep their labels
     threshold = 127 if args.threshold is None and lossy else args.threshold
-    drop = "oldest" if args.max_latency_ms is not None and args.drop == "none" else args.drop
+    drop = args.drop or default_drop(video, args.max_latency_ms)
     try:
         frames = io.open_frames(video)
         masks = coarse_source(args.coarse if args.coarse is not None else args.coarse_video)

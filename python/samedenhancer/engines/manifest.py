@@ -59,8 +59,6 @@ class Manifest:
     ----------
     name : str
         Model name (``litemedsam``, ``medsam2``, ``sam2.1_hiera_tiny``).
-    family : str
-        ``"litemedsam"`` (SAM v1 decoder, no high-resolution features) or ``"sam2"``.
     input_size : int
         Side of the square model input in pixels.
     resize : str
@@ -74,10 +72,8 @@ class Manifest:
     pad_point : str
         ``"when_no_box"`` (LiteMedSAM/SAM: a padding point is appended only without a box) or
         ``"always"`` (SAM2's predictor: the box is two points and a padding point always follows).
-    encoder_outputs, decoder_inputs, decoder_outputs : tuple of str
-        Tensor names in graph order.
-    low_res_size : int
-        Side of the decoder's low-resolution logits (4x the embedding side).
+    encoder_outputs : tuple of str
+        The encoder's outputs in graph order (what the decoder takes besides the prompts).
     single_mask_token : int
         Which of the decoder's mask tokens is the single-mask output.
     multimask_tokens : tuple of int
@@ -106,7 +102,6 @@ class Manifest:
     """
 
     name: str
-    family: str
     input_size: int
     resize: str
     interpolation: str
@@ -115,9 +110,6 @@ class Manifest:
     std: tuple
     pad_point: str
     encoder_outputs: tuple
-    decoder_inputs: tuple
-    decoder_outputs: tuple
-    low_res_size: int
     single_mask_token: int
     multimask_tokens: tuple
     stability_delta: float | None
@@ -140,7 +132,6 @@ class Manifest:
             stability = dec.get("dynamic_multimask_via_stability")
             manifest = cls(
                 name=str(doc["name"]),
-                family=str(doc["family"]),
                 input_size=int(doc["input_size"]),
                 resize=str(pre["resize"]),
                 interpolation=str(pre["interpolation"]),
@@ -149,9 +140,6 @@ class Manifest:
                 std=tuple(float(v) for v in pre["std"]),
                 pad_point=str(prompt["pad_point"]),
                 encoder_outputs=tuple(doc["encoder"]["outputs"]),
-                decoder_inputs=tuple(dec["inputs"]),
-                decoder_outputs=tuple(dec["outputs"]),
-                low_res_size=int(doc["low_res_size"]),
                 single_mask_token=int(dec["single_mask_token"]),
                 multimask_tokens=tuple(int(v) for v in dec["multimask_tokens"]),
                 stability_delta=None if stability is None else float(stability["delta"]),

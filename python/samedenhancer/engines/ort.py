@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..validation import integer
+
 #: Short provider names accepted by ``providers=`` and what they expand to (explicit fallbacks).
 PROVIDER_ALIASES = {
     "cpu": ("CPUExecutionProvider",),
@@ -120,9 +122,7 @@ class OrtEngine:
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         if intra_op_threads is not None:
-            if not isinstance(intra_op_threads, int) or isinstance(intra_op_threads, bool) or intra_op_threads < 0:
-                raise ValueError(f"intra_op_threads must be a non-negative int (0 = default), got {intra_op_threads!r}")
-            options.intra_op_num_threads = intra_op_threads
+            options.intra_op_num_threads = integer(intra_op_threads, "intra_op_threads (0 = one per core)", 0)
         self.path = path
         self.session = onnxruntime.InferenceSession(os.fspath(path), sess_options=options, providers=resolved)
         self.providers = tuple(self.session.get_providers())

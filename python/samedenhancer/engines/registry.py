@@ -61,7 +61,7 @@ def _ensure_exported(model: str, directory: Path) -> None:
     if base == DEFAULT_MODEL:  # the embedded model and its variants, asked for by name
         command = f"samedenhancer export {base}" + (f" --quantize {quantize}" if quantize else "")
         try:
-            from samedenhancer.export import _export, export_available
+            from samedenhancer.export import export, export_available
         except ImportError as exc:  # pragma: no cover - the export package ships with the wheel
             raise ModelMissingError(f"model missing: run `{command}` (needs the export extra): {exc}") from None
         missing = export_available()
@@ -70,7 +70,7 @@ def _ensure_exported(model: str, directory: Path) -> None:
                 f"model missing: {directory} holds no export and {missing} cannot be imported; "
                 f"run `{command}` (needs the export extra)"
             )
-        _export(base, out=directory, quantize=quantize)
+        export(base, out=directory, quantize=quantize)
         return
     raise ModelMissingError(
         f"model missing: {directory} holds no export of {model}; run `samedenhancer export {model} --checkpoint PATH` "

@@ -1,0 +1,142 @@
+"""What the Enhancer returns: the refined label map with, per region, how it was obtained; and the
+encoded half of an image (:class:`Encoded`) that :meth:`Enhancer.refine` finishes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..core import Prompts
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Seconds spent per stage of one image or frame (0 for a stage that did not run)."""
+
+    mine: float = 0.0
+    preprocess: float = 0.0
+    encode: float = 0.0
+    decode: float = 0.0
+    paste: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return self.mine + self.preprocess + self.encode + self.decode + self.paste
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """An image whose prompts are mined and whose embedding is computed: the first half of
+    :meth:`Enhancer.enhance`, finished by :meth:`Enhancer.refine` (the stream runs the halves in
+    two threads).
+
+    Attributes
+    ----------
+    prompts : Prompts
+        The regions and prompts of the coarse mask.
+    coarse : ndarray
+        The coarse mask as given (its dtype decides the output's; soft maps are fused from it).
+    embedding : ImageEmbedding or None
+        The encoder's output; ``None`` when no region was mined (no model call).
+    timings : Timings
+        ``mine``, ``preprocess`` and ``encode`` seconds.
+    """
+
+    prompts: Prompts
+    coarse: np.ndarray
+    embedding: object
+    timings: Timings
+
+
+@dataclass(frozen=True)
+class RegionResult:
+    """One merged region of the coarse mask and what the model made of it.
+
+    The region's mask is kept inside ``window``, the native-pixel box ``(x0, y0, x1, y1)``
+    (inclusive) outside of which the model put no foreground and the coarse region has no pixel
+    (the stage-1 mask inside ``stage1_window``);
+    ``mask`` and ``stage1_mask`` give them at full size (computed on access: a result with many
+    regions of a large image stays small). ``stage1_mask``/``stage1_iou`` are set by the policies
+    that decode points first ("points", "hierarchical"); ``mask``/``iou`` are the final decode of
+    the region (after soft fusion when it applied). ``box`` is the box of the final decode and
+    ``rounds`` the number of decoder calls the region's box took (1 without box iteration).
+    """
+
+    class_id: int
+    box: np.ndarray
+    points: np.ndarray
+    point_labels: np.ndarray
+    iou: float
+    stage1_iou: float
+    agreement: float
+    fell_back: bool
+    rounds: int
+    window: tuple
+    shape: tuple
+    window_mask: np.ndarray
+    stage1_window: tuple | None = None
+    stage1_window_mask: np.ndarray | None = None
+
+    def _full(self, window: tuple, crop: np.ndarray) -> np.ndarray:
+        full = np.zeros(self.shape, bool)
+        x0, y0, x1, y1 = window
+        full[y0 : y1 + 1, x0 : x1 + 1] = crop
+        return full
+
+    @property
+    def mask(self) -> np.ndarray:
+        """The region's refined mask, bool H x W."""
+        return self._full(self.window, self.window_mask)
+
+    @property
+    def stage1_mask(self) -> np.ndarray | None:
+        """The stage-1 (points) mask of the point policies, bool H x W, else ``None``."""
+        if self.stage1_window_mask is None:
+            return None
+        return self._full(self.stage1_window, self.stage1_window_mask)
+
+
+@dataclass(frozen=True)
+class EnhanceResult:
+    """The refined label map and, per region, how it was obtained."""
+
+    mask: np.ndarray
+    policy: str
+    regions: tuple[RegionResult, ...]
+    classes: np.ndarray
+    dropped_classes: np.ndarray
+    timings: Timings
+    fused: bool = False
+
+    @property
+    def gate_fired(self) -> int:
+        """How many regions fell back to the coarse mask."""
+        return sum(r.fell_back for r in self.regions)
+
+
+@dataclass(frozen=True)
+class VolumeResult:
+    """The refined label volume and the result of each slice (in slice order)."""
+
+    mask: np.ndarray
+    axis: int
+    slices: tuple[EnhanceResult, ...]
+
+    @property
+    def gate_fired(self) -> int:
+        """How many regions of all slices fell back to the coarse mask."""
+        return sum(s.gate_fired for s in self.slices)
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One item of a batch: the result, or the error that stopped it (never both)."""
+
+    index: int
+    result: EnhanceResult | None
+    error: Exception | None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
