@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from samedenhancer.bench import paper, selftrain
 from samedenhancer.metrics import dice
 

@@ -8,8 +8,8 @@ import pytest
 
 pytest.importorskip("torch", reason="the U-Net bench needs torch (the export extra)")
 
-from samedenhancer import io  # noqa: E402
-from samedenhancer.bench import unet  # noqa: E402
+from samedenhancer import io
+from samedenhancer.bench import unet
 
 TINY = ["--epochs", "1", "--folds", "2", "--size", "16", "--depth", "2", "--width", "4", "--batch-size", "2"]
 

@@ -128,10 +128,10 @@ def review(result: EnhanceResult, pseudo_labels: np.ndarray, rule: Rule = Rule()
         verdict, reason = "keep", f"agreement {agreement:.2f} >= {rule.min_agreement:.2f}" + (
             ", gate silent" if rule.flag_gate else "")
     return Review(
-        classes=int(len(result.classes)),
+        classes=len(result.classes),
         regions=len(result.regions),
         gate_fired=int(result.gate_fired),
-        dropped_classes=int(len(result.dropped_classes)),
+        dropped_classes=len(result.dropped_classes),
         fused=bool(result.fused),
         min_iou_prediction=min_iou,
         mean_iou_prediction=float(ious.mean()) if ious.size else float("nan"),

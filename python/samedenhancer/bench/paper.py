@@ -181,10 +181,15 @@ def render(out: Path, command: str) -> None:
         " the paper's U-Net is a full-size one, ours is deliberately small, so coarse Dice differ.",
         "",
     ]
+    missing = []
     for dataset in TABLE2:
         path = cache() / f"table2_{dataset}.json"
         if path.is_file():
             lines += format_table2(json.loads(path.read_text()), out.parent)
+        else:
+            missing.append(dataset)
+    if missing:
+        lines += [f"Not in this report (not run to the end here): {', '.join(missing)}.", ""]
     table3 = [json.loads((cache() / f"table3_{d}.json").read_text()) for d in TABLE3 if (cache() / f"table3_{d}.json").is_file()]
     if table3:
         from .selftrain import format_table3

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -320,8 +320,8 @@ def _stamp(folder: Path, config: UNetConfig) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from . import datasets
     from ..metrics import label_scores
+    from . import datasets
 
     parser = argparse.ArgumentParser(prog="python -m samedenhancer.bench unet", description=__doc__.split("\n")[0])
     parser.add_argument("--images", help="image folder (matched to --masks by stem)")
