@@ -119,3 +119,11 @@ def test_cli_resume_skips_what_the_manifest_holds(folders, capsys):
     rows = {r["stem"]: r for r in _manifest(out / "manifest.csv")}
     assert set(rows) == {"img0", "img1", "img2"} and (out / "img0.png").stat().st_mtime_ns == before
     assert rows["img1"]["verdict"] == "flag" and rows["img0"]["verdict"] == "keep"
+
+
+def test_the_runtime_path_never_imports_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, samedenhancer.cli, samedenhancer.pseudolabel; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
