@@ -49,21 +49,25 @@ def cache() -> Path:
     return cache_dir() / "paper"
 
 
-def table2_cases(dataset: str, limit: int | None = None) -> tuple[list[Case], float | None]:
-    """The images of one dataset with their U-Net maps (trained on first use, then cached)."""
+def table2_cases(dataset: str, limit: int | None = None, shard: tuple[int, int] = (0, 1)) -> tuple[list[Case], float | None]:
+    """The images of one dataset (``shard`` = (i, n): every n-th from the i-th) with their U-Net
+    maps (trained on first use, then cached)."""
     maps = unet.cached_maps(dataset, log=lambda line: print(f"  {dataset} U-Net {line}", file=sys.stderr, flush=True))
     cases = []
-    for sample in datasets.samples(dataset)[:limit]:
+    for sample in datasets.samples(dataset)[:limit][shard[0]::shard[1]]:
         coarse = maps[sample.stem]
         labels = coarse if dataset == "acdc" else (coarse > 127).astype(np.uint8)
         cases.append(Case(sample.stem, sample.image(), sample.ground_truth(), coarse, labels))
     return cases, (None if dataset == "acdc" else 127)
 
 
-def run_table2(predictor, dataset: str, limit: int | None) -> dict:
-    start = time.perf_counter()
-    cases, threshold = table2_cases(dataset, limit)
-    trained = time.perf_counter()
+def _table2_shard(job) -> tuple[list[str], dict, float]:
+    """Worker: score one shard of a dataset's images (own Predictor, each image encoded once)."""
+    from ..predictor import Predictor
+
+    model_name, dataset, limit, shard = job
+    predictor = Predictor(model_name)
+    cases, threshold = table2_cases(dataset, limit, shard)
     table = {
         "coarse": lambda case, embedding: case.coarse_labels,
         "default": decoding_row(predictor, threshold),
@@ -71,15 +75,37 @@ def run_table2(predictor, dataset: str, limit: int | None) -> dict:
         "hierarchical": decoding_row(predictor, threshold, policy="hierarchical"),
     }
     rows, encode_s = run_cases(predictor, cases, table)
+    return [c.stem for c in cases], {name: {"dice": r.dice, "hd95": r.hd95, "gated": r.gated, "regions": r.regions}
+                                     for name, r in rows.items()}, encode_s
+
+
+def run_table2(model_name: str, dataset: str, limit: int | None, workers: int = 1) -> dict:
+    """One dataset's Table 2 result (JSON-able), its images shared among ``workers`` processes."""
+    from .selftrain import _pool
+
+    start = time.perf_counter()
+    unet.cached_maps(dataset, log=lambda line: print(f"  {dataset} U-Net {line}", file=sys.stderr, flush=True))
+    trained = time.perf_counter()
+    jobs = [(model_name, dataset, limit, (i, workers)) for i in range(workers)]
+    if workers == 1:
+        shards = [_table2_shard(jobs[0])]
+    else:
+        with _pool(workers) as pool:
+            shards = list(pool.map(_table2_shard, jobs))
+    stems = [s for shard in shards for s in shard[0]]
+    rows = {name: {"dice": [v for shard in shards for v in shard[1][name]["dice"]],
+                   "hd95": [v for shard in shards for v in shard[1][name]["hd95"]],
+                   "gated": sum(shard[1][name]["gated"] for shard in shards),
+                   "regions": sum(shard[1][name]["regions"] for shard in shards)} for name in shards[0][1]}
     return {
         "dataset": dataset,
-        "stems": [c.stem for c in cases],
-        "rows": {name: {"dice": row.dice, "hd95": row.hd95, "gated": row.gated, "regions": row.regions}
-                 for name, row in rows.items()},
+        "stems": stems,
+        "rows": rows,
         "unet_minutes": (trained - start) / 60,
         "refine_minutes": (time.perf_counter() - trained) / 60,
-        "encode_s": encode_s,
+        "encode_s": float(np.mean([shard[2] for shard in shards])),
         "unet": repr(unet.UNetConfig()),
+        "limit": limit,
     }
 
 
@@ -102,7 +128,7 @@ def format_table2(result: dict, figures: Path) -> list[str]:
     rows = result["rows"]
     base = np.array(rows["coarse"]["dice"])
     lines = [
-        f"### {dataset} ({len(base)} images; U-Net {result['unet_minutes']:.1f} min to load/train, "
+        f"### {dataset} ({len(base)} images{'' if not result.get('limit') else ', the first in manifest order'}; U-Net {result['unet_minutes']:.1f} min to load/train, "
         f"refinement {result['refine_minutes']:.1f} min, encoder {result['encode_s']:.2f} s/image)",
         "",
         f"| variant | Dice % | Δ Dice | HD95 px | HD95 undefined | % worse | % better | paper ({paper_name or '—'}) Dice / HD95 |",
@@ -205,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tables", nargs="+", choices=("2", "3"), default=["2", "3"])
     parser.add_argument("--datasets", nargs="+", choices=list(TABLE2), default=list(TABLE2))
     parser.add_argument("--limit", type=int, default=None, help="images per dataset in Table 2 (all by default)")
+    parser.add_argument("--workers", type=int, default=1, help="processes sharing the images (each loads the model)")
     parser.add_argument("--render-only", action="store_true", help="rewrite the report from the cached results")
     parser.add_argument("--model", default="litemedsam")
     parser.add_argument("--out", default="benchmarks/PAPER.md")
@@ -214,19 +241,16 @@ def main(argv: list[str] | None = None) -> int:
         print("the paper benchmark needs ../shared/data (or $SAMEDENHANCER_DATA)", file=sys.stderr)
         return 2
     if not args.render_only:
-        from ..predictor import Predictor
-
-        predictor = Predictor(args.model)
         cache().mkdir(parents=True, exist_ok=True)
         if "2" in args.tables:
             for dataset in args.datasets:
-                result = run_table2(predictor, dataset, args.limit)
+                result = run_table2(args.model, dataset, args.limit, args.workers)
                 (cache() / f"table2_{dataset}.json").write_text(json.dumps(result))
                 print("\n".join(format_table2(result, Path(args.out).parent)), flush=True)
         if "3" in args.tables:
             from .selftrain import run_table3
 
             for dataset in [d for d in TABLE3 if d in args.datasets]:
-                (cache() / f"table3_{dataset}.json").write_text(json.dumps(run_table3(predictor, dataset)))
+                (cache() / f"table3_{dataset}.json").write_text(json.dumps(run_table3(args.model, dataset, workers=args.workers)))
     render(Path(args.out), "python -m samedenhancer.bench paper " + " ".join(argv or sys.argv[1:]))
     return 0
