@@ -217,10 +217,12 @@ def render(out: Path, command: str) -> None:
     if missing:
         lines += [f"Not in this report (not run to the end here): {', '.join(missing)}.", ""]
     table3 = [json.loads((cache() / f"table3_{d}.json").read_text()) for d in TABLE3 if (cache() / f"table3_{d}.json").is_file()]
-    if table3:
-        from .selftrain import format_table3
+    from .selftrain import format_table3
 
-        lines += format_table3(table3)
+    lines += format_table3(table3)
+    missing = [d for d in TABLE3 if not (cache() / f"table3_{d}.json").is_file()]
+    if missing:
+        lines += [f"Not in this report (not run to the end here): {', '.join(missing)}.", ""]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines))
     print(f"wrote {out}")
