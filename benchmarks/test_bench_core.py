@@ -7,9 +7,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from samedenhancer import connected_components, distance_transform, mine_prompts
-from samedenhancer.bench.core import real_coarse_maps, synthetic_mask
+from samedenhancer.bench.core import VOLUME_SPACING, real_coarse_maps, synthetic_mask, synthetic_volume
 from samedenhancer.bench.reference import mine_prompts_reference
 
 SIDES = (256, 512, 1024, 2048)
@@ -72,7 +73,7 @@ def test_opencv_distance_transform(benchmark, side):
     mask = _background(side)
     benchmark.group = f"distance_transform {side}^2"
     out = benchmark(cv2.distanceTransform, mask, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    assert out.shape == mask.shape
+    np.testing.assert_allclose(out, distance_transform(mask), atol=1e-3)
 
 
 @pytest.mark.parametrize("side", SIDES)
@@ -82,6 +83,27 @@ def test_seung_lab_edt(benchmark, side):
     benchmark.group = f"distance_transform {side}^2"
     out = benchmark(edt.edt, mask, parallel=1)
     np.testing.assert_allclose(out, distance_transform(mask), atol=1e-4)
+
+
+@pytest.fixture(scope="module", params=["ellipsoids", "background"])
+def volume(request):
+    structures = synthetic_volume()
+    return request.param, structures if request.param == "ellipsoids" else (1 - structures).astype(np.uint8)
+
+
+def test_distance_transform_volume(benchmark, volume):
+    what, mask = volume
+    benchmark.group = f"distance_transform 256x256x64 volume, {what}"
+    ours = benchmark(distance_transform, mask, spacing=VOLUME_SPACING)
+    np.testing.assert_allclose(ours, ndimage.distance_transform_edt(mask, sampling=VOLUME_SPACING), rtol=1e-6, atol=1e-4)
+
+
+def test_seung_lab_edt_volume(benchmark, volume):
+    edt = pytest.importorskip("edt")
+    what, mask = volume
+    benchmark.group = f"distance_transform 256x256x64 volume, {what}"
+    out = benchmark(edt.edt, mask, anisotropy=VOLUME_SPACING, parallel=1)
+    np.testing.assert_allclose(out, distance_transform(mask, spacing=VOLUME_SPACING), rtol=1e-6, atol=1e-4)
 
 
 @pytest.fixture(scope="module")
@@ -102,10 +124,10 @@ def test_mine_prompts_real_maps(benchmark, coarse_maps):
 def test_opencv_connected_components_real_maps(benchmark, coarse_maps):
     benchmark.group = "mine_prompts real PraNet maps"
     out = benchmark(lambda: [cv2.connectedComponentsWithStats(m, connectivity=8) for m in coarse_maps])
-    assert len(out) == len(coarse_maps)
+    assert [count - 1 for count, *_ in out] == [len(connected_components(m)[1].areas) for m in coarse_maps]
 
 
 def test_research_reference_real_maps(benchmark, coarse_maps):
     benchmark.group = "mine_prompts real PraNet maps"
     out = benchmark.pedantic(lambda: [mine_prompts_reference(m) for m in coarse_maps[:40]], rounds=1, iterations=1)
-    assert len(out) == 40
+    assert all(np.array_equal(ref.points, mine_prompts(m).points) for ref, m in zip(out, coarse_maps[:40]))

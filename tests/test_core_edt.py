@@ -62,7 +62,7 @@ def test_no_zero_pixel_gives_inf_and_empty_gives_zero():
     ("mask", "error", "message"),
     [
         (np.zeros((3, 3), np.complex64), TypeError, "mask must be of dtype .* got dtype complex64"),
-        (np.zeros(5, np.uint8), ValueError, r"mask must be a 2-D array \(H, W\), got an array of shape \(5,\)"),
+        (np.zeros(5, np.uint8), ValueError, r"mask must be a 2-D \(H, W\) or 3-D \(D, H, W\) array, got an array of shape \(5,\)"),
         (np.array([[0.0, np.nan]]), ValueError, "mask must not contain NaN"),
     ],
 )

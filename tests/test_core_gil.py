@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from samedenhancer import distance_transform, mine_prompts
+from samedenhancer import distance_transform, metrics, mine_prompts
 
 
 def _big_mask() -> np.ndarray:
@@ -21,10 +21,16 @@ def _big_mask() -> np.ndarray:
     return mask
 
 
-@pytest.mark.parametrize("work", ["distance_transform", "mine_prompts"])
+@pytest.mark.parametrize("work", ["distance_transform", "mine_prompts", "distance_transform_3d", "hd95_3d"])
 def test_python_thread_runs_during_a_call(work):
     mask = _big_mask()
-    fn = (lambda: distance_transform(mask)) if work == "distance_transform" else (lambda: mine_prompts(mask, ring_radius=60))
+    volume = np.ascontiguousarray(mask[:1024, :1024].reshape(16, 256, 256))
+    fn = {
+        "distance_transform": lambda: distance_transform(mask),
+        "mine_prompts": lambda: mine_prompts(mask, ring_radius=60),
+        "distance_transform_3d": lambda: distance_transform(volume, spacing=(2.5, 1.0, 1.0)),
+        "hd95_3d": lambda: metrics.hd95(volume, np.roll(volume, 3, axis=1), spacing=(2.5, 1.0, 1.0)),
+    }[work]
     start = time.perf_counter()
     fn()
     call = time.perf_counter() - start

@@ -301,3 +301,37 @@ def test_the_default_gate_runs_on_multi_class_maps_only():
     assert off.enhance(image, two, return_details=True).gate_fired == 0
     on = Enhancer(DoublePredictor(grow=8, grow_where=grown), box_margin=0, box_rounds=0, gate=True)
     assert on.options.gate == Gate() and on.enhance(image, one, return_details=True).gate_fired == 1
+
+
+def test_region_results_keep_their_masks_inside_small_windows():
+    # 36 small regions of a large frame: per-region work stays inside each region's window
+    coarse = np.zeros((600, 600), np.uint8)
+    for k in range(36):
+        y, x = 20 + (k // 6) * 100, 20 + (k % 6) * 100
+        coarse[y : y + 30, x : x + 30] = 1
+    enhancer = Enhancer(DoublePredictor(grow=2), min_fraction=0.0, box_rounds=0)
+    result = enhancer.enhance(np.zeros(coarse.shape, np.uint8), coarse, return_details=True)
+    assert len(result.regions) == 36
+    areas = [r.window_mask.size for r in result.regions]
+    assert sum(areas) < 0.2 * coarse.size  # O(sum of box areas), not O(regions x pixels)
+    union = np.zeros(coarse.shape, bool)
+    for r in result.regions:
+        full = r.mask
+        x0, y0, x1, y1 = r.window
+        assert full.sum() == r.window_mask.sum() and full[y0 : y1 + 1, x0 : x1 + 1].all() == r.window_mask.all()
+        union |= full
+    np.testing.assert_array_equal(union, result.mask > 0)
+
+
+@pytest.mark.parametrize("margin", [None, 0, 15, 40])
+def test_box_iteration_reboxes_a_mask_exactly_as_the_coarse_mask_is_mined(margin):
+    from samedenhancer import MiningOptions, mine_prompts
+    from samedenhancer.enhancer.decoding import box_of
+
+    mask = np.zeros((120, 160), bool)
+    mask[30:70, 50:100] = True
+    mask[75:78, 60:62] = True  # a speck MSFF drops
+    options = MiningOptions(box_margin=margin)
+    expected = mine_prompts(mask.view(np.uint8), options, prior="single").boxes[0]
+    window = mask[20:90, 40:110]  # the region's window at offset (40, 20)
+    np.testing.assert_array_equal(box_of(window, (40, 20), mask.shape, options), expected)

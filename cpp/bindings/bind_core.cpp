@@ -14,7 +14,10 @@
 
 namespace py = pybind11;
 using namespace samedenhancer;
+using samedenhancer::bindings::check_array;
 using samedenhancer::bindings::check_image;
+using samedenhancer::bindings::check_spacing;
+using samedenhancer::bindings::shape_of;
 using samedenhancer::bindings::dispatch;
 
 namespace {
@@ -62,17 +65,19 @@ py::tuple connected_components_py(const py::array& mask, int connectivity) {
     return py::make_tuple(labels, areas, boxes, per);
 }
 
-py::array_t<float> distance_transform_py(const py::array& mask) {
-    check_image(mask, "mask");
-    const int64_t h = mask.shape(0), w = mask.shape(1);
-    py::array_t<float> out({h, w});
+py::array_t<float> distance_transform_py(const py::array& mask, std::vector<double> spacing) {
+    check_array(mask, "mask");
+    const std::vector<int64_t> shape = shape_of(mask);
+    spacing = check_spacing(std::move(spacing), mask);
+    py::array_t<float> out(std::vector<py::ssize_t>(shape.begin(), shape.end()));
     float* o = out.mutable_data();
     dispatch(
         mask, "mask", "dtype bool, uint8, uint16, int32, int64, float32 or float64",
         [&](const auto* img) {
             py::gil_scoped_release release;
             EdtScratch scratch;
-            euclidean_distance_transform<true>(img, h, w, o, scratch);
+            euclidean_distance_transform_nd<true>(img, static_cast<int>(shape.size()), shape.data(), spacing.data(),
+                                                  o, scratch);
         },
         true);
     return out;
@@ -149,8 +154,9 @@ void bind_core(py::module_& m) {
     m.def("connected_components", &connected_components_py, py::arg("mask"), py::arg("connectivity") = 8,
           "Labels of a C-contiguous 2-D label map and per-component (areas, boxes XYXY, perimeters); "
           "components of different values never merge. Releases the GIL.");
-    m.def("distance_transform", &distance_transform_py, py::arg("mask"),
-          "Exact Euclidean distance of each nonzero pixel to the nearest zero pixel (float32). Releases the GIL.");
+    m.def("distance_transform", &distance_transform_py, py::arg("mask"), py::arg("spacing") = std::vector<double>{},
+          "Exact Euclidean distance of each nonzero voxel of a C-contiguous n-D array to the nearest zero voxel "
+          "(float32), spacing one value per axis (empty: 1). Releases the GIL.");
     m.def("mine_prompts", &mine_prompts_py, py::arg("coarse"), py::arg("ring_radius"), py::arg("box_margin"),
           py::arg("min_area"), py::arg("min_fraction"), py::arg("ipq_filter"), py::arg("default_single"),
           py::arg("single"), py::arg("multi"),

@@ -4,8 +4,10 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <cmath>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "samedenhancer/common.hpp"
 
@@ -19,12 +21,39 @@ inline std::string shape_str(const py::array& a) {
     return s + (a.ndim() == 1 ? ",)" : ")");
 }
 
-// Checks that `a` is a 2-D C-contiguous array in native byte order.
-inline void check_image(const py::array& a, const char* name) {
-    if (a.ndim() != 2) fail(name, "a 2-D array", std::to_string(a.ndim()) + "-D array of shape " + shape_str(a));
+// Checks that `a` is a C-contiguous array in native byte order with at least one axis.
+inline void check_array(const py::array& a, const char* name) {
+    if (a.ndim() < 1) fail(name, "an array with at least one axis", "a 0-D array");
     if (!(a.flags() & py::array::c_style)) fail(name, "a C-contiguous array", "a non-contiguous array");
     if (a.dtype().byteorder() == '>')
         fail(name, "a native byte order array", "dtype " + std::string(py::str(a.dtype())));
+}
+
+// Checks that `a` is a 2-D C-contiguous array in native byte order.
+inline void check_image(const py::array& a, const char* name) {
+    if (a.ndim() != 2) fail(name, "a 2-D array", std::to_string(a.ndim()) + "-D array of shape " + shape_str(a));
+    check_array(a, name);
+}
+
+// The axis sizes of `a`.
+inline std::vector<int64_t> shape_of(const py::array& a) {
+    std::vector<int64_t> shape(static_cast<size_t>(a.ndim()));
+    for (py::ssize_t i = 0; i < a.ndim(); ++i) shape[static_cast<size_t>(i)] = a.shape(i);
+    return shape;
+}
+
+// `spacing` checked against `a`: one positive finite value per axis; empty means 1 on every axis.
+inline std::vector<double> check_spacing(std::vector<double> spacing, const py::array& a) {
+    const auto ndim = static_cast<size_t>(a.ndim());
+    if (spacing.empty()) spacing.assign(ndim, 1.0);
+    std::string got;
+    for (const double s : spacing) got += (got.empty() ? "" : ", ") + std::to_string(s);
+    if (spacing.size() != ndim)
+        fail("spacing", std::to_string(ndim) + " values (one per axis of " + shape_str(a) + ")",
+             std::to_string(spacing.size()) + " values (" + got + ")");
+    for (const double s : spacing)
+        if (!(s > 0.0) || !std::isfinite(s)) fail("spacing", "positive finite values", got);
+    return spacing;
 }
 
 // Calls fn(static_cast<const T*>(data)) with T the element type of `a` (bool as uint8).

@@ -18,6 +18,7 @@ from .enhancer import (
     enhance_batch,
 )
 from .predictor import ImageEmbedding, Prediction, Predictor, PreparedImage
+from .priors import Priors, augment, priors
 from .streaming import FrameResult, stream
 
 __all__ = [
@@ -33,12 +34,14 @@ __all__ = [
     "Prediction",
     "PreparedImage",
     "Predictor",
+    "Priors",
     "Prompts",
     "RegionResult",
     "Timings",
     "VolumeResult",
     "__version__",
     "as_label_map",
+    "augment",
     "connected_components",
     "distance_transform",
     "enhance",
@@ -46,5 +49,6 @@ __all__ = [
     "io",
     "metrics",
     "mine_prompts",
+    "priors",
     "stream",
 ]

@@ -15,7 +15,7 @@ from typing import Mapping, NamedTuple, Union
 
 import numpy as np
 
-from . import _core
+from . import _core, validation
 from .validation import flag, integer, number
 
 __all__ = [
@@ -257,21 +257,24 @@ def connected_components(mask, connectivity: int = 8) -> tuple[np.ndarray, Compo
     return labels, ComponentStats(areas, boxes, perimeters)
 
 
-def distance_transform(mask) -> np.ndarray:
-    """Exact Euclidean distance of every nonzero pixel to the nearest zero pixel.
+def distance_transform(mask, spacing=None) -> np.ndarray:
+    """Exact Euclidean distance of every nonzero pixel (voxel) to the nearest zero one, in units of
+    `spacing`.
 
-    SciPy's ``distance_transform_edt`` convention: zero pixels get 0 and pixels outside the image
-    are not zeros. A mask without any zero pixel gives +inf everywhere.
+    SciPy's ``distance_transform_edt(mask, sampling=spacing)`` convention: zero pixels get 0 and
+    pixels outside the image are not zeros. A mask without any zero pixel gives +inf everywhere.
 
     Parameters
     ----------
-    mask : ndarray, shape (H, W)
+    mask : ndarray, shape (H, W) or (D, H, W)
         bool, uint8, uint16, int32, int64, float32 or float64 (nonzero = feature; no NaN), any
         memory order.
+    spacing : float or sequence of float, optional
+        Pixel (voxel) size along each axis, e.g. (z, y, x) in mm; one number for all axes; default 1.
 
     Returns
     -------
-    ndarray, float32, shape (H, W)
+    ndarray, float32, the shape of `mask`
 
     References
     ----------
@@ -283,8 +286,15 @@ def distance_transform(mask) -> np.ndarray:
     >>> import numpy as np
     >>> distance_transform(np.array([[0, 1, 1, 1]], np.uint8)).tolist()
     [[0.0, 1.0, 2.0, 3.0]]
+    >>> distance_transform(np.array([[[0]], [[1]], [[1]]], np.uint8), spacing=(2.5, 1, 1)).ravel().tolist()
+    [0.0, 2.5, 5.0]
     """
-    array = _as_2d(mask, "mask")
+    array = mask if isinstance(mask, np.ndarray) else np.asarray(mask)
+    if array.ndim not in (2, 3):
+        raise ValueError(f"mask must be a 2-D (H, W) or 3-D (D, H, W) array, got an array of shape {array.shape}")
+    if array.size == 0:
+        raise ValueError(f"mask must have at least one pixel, got an array of shape {array.shape}")
+    sizes = validation.spacing(spacing, "spacing", array.ndim)
     if array.dtype.type not in _LABEL_DTYPES + (np.float32, np.float64):
         raise TypeError(
             f"mask must be of dtype bool, uint8, uint16, int32, int64, float32 or float64, got dtype {array.dtype}"
@@ -294,7 +304,7 @@ def distance_transform(mask) -> np.ndarray:
     array = np.ascontiguousarray(array)
     if array.dtype == np.bool_:
         array = array.view(np.uint8)
-    return _core.distance_transform(array)
+    return _core.distance_transform(array, list(sizes))
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Per-image segmentation metrics with MedPy's conventions: Dice, HD95 and ASSD.
 
-Masks are binary (nonzero = foreground). Surface distances use the core's exact Euclidean distance
+Masks are binary (nonzero = foreground) images (H, W) or volumes (D, H, W), the spacing one value
+per axis (mm for volumes). Surface distances use the core's exact Euclidean distance
 transform (``samedenhancer._core``; C++, the GIL released). Both masks empty: Dice 1, HD95 0, ASSD
 0. Exactly one empty: Dice 0, HD95 and ASSD NaN (undefined; callers count them separately and never
 average them as numbers).
@@ -9,11 +10,10 @@ average them as numbers).
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
-from . import _core
+from . import _core, validation
 
 __all__ = ["assd", "dice", "hd95", "label_scores"]
 
@@ -22,8 +22,8 @@ def _pair(pred, truth) -> tuple[np.ndarray, np.ndarray]:
     arrays = []
     for name, value in (("pred", pred), ("truth", truth)):
         array = value if isinstance(value, np.ndarray) else np.asarray(value)
-        if array.ndim != 2:
-            raise ValueError(f"{name} must be a 2-D mask (H, W), got an array of shape {array.shape}")
+        if array.ndim not in (2, 3):
+            raise ValueError(f"{name} must be a 2-D (H, W) or 3-D (D, H, W) mask, got an array of shape {array.shape}")
         if array.dtype.kind not in "biuf":
             raise TypeError(f"{name} must be a boolean or numeric mask, got dtype {array.dtype}")
         if array.dtype.kind == "f" and np.isnan(array).any():
@@ -34,23 +34,12 @@ def _pair(pred, truth) -> tuple[np.ndarray, np.ndarray]:
     return tuple(np.ascontiguousarray(a if a.dtype == np.bool_ else a != 0).view(np.uint8) for a in arrays)
 
 
-def _spacing(spacing) -> tuple[float, float]:
-    if spacing is None:
-        return 1.0, 1.0
-    values = (spacing, spacing) if isinstance(spacing, numbers.Real) else tuple(spacing)
-    if len(values) != 2 or not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values):
-        raise ValueError(f"spacing must be a positive number or a pair (row, column), got {spacing!r}")
-    if not all(math.isfinite(v) and v > 0 for v in values):
-        raise ValueError(f"spacing must be positive and finite, got {spacing!r}")
-    return float(values[0]), float(values[1])
-
-
 def dice(pred, truth) -> float:
     """Dice similarity coefficient ``2 |P & T| / (|P| + |T|)``; 1.0 when both are empty.
 
     Parameters
     ----------
-    pred, truth : ndarray, shape (H, W)
+    pred, truth : ndarray, shape (H, W) or (D, H, W)
         Binary masks (nonzero = foreground), any numeric or bool dtype.
 
     Returns
@@ -70,27 +59,28 @@ def dice(pred, truth) -> float:
 
 def _surface(pred, truth, spacing) -> tuple[float, float]:
     a, b = _pair(pred, truth)
-    sy, sx = _spacing(spacing)
+    sizes = validation.spacing(spacing, "spacing", a.ndim)
     _, na, nb = _core.overlap(a, b)
     if na == 0 and nb == 0:
         return 0.0, 0.0
     if na == 0 or nb == 0:
         return math.nan, math.nan
-    return _core.surface_metrics(a, b, sy, sx)
+    return _core.surface_metrics(a, b, list(sizes))
 
 
 def hd95(pred, truth, spacing=None) -> float:
     """95th percentile of the symmetric surface distances (MedPy's ``hd95``).
 
-    Surfaces are the masks XOR their erosion by the 4-connected cross, the image border counting as
-    background; distances are exact Euclidean, scaled by `spacing`.
+    Surfaces are the masks XOR their erosion by the cross (4-connected in 2-D, 6-connected in
+    3-D), the image border counting as background; distances are exact Euclidean, scaled by `spacing`.
 
     Parameters
     ----------
-    pred, truth : ndarray, shape (H, W)
+    pred, truth : ndarray, shape (H, W) or (D, H, W)
         Binary masks (nonzero = foreground).
-    spacing : float or (float, float), optional
-        Pixel spacing (row, column), e.g. in mm; default 1 (pixels).
+    spacing : float or sequence of float, optional
+        Pixel (voxel) size along each axis, (row, column) or (z, row, column), e.g. in mm; one
+        number for all axes; default 1 (pixels).
 
     Returns
     -------
@@ -117,10 +107,10 @@ def assd(pred, truth, spacing=None) -> float:
 
     Parameters
     ----------
-    pred, truth : ndarray, shape (H, W)
+    pred, truth : ndarray, shape (H, W) or (D, H, W)
         Binary masks (nonzero = foreground).
-    spacing : float or (float, float), optional
-        Pixel spacing (row, column); default 1.
+    spacing : float or sequence of float, optional
+        Pixel (voxel) size along each axis; default 1.
 
     Returns
     -------

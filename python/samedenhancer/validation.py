@@ -23,7 +23,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["choice", "flag", "integer", "number"]
+__all__ = ["choice", "flag", "integer", "number", "spacing"]
 
 
 def _range(low, high) -> str:
@@ -75,3 +75,20 @@ def choice(value, name: str, options) -> object:
     if isinstance(value, (list, dict, set, np.ndarray)) or value not in tuple(options):
         raise ValueError(f"{name} must be one of {tuple(options)}, got {value!r}")
     return value
+
+
+def spacing(value, name: str, ndim: int) -> tuple[float, ...]:
+    """``value`` as ``ndim`` positive finite voxel sizes, one per axis: ``None`` is 1 on every
+    axis, a single number is that size on every axis."""
+    expected = f"a positive number or {ndim} positive numbers (one per axis)"
+    if value is None:
+        return (1.0,) * ndim
+    values = (value,) * ndim if isinstance(value, numbers.Real) else value
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
+        raise TypeError(f"{name} must be {expected}, got {value!r}")
+    values = tuple(values)
+    if any(isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real) for v in values):
+        raise TypeError(f"{name} must be {expected}, got {value!r}")
+    if len(values) != ndim or not all(math.isfinite(v) and v > 0 for v in values):
+        raise ValueError(f"{name} must be {expected}, got {value!r}")
+    return tuple(float(v) for v in values)

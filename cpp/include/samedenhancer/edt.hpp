@@ -1,22 +1,28 @@
-// edt.hpp: exact Euclidean distance transform of a 2-D image (distance of every nonzero pixel to
-// the nearest zero pixel), with optional pixel spacing.
+// edt.hpp: exact Euclidean distance transform of an n-D image (distance of every nonzero voxel to
+// the nearest zero voxel), with optional anisotropic voxel spacing.
 //
 // Algorithm: the separable exact transform of Felzenszwalb & Huttenlocher 2012, "Distance
-// Transforms of Sampled Functions", Theory of Computing 8:415-428, doi:10.4086/toc.2012.v008a019.
-// Pass one runs down the columns: the 1-D distance to the nearest zero in the column, by a forward
-// and a backward sweep (the binary first phase of Meijster, Roerdink & Hesselink 2000,
-// doi:10.1007/0-306-47025-X_36). Pass two runs along each row: the lower envelope of the parabolas
-// f(q) + sx^2 (x - q)^2 rooted at the squared column distances, evaluated at every pixel.
+// Transforms of Sampled Functions", Theory of Computing 8:415-428, doi:10.4086/toc.2012.v008a019:
+// one 1-D pass per axis, each the lower envelope of the parabolas f(q) + s^2 (x - q)^2 rooted at the
+// squared distances left by the passes before it (s the spacing of that axis). The first pass
+// (axis -2, down the columns of each H x W plane) is binary: the 1-D distance to the nearest zero
+// in the column, by a forward and a backward sweep (the first phase of Meijster, Roerdink &
+// Hesselink 2000, doi:10.1007/0-306-47025-X_36). The envelope passes follow: along the rows (axis
+// -1), then along axes -3, -4, ..., 0 (for a volume D x H x W: across the planes, last).
 // Changed from the paper: the column pass is done row by row over whole rows (contiguous,
-// vectorisable) instead of column by column; parabolas with an infinite root (columns without any
-// zero) are left out of the envelope instead of relying on inf - inf; envelope arithmetic is in
-// double so ties between parabolas are resolved exactly for any image size; the row pass works
-// on one run of nonzero pixels at a time with only the sites from the zero before it to the zero
-// after it (no farther site can be nearer), so its cost follows the foreground, and zero pixels
-// are never evaluated. As in SciPy's distance_transform_edt, pixels outside the image are
-// not zeros; an image without any zero pixel gives +inf everywhere (SciPy's result there is an
-// artefact). Needs IEEE infinities: never compile with -ffast-math.
-// Complexity: O(H*W) time, O(W) scratch reused across rows (and across calls via EdtScratch).
+// vectorisable) instead of column by column; every plane gets its two in-plane passes while it is
+// in cache, and the passes across planes gather tiles of neighbouring lines into a small
+// contiguous buffer (cache-friendly strided access); parabolas with an infinite root (lines without
+// any site) are left out of the envelope instead of relying on inf - inf; envelope arithmetic is
+// in double so ties between parabolas are resolved exactly for any image size; each envelope pass
+// works on one run of nonzero values at a time with only the sites from the zero before it to the
+// zero after it (no farther site can be nearer, whatever its root), so its cost follows the
+// foreground, and zero voxels are never evaluated. A 2-D image gets exactly the two passes (its
+// results are those of the 2-D transform). As in SciPy's distance_transform_edt, voxels outside
+// the image are not zeros; an image without any zero voxel gives +inf everywhere (SciPy's result
+// there is an artefact). Needs IEEE infinities: never compile with -ffast-math.
+// Complexity: O(N) time for N voxels (one pass per axis), O(longest axis x tile) scratch reused
+// across lines (and across calls via EdtScratch).
 #pragma once
 
 #include <cmath>
@@ -33,6 +39,8 @@ struct EdtScratch {
     std::vector<int64_t> v;
     std::vector<float> row_bound;  // argmax_distance only
     std::vector<int64_t> rows;     // argmax_distance only
+    std::vector<float> tile_f;     // passes across planes (float output)
+    std::vector<double> tile_d;    // passes across planes (double output)
 };
 
 namespace detail {
@@ -59,11 +67,13 @@ void edt_column_pass(const T* in, int64_t height, int64_t width, Out* out) {
     }
 }
 
-// Row pass on one row of column distances, in place: lower envelope of parabolas, one segment of
-// nonzero pixels at a time. A pixel's nearest site lies within its segment or on the zero pixel
-// bounding it (that site has f = 0 and is nearer than anything beyond), so each segment [a, b]
-// only needs sites a-1 .. b+1. `scratch` must hold width + 3 entries.
-template <bool Sqrt, typename Out>
+// Envelope pass on one line, in place: lower envelope of parabolas, one segment of nonzero values
+// at a time. The roots are sy2 * g^2 (Squared = false: `row` holds 1-D distances in units of the
+// previous axis, spacing^2 sy2) or g itself (Squared = true: `row` holds squared distances); +inf
+// is no root. A value's nearest site lies within its segment or on the zero bounding it (that
+// site has f = 0 and is nearer than anything beyond), so each segment [a, b] only needs sites
+// a-1 .. b+1. `scratch` must hold width + 3 entries.
+template <bool Sqrt, typename Out, bool Squared = false>
 void edt_row_pass(Out* row, int64_t width, EdtScratch& scratch, double sy2, double sx2) {
     constexpr Out inf = std::numeric_limits<Out>::infinity();
     constexpr double dinf = std::numeric_limits<double>::infinity();
@@ -84,7 +94,7 @@ void edt_row_pass(Out* row, int64_t width, EdtScratch& scratch, double sy2, doub
             const Out g = row[q];
             if (g == inf) continue;
             const int64_t i = q - lo;
-            const double fq = sy2 * static_cast<double>(g) * static_cast<double>(g);
+            const double fq = Squared ? static_cast<double>(g) : sy2 * static_cast<double>(g) * static_cast<double>(g);
             f[i] = fq;
             const double dq = static_cast<double>(i);
             if (k < 0) {
@@ -138,6 +148,81 @@ void euclidean_distance_transform(const T* in, int64_t height, int64_t width, Ou
     detail::edt_column_pass(in, height, width, out);
     detail::edt_reserve(scratch, width);
     for (int64_t y = 0; y < height; ++y) detail::edt_row_pass<Sqrt>(out + y * width, width, scratch, sy * sy, sx * sx);
+}
+
+namespace detail {
+
+template <typename Out>
+std::vector<Out>& tile_buffer(EdtScratch& scratch);
+template <>
+inline std::vector<float>& tile_buffer<float>(EdtScratch& scratch) { return scratch.tile_f; }
+template <>
+inline std::vector<double>& tile_buffer<double>(EdtScratch& scratch) { return scratch.tile_d; }
+
+// Envelope pass along an axis of length n whose lines are `stride` apart (stride > 1), over
+// `outer` blocks of n * stride values. Tiles of up to kTile neighbouring lines are gathered into a
+// contiguous buffer (line after line), passed, and scattered back.
+template <bool Sqrt, typename Out>
+void edt_strided_pass(Out* data, int64_t outer, int64_t n, int64_t stride, double s2, EdtScratch& scratch) {
+    constexpr int64_t kTile = 32;
+    std::vector<Out>& tile = tile_buffer<Out>(scratch);
+    tile.resize(static_cast<size_t>(n * kTile));
+    Out* t = tile.data();
+    for (int64_t o = 0; o < outer; ++o) {
+        Out* block = data + o * n * stride;
+        for (int64_t j0 = 0; j0 < stride; j0 += kTile) {
+            const int64_t m = std::min(kTile, stride - j0);
+            bool any = false;
+            for (int64_t i = 0; i < n; ++i) {
+                const Out* src = block + i * stride + j0;
+                for (int64_t b = 0; b < m; ++b) {
+                    t[b * n + i] = src[b];
+                    any |= src[b] != Out(0);
+                }
+            }
+            if (!any) continue;  // zeros stay zero
+            for (int64_t b = 0; b < m; ++b) edt_row_pass<Sqrt, Out, true>(t + b * n, n, scratch, 1.0, s2);
+            for (int64_t i = 0; i < n; ++i) {
+                Out* dst = block + i * stride + j0;
+                for (int64_t b = 0; b < m; ++b) dst[b] = t[b * n + i];
+            }
+        }
+    }
+}
+
+}  // namespace detail
+
+// n-D transform: `in` and `out` are row-major with `ndim` >= 1 axes of sizes `shape`, `spacing`
+// (ndim values) the voxel size along each axis. Writes the distance (Sqrt = true) or the squared
+// distance (Sqrt = false); zero voxels get 0. A 1-D image is one row; a 2-D image gets exactly the
+// 2-D transform above.
+template <bool Sqrt, typename T, typename Out>
+void euclidean_distance_transform_nd(const T* in, int ndim, const int64_t* shape, const double* spacing, Out* out,
+                                     EdtScratch& scratch) {
+    if (ndim <= 0) return;
+    int64_t total = 1;
+    for (int a = 0; a < ndim; ++a) total *= shape[a];
+    if (total <= 0) return;
+    if (ndim == 1) return euclidean_distance_transform<Sqrt>(in, 1, shape[0], out, scratch, 1.0, spacing[0]);
+    if (ndim == 2)
+        return euclidean_distance_transform<Sqrt>(in, shape[0], shape[1], out, scratch, spacing[0], spacing[1]);
+    const int64_t height = shape[ndim - 2], width = shape[ndim - 1], plane = height * width;
+    const double sy = spacing[ndim - 2], sx = spacing[ndim - 1];
+    for (int64_t p = 0; p < total / plane; ++p)
+        euclidean_distance_transform<false>(in + p * plane, height, width, out + p * plane, scratch, sy, sx);
+    int64_t longest = width;
+    for (int a = 0; a < ndim; ++a) longest = std::max(longest, shape[a]);
+    detail::edt_reserve(scratch, longest);
+    int64_t stride = plane;
+    for (int a = ndim - 3; a >= 0; --a) {
+        const int64_t outer = total / (stride * shape[a]);
+        const double s2 = spacing[a] * spacing[a];
+        if (a == 0)
+            detail::edt_strided_pass<Sqrt>(out, outer, shape[a], stride, s2, scratch);
+        else
+            detail::edt_strided_pass<false>(out, outer, shape[a], stride, s2, scratch);
+        stride *= shape[a];
+    }
 }
 
 // The first pixel in raster order of `in` (H x W, nonzero = feature) with the largest distance to

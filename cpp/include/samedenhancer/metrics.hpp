@@ -1,17 +1,18 @@
-// metrics.hpp: overlap and surface-distance metrics of two binary masks, MedPy's conventions.
+// metrics.hpp: overlap and surface-distance metrics of two binary masks (images or volumes),
+// MedPy's conventions.
 //
 // Dice = 2 |A & B| / (|A| + |B|) (1 when both are empty). Surface distances follow MedPy's
 // `__surface_distances` (medpy.metric.binary, Maier et al., https://github.com/loli/medpy) to the
 // letter: the surface of a mask is the mask XOR its binary erosion by the cross-shaped footprint
-// (generate_binary_structure(2, 1): 4-connectivity), with pixels outside the image counting as
-// background (SciPy's border_value = 0); the distance of each surface pixel of A to the surface of B
-// is the Euclidean distance transform of "not surface of B" with the pixel spacing, read at A's
-// surface. HD95 is the 95th percentile (linear interpolation, numpy's default) of both directed
+// (generate_binary_structure(ndim, 1): 4-connectivity in 2-D, 6-connectivity in 3-D), with voxels
+// outside the image counting as background (SciPy's border_value = 0); the distance of each surface
+// voxel of A to the surface of B is the Euclidean distance transform of "not surface of B" with the
+// voxel spacing, read at A's surface. HD95 is the 95th percentile (linear interpolation, numpy's default) of both directed
 // sets pooled; ASSD is the mean of the two directed mean distances (MedPy's `assd`).
 // The EDT is edt.hpp (Felzenszwalb & Huttenlocher 2012, doi:10.4086/toc.2012.v008a019).
 // Changed from MedPy: none in the definition; the erosion is a fused neighbour test instead of a
 // morphological pass. Callers handle empty masks (MedPy raises; the Python facade returns NaN).
-// Complexity: O(H*W) time and memory.
+// Complexity: O(N) time and memory for N voxels.
 #pragma once
 
 #include <algorithm>
@@ -39,30 +40,44 @@ inline Overlap overlap(const uint8_t* a, const uint8_t* b, int64_t n) {
     return o;
 }
 
-// surface[i] = 1 where `mask` is set and a 4-neighbour is unset or outside the image.
-inline void surface(const uint8_t* mask, int64_t height, int64_t width, uint8_t* out) {
-    for (int64_t y = 0; y < height; ++y) {
-        for (int64_t x = 0; x < width; ++x) {
-            const int64_t i = y * width + x;
-            if (!mask[i]) { out[i] = 0; continue; }
-            const bool interior = y > 0 && y + 1 < height && x > 0 && x + 1 < width && mask[i - 1] && mask[i + 1] &&
-                                  mask[i - width] && mask[i + width];
-            out[i] = interior ? 0 : 1;
+// surface[i] = 1 where `mask` (row-major, `ndim` axes of sizes `shape`) is set and a neighbour
+// along some axis is unset or outside the image.
+inline void surface(const uint8_t* mask, int ndim, const int64_t* shape, uint8_t* out) {
+    int64_t n = 1;
+    for (int a = 0; a < ndim; ++a) n *= shape[a];
+    for (int64_t i = 0; i < n; ++i) out[i] = mask[i] ? 0 : 2;  // 0 = interior so far, 2 = background
+    int64_t inner = n;
+    for (int a = 0; a < ndim; ++a) {
+        const int64_t len = shape[a];
+        inner /= len;
+        const int64_t outer = n / (len * inner);
+        for (int64_t o = 0; o < outer; ++o) {
+            for (int64_t k = 0; k < len; ++k) {
+                const int64_t base = (o * len + k) * inner;
+                const bool first = k == 0, last = k + 1 == len;
+                for (int64_t j = 0; j < inner; ++j) {
+                    const int64_t i = base + j;
+                    if (out[i] != 0) continue;
+                    if (first || last || !mask[i - inner] || !mask[i + inner]) out[i] = 1;
+                }
+            }
         }
     }
+    for (int64_t i = 0; i < n; ++i) out[i] = out[i] == 1 ? 1 : 0;
 }
 
-// Distances from each surface pixel of `a` to the surface of `b`, appended to `out` (raster order).
-inline void directed_surface_distances(const uint8_t* a, const uint8_t* b, int64_t height, int64_t width, double sy,
-                                       double sx, std::vector<double>& out) {
-    const auto n = static_cast<size_t>(height * width);
+// Distances from each surface voxel of `a` to the surface of `b`, appended to `out` (raster order).
+inline void directed_surface_distances(const uint8_t* a, const uint8_t* b, int ndim, const int64_t* shape,
+                                       const double* spacing, std::vector<double>& out) {
+    size_t n = 1;
+    for (int k = 0; k < ndim; ++k) n *= static_cast<size_t>(shape[k]);
     std::vector<uint8_t> sa(n), sb(n);
-    surface(a, height, width, sa.data());
-    surface(b, height, width, sb.data());
+    surface(a, ndim, shape, sa.data());
+    surface(b, ndim, shape, sb.data());
     for (auto& v : sb) v = v ? 0 : 1;  // EDT input: nonzero away from b's surface
     std::vector<double> dist(n);
     EdtScratch scratch;
-    euclidean_distance_transform<true>(sb.data(), height, width, dist.data(), scratch, sy, sx);
+    euclidean_distance_transform_nd<true>(sb.data(), ndim, shape, spacing, dist.data(), scratch);
     for (size_t i = 0; i < n; ++i)
         if (sa[i]) out.push_back(dist[i]);
 }
@@ -83,12 +98,13 @@ struct SurfaceMetrics {
     double hd95 = 0.0, assd = 0.0;
 };
 
-// HD95 and ASSD of two non-empty masks (H x W, nonzero = foreground), spacing sy x sx.
-inline SurfaceMetrics surface_metrics(const uint8_t* a, const uint8_t* b, int64_t height, int64_t width, double sy,
-                                      double sx) {
+// HD95 and ASSD of two non-empty masks (row-major, `ndim` axes of sizes `shape`, nonzero =
+// foreground), `spacing` the voxel size along each axis.
+inline SurfaceMetrics surface_metrics(const uint8_t* a, const uint8_t* b, int ndim, const int64_t* shape,
+                                      const double* spacing) {
     std::vector<double> ab, ba;
-    directed_surface_distances(a, b, height, width, sy, sx, ab);
-    directed_surface_distances(b, a, height, width, sy, sx, ba);
+    directed_surface_distances(a, b, ndim, shape, spacing, ab);
+    directed_surface_distances(b, a, ndim, shape, spacing, ba);
     auto mean = [](const std::vector<double>& v) {
         double s = 0.0;
         for (const double x : v) s += x;

@@ -7,7 +7,10 @@ PraNet coarse maps.
 - ``mine_prompts`` vs ``cv2.connectedComponentsWithStats`` alone (labelling is the floor); target
   <= 2x its time (ratio >= 0.5);
 - ``distance_transform`` vs ``cv2.distanceTransform(DIST_L2, DIST_MASK_PRECISE)`` and seung-lab
-  ``edt.edt(parallel=1)``; target faster than both at 1024^2 and 2048^2.
+  ``edt.edt(parallel=1)``; target faster than both at 1024^2 and 2048^2;
+- ``distance_transform`` of a 256x256x64 volume (array shape (64, 256, 256), spacing (2.5, 1, 1)
+  mm) vs ``edt.edt(anisotropy=..., parallel=1)``, on 40 ellipsoids (distance inside them) and on
+  their background (distance to them: nearly every voxel is a feature); target faster.
 
 Synthetic masks keep every component (``min_fraction=0``), so each one becomes a region with two
 distance transforms: the heaviest use of the prompt miner. Real maps use the defaults.
@@ -38,6 +41,26 @@ def synthetic_mask(side: int, components: int, seed: int = 0) -> np.ndarray:
         cx = (k % per_row + 0.5) * step + rng.uniform(-0.15, 0.15) * step
         axes = (max(1, int(radius * rng.uniform(0.6, 1.0))), max(1, int(radius * rng.uniform(0.6, 1.0))))
         cv2.ellipse(mask, (int(cx), int(cy)), axes, float(rng.uniform(0, 180)), 0, 360, 1, -1)
+    return mask
+
+
+VOLUME_SHAPE = (64, 256, 256)
+VOLUME_SPACING = (2.5, 1.0, 1.0)
+
+
+def synthetic_volume(shape: tuple[int, int, int] = VOLUME_SHAPE, components: int = 40, seed: int = 0) -> np.ndarray:
+    """uint8 0/1 volume of ``components`` random ellipsoids (semi-axes 4..24 voxels in-plane, 2..10
+    across slices), overlapping where they meet."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros(shape, np.uint8)
+    z, y, x = (np.arange(n, dtype=np.float32) for n in shape)
+    for _ in range(components):
+        c = rng.uniform(0, shape)
+        r = (rng.uniform(2, 10), rng.uniform(4, 24), rng.uniform(4, 24))
+        zz = ((z - c[0]) / r[0])[:, None, None] ** 2
+        yy = ((y - c[1]) / r[1])[None, :, None] ** 2
+        xx = ((x - c[2]) / r[2])[None, None, :] ** 2
+        mask[zz + yy + xx <= 1] = 1
     return mask
 
 
@@ -84,6 +107,12 @@ def run(quick: bool = False) -> tuple[list[_report.Row], list[str]]:
         target = "> 1x" if side >= 1024 else ""
         rows.append(_report.Row(f"distance_transform {side}^2", ours, cv, "cv2.distanceTransform PRECISE", target=target))
         rows.append(_report.Row(f"distance_transform {side}^2", ours, seung, "edt.edt(parallel=1)", target=target))
+    structures = synthetic_volume()
+    for what, volume in (("ellipsoids", structures), ("background", (1 - structures).astype(np.uint8))):
+        ours = _time(lambda: distance_transform(volume, spacing=VOLUME_SPACING), repeat)
+        seung = _time(lambda: edt.edt(volume, anisotropy=VOLUME_SPACING, parallel=1), repeat)
+        case = f"distance_transform 256x256x64 volume, {what}, spacing {VOLUME_SPACING}"
+        rows.append(_report.Row(case, ours, seung, "edt.edt(anisotropy, parallel=1)", target="> 1x"))
     maps = real_coarse_maps(limit=5 if quick else None)
     if maps:
         case = f"{len(maps)} real PraNet maps (Kvasir+CVC), total"

@@ -35,7 +35,7 @@ def _inputs(size: int, regions: int):
     image = cv2.resize(datasets.samples("kvasir")[0].image(), (size, size), interpolation=cv2.INTER_LINEAR)
     side = int(np.ceil(np.sqrt(regions)))
     step = size // side
-    radius = int(step * 0.35)
+    radius = int(step * 0.15)  # far enough apart that SAMRefiner's criterion merges no two discs
     coarse = np.zeros((size, size), np.uint8)
     for k in range(regions):
         cy, cx = (k // side) * step + step // 2, (k % side) * step + step // 2
@@ -53,6 +53,8 @@ def _child(variant: str, size: int, regions: int) -> dict:
     image, coarse = _inputs(size, regions)
     enhancer = Enhancer("litemedsam", min_fraction=0.0)
     prompts = enhancer.mine(coarse)
+    if len(prompts) != regions:
+        raise RuntimeError(f"the synthetic map gave {len(prompts)} regions, not {regions}")
     out = {"variant": variant, "regions": len(prompts)}
     if variant == "ours":
         refined = enhancer.enhance(image, coarse)

@@ -9,7 +9,10 @@ are METHOD.md §1-2 as the core documents them: components ordered by their firs
 order, SAMRefiner's greedy merge loop, positive point = argmax of the distance to the outside of the
 region with the image border counting as outside, negative point = argmax of the distance to the
 region over the ring (within ``ring_radius``, outside every pixel of the class), ties to the first
-pixel in raster order (``np.argmax``).
+pixel in raster order (``np.argmax``). Ties are compared on the squared distances rounded to
+integers: OpenCV's float distances of equally distant pixels can differ in the last bit, and which
+one is larger changes from call to call (with the buffer's alignment), so a raw argmax is not
+reproducible.
 """
 
 from __future__ import annotations
@@ -33,6 +36,11 @@ class ReferencePrompts(NamedTuple):
     ipq: np.ndarray
     regions: np.ndarray
     dropped_classes: np.ndarray
+
+
+def _squared(distance: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distances (whole numbers of pixels^2) from OpenCV's float distances."""
+    return np.rint(distance.astype(np.float64) ** 2)
 
 
 def _ipq(area: float, perimeter: float) -> float:
@@ -128,10 +136,10 @@ def mine_prompts_reference(
                 mx, my = min(10, (x1 - x0 + 1) // 10), min(10, (y1 - y0 + 1) // 10)
             else:
                 mx = my = box_margin
-            inside = cv2.distanceTransform(np.pad(region, 1), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
+            inside = _squared(cv2.distanceTransform(np.pad(region, 1), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1])
             py, px = np.unravel_index(int(np.argmax(inside)), inside.shape)
-            outside = cv2.distanceTransform(1 - region, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-            ring = (outside <= ring_radius) & (class_mask == 0)
+            outside = _squared(cv2.distanceTransform(1 - region, cv2.DIST_L2, cv2.DIST_MASK_PRECISE))
+            ring = (outside <= ring_radius**2) & (class_mask == 0)
             if ring.any():
                 ny, nx = np.unravel_index(int(np.argmax(np.where(ring, outside, -1.0))), ring.shape)
             else:

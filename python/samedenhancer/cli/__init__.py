@@ -1,6 +1,6 @@
 """``samedenhancer`` command line: one module per subcommand, each adding its own parser.
 
-enhance, pseudolabel, evaluate, demo, export and stream; every subcommand reports a bad argument or input as
+enhance, pseudolabel, evaluate, stream, priors, demo and export; every subcommand reports a bad argument or input as
 ``samedenhancer COMMAND: message`` with exit status 2, never a traceback.
 """
 
@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import demo, enhance, evaluate, export, pseudolabel, stream
+from . import demo, enhance, evaluate, export, priors, pseudolabel, stream
 
 #: The subcommands in the order ``--help`` lists them.
-COMMANDS = (enhance, pseudolabel, evaluate, stream, demo, export)
+COMMANDS = (enhance, pseudolabel, evaluate, stream, priors, demo, export)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -212,18 +212,17 @@ class Enhancer:
             evidence = coarse_log_odds(coarse, options.threshold) if options.fusion else None
             weight = options.fusion_weight if evidence is not None else 1.0
             low, iou, stage1_low, stage1_iou = decoding.decode(self.predictor, embedding, prompts, options.policy)
-            regions = decoding.region_logits(self.predictor, embedding, low, prompts.tight_boxes, evidence, weight)
+            regions = decoding.RegionSource(self.predictor, embedding, low, prompts.tight_boxes, evidence, weight)
             boxes, rounds = prompts.boxes, np.ones(len(prompts.class_ids), np.int64)
             extra = options.rounds_for(evidence is not None)
             if extra:
-                regions, iou, boxes, rounds = decoding.iterate_boxes(
-                    self.predictor, embedding, prompts, regions, iou, evidence, weight, extra, options.box_tolerance,
-                    options.mining,
+                iou, boxes, rounds = decoding.iterate_boxes(
+                    self.predictor, embedding, prompts, regions, iou, extra, options.box_tolerance, options.mining,
                 )
             decoded = time.perf_counter()
             stage1 = None
             if return_details and stage1_low is not None:
-                stage1 = decoding.region_logits(self.predictor, embedding, stage1_low, prompts.tight_boxes, None, 1.0)
+                stage1 = decoding.RegionSource(self.predictor, embedding, stage1_low, prompts.tight_boxes, None, 1.0)
             mask, regions = paste(prompts, regions, iou, boxes, rounds, options.gate_for(prompts), stage1, stage1_iou)
             mask, fused = _like(mask, coarse), evidence is not None
         if not return_details:

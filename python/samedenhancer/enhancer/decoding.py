@@ -1,6 +1,6 @@
 """Decoding the mined prompts: the prompt policies (one batched decoder call per stage), the
-region logits at native resolution inside each region's window, soft fusion with the coarse
-map's evidence, and box iteration."""
+region logits at native resolution inside each region's window (made one region at a time),
+soft fusion with the coarse map's evidence, and box iteration."""
 
 from __future__ import annotations
 
@@ -47,24 +47,36 @@ def decode(predictor, embedding, prompts: Prompts, policy: str):
     return low[:, :1], iou[:, 0], stage1_low, stage1_iou
 
 
-def region_logits(predictor, embedding, low: np.ndarray, include, evidence: np.ndarray | None,
-                  weight: float) -> list[RegionLogits]:
-    """Each prompt's (1, h, w) low-resolution logits at native resolution inside its window, fused
-    with ``evidence`` (``weight * logit + evidence``) when given.
+class RegionSource:
+    """The native-resolution logits of every region, made on demand one region at a time.
 
-    The window of prompt ``i`` holds every pixel where the (fused) logit can be > 0, grown to hold
-    ``include[i]`` (the coarse region's tight box): the rest of the image is never computed, so the
-    memory of a result grows with its regions' boxes, not with regions x pixels.
+    Region ``i``'s logits are computed inside its window (every pixel where the fused logit can be
+    > 0, grown to hold ``include[i]``, the coarse region's tight box) from its low-resolution
+    logits, fused with ``evidence`` (``weight * logit + evidence``) when given. Only the small
+    low-resolution logits are kept, so memory grows with one region's window at a time, not with
+    regions x pixels.
     """
-    floor = 0.0 if evidence is None else -float(evidence.max()) / weight
-    out = []
-    for i in range(len(low)):
-        window, logits = predictor.upscale_window(embedding, low[i, 0], floor=floor, include=include[i])
-        if evidence is not None:
+
+    def __init__(self, predictor, embedding, low: np.ndarray, include, evidence: np.ndarray | None, weight: float):
+        self.predictor, self.embedding = predictor, embedding
+        self.low = np.array(low[:, 0], np.float32)  # (R, h, w), a copy: rounds replace rows
+        self.include = include
+        self.evidence, self.weight = evidence, weight
+        self.floor = 0.0 if evidence is None else -float(evidence.max()) / weight
+
+    def __len__(self) -> int:
+        return len(self.low)
+
+    def __getitem__(self, i: int) -> RegionLogits:
+        window, logits = self.predictor.upscale_window(self.embedding, self.low[i], floor=self.floor, include=self.include[i])
+        if self.evidence is not None:
             x0, y0, x1, y1 = window
-            logits = weight * logits + evidence[y0 : y1 + 1, x0 : x1 + 1]
-        out.append(RegionLogits(window, logits))
-    return out
+            logits = self.weight * logits + self.evidence[y0 : y1 + 1, x0 : x1 + 1]
+        return RegionLogits(tuple(int(v) for v in window), logits)
+
+    def replace(self, indices: np.ndarray, low: np.ndarray) -> None:
+        """New (len(indices), 1, h, w) low-resolution logits for the regions ``indices``."""
+        self.low[indices] = low[:, 0]
 
 
 def box_of(mask: np.ndarray, offset: tuple, shape: tuple, mining: MiningOptions) -> np.ndarray | None:
@@ -89,23 +101,23 @@ def box_of(mask: np.ndarray, offset: tuple, shape: tuple, mining: MiningOptions)
     return found.boxes[0] + np.array([x0, y0, x0, y0], found.boxes.dtype)
 
 
-def iterate_boxes(predictor, embedding, prompts: Prompts, regions: list[RegionLogits], iou: np.ndarray,
-                  evidence: np.ndarray | None, weight: float, rounds: int, tolerance: float, mining: MiningOptions):
+def iterate_boxes(predictor, embedding, prompts: Prompts, regions: RegionSource, iou: np.ndarray,
+                  rounds: int, tolerance: float, mining: MiningOptions):
     """Box iteration: re-box every region from its refined mask and decode the regions whose box
     moved by more than ``tolerance`` of its longer side (at least 1 px), one batched call per
-    round, until no box moves or ``rounds`` are spent.
+    round, until no box moves or ``rounds`` are spent. ``regions`` is updated in place.
 
-    Returns ``(regions, iou, boxes, decoder_calls)``.
+    Returns ``(iou, boxes, decoder_calls)``.
     """
-    regions, iou = list(regions), iou.copy()
+    iou = iou.copy()
     boxes = prompts.boxes.copy()
     calls = np.ones(len(boxes), np.int64)
     active = np.ones(len(boxes), bool)
     shape = prompts.label_map.shape
     for _ in range(rounds):
         for i in np.flatnonzero(active):
-            x0, y0 = regions[i].window[:2]
-            box = box_of(regions[i].mask, (x0, y0), shape, mining)
+            region = regions[i]
+            box = box_of(region.mask, region.window[:2], shape, mining)
             side = max(boxes[i, 2] - boxes[i, 0], boxes[i, 3] - boxes[i, 1], 1)
             if box is None or np.abs(box - boxes[i]).max() <= max(tolerance * side, 1):
                 active[i] = False
@@ -115,9 +127,7 @@ def iterate_boxes(predictor, embedding, prompts: Prompts, regions: list[RegionLo
         if not len(moved):
             break
         low, new_iou = predictor.decode(embedding, boxes=boxes[moved].astype(np.float32))
-        fresh = region_logits(predictor, embedding, low[:, :1], prompts.tight_boxes[moved], evidence, weight)
-        for k, i in enumerate(moved):
-            regions[i] = fresh[k]
+        regions.replace(moved, low[:, :1])
         iou[moved] = new_iou[:, 0]
         calls[moved] += 1
-    return regions, iou, boxes, calls
+    return iou, boxes, calls

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..core import Prompts
 from ..metrics import dice
-from .decoding import RegionLogits
+from .decoding import RegionSource
 from .options import Gate
 from .results import RegionResult
 
@@ -18,8 +18,8 @@ def _crop(array: np.ndarray, window: tuple) -> np.ndarray:
     return array[y0 : y1 + 1, x0 : x1 + 1]
 
 
-def paste(prompts: Prompts, regions: list[RegionLogits], iou: np.ndarray, boxes: np.ndarray, rounds: np.ndarray,
-          gate: Gate | None, stage1: list[RegionLogits] | None = None, stage1_iou: np.ndarray | None = None):
+def paste(prompts: Prompts, regions: RegionSource, iou: np.ndarray, boxes: np.ndarray, rounds: np.ndarray,
+          gate: Gate | None, stage1: RegionSource | None = None, stage1_iou: np.ndarray | None = None):
     """The refined label map of ``prompts.label_map``'s dtype (at least uint8) and one
     :class:`RegionResult` per region.
 
@@ -46,7 +46,10 @@ def paste(prompts: Prompts, regions: list[RegionLogits], iou: np.ndarray, boxes:
             wins = refined & (logits > best)
             best[wins] = logits[wins]
             _crop(best_class, window)[wins] = class_id
-        stage1_window, stage1_mask = (None, None) if stage1 is None else (stage1[i].window, stage1[i].mask)
+        stage1_window = stage1_mask = None
+        if stage1 is not None:
+            first = stage1[i]
+            stage1_window, stage1_mask = first.window, first.mask
         results.append(
             RegionResult(
                 class_id=class_id,
@@ -58,11 +61,11 @@ def paste(prompts: Prompts, regions: list[RegionLogits], iou: np.ndarray, boxes:
                 agreement=agreement,
                 fell_back=fell_back,
                 rounds=int(rounds[i]),
-                window=tuple(int(v) for v in window),
+                window=window,
                 shape=shape,
-                window_mask=refined,
-                stage1_window=None if stage1_window is None else tuple(int(v) for v in stage1_window),
-                stage1_window_mask=stage1_mask,
+                window_bits=RegionResult.pack(refined),
+                stage1_window=stage1_window,
+                stage1_window_bits=None if stage1_mask is None else RegionResult.pack(stage1_mask),
             )
         )
     mask = best_class

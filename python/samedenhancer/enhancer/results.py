@@ -55,7 +55,7 @@ class RegionResult:
 
     The region's mask is kept inside ``window``, the native-pixel box ``(x0, y0, x1, y1)``
     (inclusive) outside of which the model put no foreground and the coarse region has no pixel
-    (the stage-1 mask inside ``stage1_window``);
+    (the stage-1 mask inside ``stage1_window``), as packed bits;
     ``mask`` and ``stage1_mask`` give them at full size (computed on access: a result with many
     regions of a large image stays small). ``stage1_mask``/``stage1_iou`` are set by the policies
     that decode points first ("points", "hierarchical"); ``mask``/``iou`` are the final decode of
@@ -74,15 +74,31 @@ class RegionResult:
     rounds: int
     window: tuple
     shape: tuple
-    window_mask: np.ndarray
+    window_bits: np.ndarray
     stage1_window: tuple | None = None
-    stage1_window_mask: np.ndarray | None = None
+    stage1_window_bits: np.ndarray | None = None
+
+    @staticmethod
+    def pack(mask: np.ndarray) -> np.ndarray:
+        """A bool window mask as the bits results keep (eight pixels a byte)."""
+        return np.packbits(mask, axis=None)
+
+    @staticmethod
+    def _unpack(bits: np.ndarray, window: tuple) -> np.ndarray:
+        x0, y0, x1, y1 = window
+        height, width = y1 - y0 + 1, x1 - x0 + 1
+        return np.unpackbits(bits, count=height * width).reshape(height, width).view(bool)
 
     def _full(self, window: tuple, crop: np.ndarray) -> np.ndarray:
         full = np.zeros(self.shape, bool)
         x0, y0, x1, y1 = window
         full[y0 : y1 + 1, x0 : x1 + 1] = crop
         return full
+
+    @property
+    def window_mask(self) -> np.ndarray:
+        """The region's refined mask inside ``window``, bool."""
+        return self._unpack(self.window_bits, self.window)
 
     @property
     def mask(self) -> np.ndarray:
@@ -92,9 +108,9 @@ class RegionResult:
     @property
     def stage1_mask(self) -> np.ndarray | None:
         """The stage-1 (points) mask of the point policies, bool H x W, else ``None``."""
-        if self.stage1_window_mask is None:
+        if self.stage1_window_bits is None:
             return None
-        return self._full(self.stage1_window, self.stage1_window_mask)
+        return self._full(self.stage1_window, self._unpack(self.stage1_window_bits, self.stage1_window))
 
 
 @dataclass(frozen=True)
