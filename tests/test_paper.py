@@ -57,3 +57,31 @@ def test_volume_dice_is_3d_per_volume_and_per_image_for_one_class():
     binary_p, binary_t = [(p > 0).astype(np.uint8) for p in pred], [(t > 0).astype(np.uint8) for t in truth]
     assert selftrain.volume_dice(stems, binary_p, binary_t, 1) == pytest.approx(
         np.mean([dice(p, t) for p, t in zip(binary_p, binary_t)]))
+
+
+def test_refine_all_encodes_once_per_image_and_keeps_item_order(litemedsam_dir, data_root):
+    from samedenhancer.bench import datasets
+
+    samples = datasets.samples("cvc_clinicdb", data_root)[:2]
+    items = []
+    for sample in samples:
+        truth = sample.ground_truth()
+        items.append((sample.image(), [(255 * truth).astype(np.uint8), np.zeros_like(truth)]))
+    rows = selftrain.refine_all("litemedsam", 127, items, classes=1, workers=1)
+    assert len(rows) == 2 and all(len(row) == 2 for row in rows)
+    for (image, maps), row in zip(items, rows):
+        (refined, verdict), (empty, empty_verdict) = row
+        assert refined.shape == maps[0].shape and dice(refined, maps[0]) > 0.5 and verdict in ("keep", "flag")
+        assert not empty.any() and empty_verdict == "keep"
+
+
+def test_fit_predict_gives_native_size_maps():
+    pytest.importorskip("torch", reason="the U-Net bench needs torch (the export extra)")
+    from samedenhancer.bench import unet
+
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (20 + i, 24)).astype(np.uint8) for i in range(4)]
+    labels = [(im > 128).astype(np.uint8) for im in images]
+    config = unet.UNetConfig(size=16, width=2, depth=2, epochs=1, batch_size=2)
+    maps = selftrain._fit_predict((images, labels, 1, config, images[:2]))
+    assert [m.shape for m in maps] == [(20, 24), (21, 24)] and all(m.dtype == np.uint8 for m in maps)
