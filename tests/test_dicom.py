@@ -12,7 +12,7 @@ import pytest
 from samedenhancer import Enhancer, io, stream
 from samedenhancer.cli import main
 
-from test_enhancer_pipeline import DoublePredictor
+from fakes import DoublePredictor
 
 pydicom = pytest.importorskip("pydicom", reason="DICOM support needs the dicom extra (pydicom)")
 from pydicom.dataset import Dataset, FileMetaDataset  # noqa: E402

@@ -10,52 +10,7 @@ from samedenhancer import Gate
 from samedenhancer.core import coarse_log_odds
 from samedenhancer.enhancer import Enhancer
 
-
-class _Manifest:
-    name = "double"
-    input_size = 64
-    default_policy = "box"
-    trained_prompts = ("box",)
-
-
-class DoublePredictor:
-    """Returns, for each box, logits that are +`height` inside the box and -1 outside, and an IoU
-    prediction from `ious`; records every call."""
-
-    manifest = _Manifest()
-
-    def __init__(self, heights=None, ious=None, grow=0, grow_where=None):
-        self.heights, self.ious, self.grow, self.grow_where = heights, ious, grow, grow_where
-        self.calls = []
-
-    def encode(self, image):
-        self.calls.append(("encode", image.shape))
-        return image.shape[:2]
-
-    def decode(self, embedding, point_coords=None, point_labels=None, boxes=None, multimask_output=False):
-        h, w = embedding
-        n = len(boxes) if boxes is not None else len(point_coords)
-        c = 3 if multimask_output else 1
-        self.calls.append(("decode", n, boxes is not None, point_coords is not None, multimask_output))
-        logits = -np.ones((n, c, h, w), np.float32)
-        for i in range(n):
-            if boxes is not None:
-                x0, y0, x1, y1 = boxes[i].astype(int)
-            else:
-                (x0, y0) = (x1, y1) = point_coords[i, 0].astype(int)
-            g = self.grow if self.grow_where is None or boxes is None or self.grow_where(boxes[i]) else 0
-            height = 1.0 if self.heights is None else self.heights[i]
-            logits[i, :, max(y0 - g, 0) : y1 + 1 + g, max(x0 - g, 0) : x1 + 1 + g] = height
-        iou = np.full((n, c), 0.9, np.float32) if self.ious is None else np.repeat(np.asarray(self.ious, np.float32)[:, None], c, 1)
-        return logits, iou
-
-    def upscale_window(self, embedding, low_res_logits, floor=0.0, include=None):
-        """Native resolution = the model frame: the window of the logits above ``floor``."""
-        from samedenhancer.transforms import logits_window
-
-        window = logits_window(low_res_logits, low_res_logits.shape, floor, include)
-        x0, y0, x1, y1 = window
-        return window, np.asarray(low_res_logits, np.float32)[y0 : y1 + 1, x0 : x1 + 1]
+from fakes import DoublePredictor
 
 
 def _blob(shape, y0, y1, x0, x1, value=1, out=None):

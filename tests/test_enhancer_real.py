@@ -67,7 +67,7 @@ def test_gate_fires_on_a_region_the_model_cannot_agree_with(enhancer, data_root)
 
 def test_constant_image_is_valid_input(enhancer):
     coarse = np.zeros((100, 120), np.uint8)
-    coarse[30:60, 40:80] = 1
+    coarse[30:60, 40:80] = 255  # a 0/255 map: the fixture thresholds at 127
     for image in (np.zeros((100, 120), np.uint8), np.full((100, 120, 3), 7.5, np.float32)):
         mask = enhancer.enhance(image, coarse)
         assert mask.shape == coarse.shape
@@ -75,7 +75,7 @@ def test_constant_image_is_valid_input(enhancer):
 
 def test_bad_images_raise_clear_errors(enhancer):
     coarse = np.zeros((50, 50), np.uint8)
-    coarse[10:30, 10:30] = 1
+    coarse[10:30, 10:30] = 255  # a 0/255 map: the fixture thresholds at 127
     bad = np.zeros((50, 50), np.float32)
     bad[0, 0] = np.nan
     with pytest.raises(ValueError, match="finite"):

@@ -14,33 +14,7 @@ from samedenhancer import Enhancer, FrameResult, io, stream
 from samedenhancer.cli import main as cli_main
 from samedenhancer.bench import datasets
 
-
-class CountingPredictor:
-    """The real predictor, counting encoder calls and failing the decoder for one image size."""
-
-    def __init__(self, predictor, fail_decode_for=None):
-        self._predictor = predictor
-        self.manifest = predictor.manifest
-        self.encodes = 0
-        self.fail_decode_for = fail_decode_for
-
-    def prepare(self, image):
-        return self._predictor.prepare(image)
-
-    def encode_prepared(self, prepared):
-        self.encodes += 1
-        return self._predictor.encode_prepared(prepared)
-
-    def encode(self, image):
-        return self.encode_prepared(self.prepare(image))
-
-    def decode(self, embedding, *args, **kwargs):
-        if embedding.original_size == self.fail_decode_for:
-            raise RuntimeError("decoder failed on purpose")
-        return self._predictor.decode(embedding, *args, **kwargs)
-
-    def upscale_window(self, embedding, low_res, **options):
-        return self._predictor.upscale_window(embedding, low_res, **options)
+from fakes import CountingPredictor
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from samedenhancer import Enhancer, io
 from samedenhancer.bench.corruption import corrupt_label_map
 from samedenhancer.cli import main
 
-from test_enhancer_pipeline import DoublePredictor
+from fakes import DoublePredictor
 
 nibabel = pytest.importorskip("nibabel", reason="NIfTI support needs the nifti extra (nibabel)")
 

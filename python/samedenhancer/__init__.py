@@ -17,6 +17,7 @@ from .enhancer import (
     enhance,
     enhance_batch,
 )
+from .interactive import InteractiveSession
 from .predictor import ImageEmbedding, Prediction, Predictor, PreparedImage
 from .priors import Priors, augment, priors
 from .streaming import FrameResult, stream
@@ -30,6 +31,7 @@ __all__ = [
     "FrameResult",
     "Gate",
     "ImageEmbedding",
+    "InteractiveSession",
     "MiningOptions",
     "Prediction",
     "PreparedImage",

@@ -32,6 +32,8 @@ __all__ = [
 
 _LABEL_DTYPES = (np.bool_, np.uint8, np.uint16, np.int32, np.int64)
 _LABEL_NAMES = "bool, uint8, uint16, int32 or int64"
+#: A uint8 map without a threshold holding more classes than this is refused as a likely 0..255 soft map.
+MAX_UINT8_LABELS = 32
 _PRIORS = ("single", "multi")
 Prior = Union[str, Mapping[int, str]]
 
@@ -85,7 +87,8 @@ def as_label_map(coarse, threshold: float | None = None) -> np.ndarray:
         `threshold` is given.
     threshold : float, optional
         Soft maps only: a pixel is foreground where its value is ``> threshold``. Default 0.5 for
-        float maps; for uint8 maps, giving it (e.g. 127) marks the input as a 0..255 soft map.
+        float maps (a threshold there must be in [0, 1]); for uint8 maps, giving it (e.g. 127)
+        marks the input as a 0..255 soft map.
 
     Returns
     -------
@@ -99,7 +102,12 @@ def as_label_map(coarse, threshold: float | None = None) -> np.ndarray:
         For another dtype.
     ValueError
         For arrays that are not 2-D or empty, negative labels, NaN or values outside [0, 1] in a
-        float map, or a threshold out of range or given for a label dtype other than uint8.
+        float map, or a threshold out of range or given for a label dtype other than uint8. Two
+        guards against plausible wrong output: a uint8 map without `threshold` holding more than
+        ``MAX_UINT8_LABELS`` (32) classes is refused as a likely 0..255 probability map (store
+        label maps of more classes as uint16), and a uint8 0/1 map with ``threshold >= 1`` is
+        refused (it would come out empty). A 0/255 binary mask without `threshold` is one class,
+        label 255, and comes back as 0/255.
 
     Examples
     --------
@@ -111,12 +119,15 @@ def as_label_map(coarse, threshold: float | None = None) -> np.ndarray:
     """
     array = _as_2d(coarse, "coarse")
     if array.dtype.kind == "f":
-        t = 0.5 if threshold is None else number(threshold, "threshold", 0, 1)
         if np.isnan(array).any():
             raise ValueError("coarse must be a soft map without NaN, got NaN values")
         low, high = array.min(), array.max()
         if low < 0 or high > 1:
             raise ValueError(f"coarse must be a soft map with values in [0, 1], got values in [{low}, {high}]")
+        if threshold is not None and number(threshold, "threshold", 0, 255) > 1:
+            raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}: a float soft map holds "
+                             "probabilities; thresholds above 1 are for uint8 0..255 maps")
+        t = 0.5 if threshold is None else float(threshold)
         return np.ascontiguousarray(array > t).view(np.uint8)
     if threshold is not None:
         if array.dtype != np.uint8:
@@ -125,7 +136,18 @@ def as_label_map(coarse, threshold: float | None = None) -> np.ndarray:
                 f"for coarse of dtype {array.dtype}"
             )
         t = number(threshold, "threshold", 0, 255)
+        if t >= 1 and array.max() == 1:
+            raise ValueError(f"coarse holds only 0 and 1, a label map, but threshold={threshold!r} would make it empty: "
+                             "give no threshold for label maps")
         return np.ascontiguousarray(array > t).view(np.uint8)
+    if array.dtype == np.uint8:
+        values = np.count_nonzero(np.bincount(np.ascontiguousarray(array).ravel(), minlength=256))
+        if values > MAX_UINT8_LABELS + 1:
+            raise ValueError(
+                f"coarse is a uint8 map with {values} distinct values and no threshold: it looks like a 0..255 "
+                f"probability map, not a label map; give threshold (e.g. 127), or store a label map of more than "
+                f"{MAX_UINT8_LABELS} classes as uint16"
+            )
     if array.dtype.type not in _LABEL_DTYPES:
         raise TypeError(
             f"coarse must be a label map of dtype {_LABEL_NAMES} or a float soft map, got dtype {array.dtype}"

@@ -150,12 +150,18 @@ class Predictor:
             features.append(value)
         return ImageEmbedding(tuple(features), original_size, scale, valid, self.manifest.name)
 
-    def _prompts(self, embedding: ImageEmbedding, point_coords, point_labels, boxes):
+    def _prompts(self, embedding: ImageEmbedding, point_coords, point_labels, boxes, mask_count: int | None = None):
+        for name, value in (("point_coords", point_coords), ("point_labels", point_labels), ("box", boxes)):
+            if value is not None and np.asarray(value).dtype.kind not in "biuf":
+                raise TypeError(f"{name} must hold real numbers, got dtype {np.asarray(value).dtype}")
         coords = None if point_coords is None else np.asarray(point_coords, dtype=np.float64)
         labels = None if point_labels is None else np.asarray(point_labels)
         box = None if boxes is None else np.asarray(boxes, dtype=np.float64)
         if coords is None and box is None:
-            raise ValueError("give point_coords (with point_labels) and/or a box; got neither")
+            if mask_count is None:
+                raise ValueError("give point_coords (with point_labels) and/or a box, or a mask_input; got none")
+            # A mask prompt alone: one padding point per mask (as SAM's ONNX export feeds it).
+            return np.zeros((mask_count, 1, 2), np.float32), -np.ones((mask_count, 1), np.float32)
         if (coords is None) != (labels is None):
             raise ValueError("point_coords and point_labels go together; got only " + ("point_coords" if labels is None else "point_labels"))
         n = None
@@ -202,7 +208,27 @@ class Predictor:
             parts_l.append(-np.ones((n, 1)))
         return np.concatenate(parts_c, 1).astype(np.float32), np.concatenate(parts_l, 1).astype(np.float32)
 
-    def decode(self, embedding: ImageEmbedding, point_coords=None, point_labels=None, boxes=None,
+    def _mask_prompt(self, mask_input):
+        """``mask_input`` as the decoder's (M, 1, L, L) float32 ``mask_input`` and (M,) ``has_mask_input``;
+        ``None`` becomes one all-zero mask flagged absent."""
+        side = self.manifest.low_res_size
+        if mask_input is None:
+            return np.zeros((1, 1, side, side), np.float32), np.zeros(1, np.float32)
+        mask = np.asarray(mask_input)
+        if mask.dtype == np.bool_ or not (np.issubdtype(mask.dtype, np.floating) or np.issubdtype(mask.dtype, np.integer)):
+            raise TypeError(f"mask_input must be float low-resolution logits, got dtype {mask.dtype}")
+        if mask.ndim == 2 or (mask.ndim == 3 and mask.shape[0] == 1):
+            mask = mask.reshape(1, 1, *mask.shape[-2:])
+        if mask.ndim != 4 or mask.shape[1:] != (1, side, side) or mask.shape[0] < 1:
+            raise ValueError(
+                f"mask_input must be ({side}, {side}), (1, {side}, {side}) or (M, 1, {side}, {side}) low-resolution logits in "
+                f"the model frame, got shape {np.shape(mask_input)}"
+            )
+        if not np.isfinite(mask).all():
+            raise ValueError("mask_input must be finite")
+        return np.ascontiguousarray(mask, dtype=np.float32), np.ones(mask.shape[0], np.float32)
+
+    def decode(self, embedding: ImageEmbedding, point_coords=None, point_labels=None, boxes=None, mask_input=None,
                multimask_output: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Decode N prompts against ``embedding`` in one decoder call.
 
@@ -215,6 +241,12 @@ class Predictor:
             1 positive, 0 negative, -1 padding (ignored by the decoder).
         boxes : (N, 4) or (4,) array, optional
             XYXY in native pixels.
+        mask_input : (L, L), (1, L, L) or (N or 1, 1, L, L) float array, optional
+            Mask prompt: low-resolution logits in the padded model frame, ``L = manifest.low_res_size``
+            (typically one channel of a previous ``decode``'s ``low_res_logits``); one mask is shared
+            by all N prompts. ``None``: no mask prompt. Alone (no points, no box) it is decoded with
+            one padding point, as SAM's ONNX export does. ``manifest.trained_prompts`` says whether
+            the model saw mask prompts in training.
         multimask_output : bool
             Three masks per prompt instead of one.
 
@@ -228,7 +260,10 @@ class Predictor:
             raise TypeError(f"embedding must be an ImageEmbedding (from encode), got {type(embedding).__name__}")
         if embedding.model != self.manifest.name:
             raise ValueError(f"embedding was made by {embedding.model!r}, this predictor runs {self.manifest.name!r}")
-        coords, labels = self._prompts(embedding, point_coords, point_labels, boxes)
+        mask, has_mask = self._mask_prompt(mask_input)
+        coords, labels = self._prompts(embedding, point_coords, point_labels, boxes, None if mask_input is None else len(mask))
+        if len(mask) not in (1, len(coords)):
+            raise ValueError(f"mask_input must hold 1 mask or one per prompt ({len(coords)}), got {len(mask)}")
         decoder = self._model.decoder
         step = decoder.max_prompts or len(coords)
         names = [o.name for o in decoder.outputs]
@@ -236,6 +271,8 @@ class Predictor:
         for start in range(0, len(coords), step):
             feeds = dict(zip(self._feature_names, embedding.features))
             feeds["point_coords"], feeds["point_labels"] = coords[start : start + step], labels[start : start + step]
+            rows = slice(None) if len(mask) == 1 else slice(start, start + step)
+            feeds["mask_input"], feeds["has_mask_input"] = mask[rows], has_mask[rows]
             by_name = dict(zip(names, decoder.run(feeds)))
             masks.append(np.asarray(by_name["low_res_masks"], np.float32))
             iou.append(np.asarray(by_name["iou_predictions"], np.float32))
@@ -328,16 +365,19 @@ class Predictor:
         """The embedding of the image given to ``set_image`` (``None`` before)."""
         return self._embedding
 
-    def predict(self, point_coords=None, point_labels=None, box=None, multimask_output: bool = False,
+    def predict(self, point_coords=None, point_labels=None, box=None, mask_input=None, multimask_output: bool = False,
                 return_logits: bool = False) -> Prediction:
-        """Masks for N prompts (N boxes and/or N point sets) at the native resolution, one decoder call.
+        """Masks for N prompts (N boxes and/or N point sets, optionally a mask prompt) at the native
+        resolution, one decoder call.
 
+        ``mask_input`` is a previous prediction's ``low_res_logits`` (one channel; see ``decode``).
         Returns ``Prediction(masks (N, C, H, W) bool or float32 logits, iou_predictions (N, C),
         low_res_logits (N, C, h, w))``; masks are ``logits > 0``.
         """
         if self._embedding is None:
             raise RuntimeError("call set_image(image) before predict(): no image has been set")
-        low_res, iou = self.decode(self._embedding, point_coords, point_labels, box, multimask_output)
+        low_res, iou = self.decode(self._embedding, point_coords, point_labels, box, mask_input=mask_input,
+                                   multimask_output=multimask_output)
         logits = self.upscale(self._embedding, low_res)
         masks = logits if return_logits else logits > 0
         return Prediction(masks, iou, low_res)

@@ -186,6 +186,8 @@ def coarse_source(source) -> Iterable:
             if not files:
                 raise ValueError(f"coarse_masks folder {path} holds no mask files ({', '.join(io.IMAGE_SUFFIXES)})")
             return (_read_or_error(p) for p in files)
+        if not path.exists():
+            raise FileNotFoundError(f"coarse_masks {path} does not exist (expected a mask folder, a mask video or a DICOM file)")
         return io.open_frames(path, as_mask=True)
     single = isinstance(source, np.ndarray) and source.ndim == 2
     return _iterable(source, single, "coarse_masks", "an iterable of masks, a mask folder, a mask video or DICOM file")
@@ -195,7 +197,7 @@ def _read_or_error(path: Path):
     """The mask in ``path``, or the error reading it (handed to that frame, not to the stream)."""
     try:
         return io.read_mask(path)
-    except (OSError, ValueError) as error:
+    except Exception as error:  # whatever the reader raises is this frame's error
         return error
 
 

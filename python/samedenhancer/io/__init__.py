@@ -9,15 +9,17 @@ that unreadable or truncated files give the same clear error everywhere.
 - :mod:`.nifti`: NIfTI volumes through nibabel (the ``nifti`` extra);
 - :mod:`.video`: frames of a video file, capture device or DICOM loop;
 - :mod:`.atomic`: the one atomic writer (temporary file, then rename) every output goes through;
+- :mod:`.outputs`: output folders checked before any work (never an input folder, writable);
 - :mod:`.labels`: masks as files store them (first channel, label dtypes).
 """
 
 from __future__ import annotations
 
-from .atomic import write_atomically
+from .atomic import remove_partial_files, write_atomically, write_text_atomically
 from .dicom import DicomFrames
 from .images import read_array, read_image, read_mask, write_mask
 from .nifti import read_volume, write_volume
+from .outputs import prepare_output_folder
 from .paths import DICOM_SUFFIXES, IMAGE_SUFFIXES, VOLUME_SUFFIXES, files_by_stem, is_dicom, is_readable, is_volume, stem
 from .video import VideoFrames, open_frames
 
@@ -32,12 +34,15 @@ __all__ = [
     "is_readable",
     "is_volume",
     "open_frames",
+    "prepare_output_folder",
     "read_array",
     "read_image",
     "read_mask",
     "read_volume",
+    "remove_partial_files",
     "stem",
     "write_atomically",
     "write_mask",
+    "write_text_atomically",
     "write_volume",
 ]

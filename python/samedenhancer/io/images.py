@@ -32,7 +32,10 @@ def _read_cv2(path: Path) -> np.ndarray:
     data = np.fromfile(path, dtype=np.uint8)
     if data.size == 0:
         raise ValueError(f"cannot read {path}: the file is empty")
-    array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    try:
+        array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:  # a header OpenCV refuses (e.g. a size past its limits)
+        raise ValueError(f"cannot read {path}: not a readable image ({exc.err or exc})") from None
     if array is None:
         raise ValueError(f"cannot read {path}: not a readable image (truncated or wrong format)")
     if array.ndim == 3 and array.shape[2] == 4:
@@ -98,17 +101,60 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
     return array
 
 
+#: Image formats that store 16-bit label maps; the others store 8 bits.
+_SIXTEEN_BIT = (".png", ".tif", ".tiff")
+#: Lossy formats: a label map written to them would come back with other labels.
+_LOSSY = (".jpg", ".jpeg")
+
+
+def _encodable(mask: np.ndarray, path: Path, suffix: str) -> np.ndarray:
+    """``mask`` in the smallest unsigned dtype ``suffix`` stores without changing a value, or a
+    ValueError / TypeError saying why it cannot be stored (never a clipped label)."""
+    if mask.ndim not in (2, 3) or (mask.ndim == 3 and mask.shape[2] not in (1, 3, 4)) or mask.size == 0:
+        raise ValueError(f"mask must be H x W (or H x W x 3 for an RGB picture) with pixels, got shape {mask.shape} for {path}")
+    if mask.dtype == bool:
+        return mask.astype(np.uint8)
+    if mask.dtype.kind == "f" and suffix in (".tif", ".tiff") and mask.dtype.itemsize >= 4:
+        return mask  # TIFF stores float32 / float64 as they are
+    if mask.dtype.kind not in "iu":
+        raise TypeError(f"{suffix} stores integer label maps, got a mask of dtype {mask.dtype} for {path}: "
+                        "write soft maps as .npy or .tif")
+    if mask.ndim == 2 and suffix in _LOSSY:
+        raise ValueError(f"{suffix} is lossy and would change the labels of {path}: write masks as .png, .tif or .npy")
+    low, high = int(mask.min()), int(mask.max())
+    limit = 65535 if suffix in _SIXTEEN_BIT else 255
+    if low < 0 or high > limit:
+        raise ValueError(f"{suffix} stores labels 0..{limit}, the mask for {path} holds labels in [{low}, {high}]: "
+                         f"write it as .npy{' or .png' if limit == 255 and high <= 65535 and low >= 0 else ''}")
+    return mask.astype(np.uint8 if high <= 255 else np.uint16, copy=False)
+
+
 def write_mask(path: str | os.PathLike, mask: np.ndarray) -> Path:
     """Write ``mask`` to ``path`` atomically (temporary file in the same folder, then rename).
 
-    ``.npy`` keeps any dtype; image formats take uint8 or uint16 label maps.
+    ``.npy`` keeps any dtype. Image formats store label maps exactly or not at all: labels up to
+    255 as 8-bit, up to 65535 as 16-bit (``.png`` and ``.tif``; ``.bmp`` holds 8 bits); larger or
+    negative labels, float maps (except ``.tif``) and 2-D masks as lossy ``.jpg`` raise instead of
+    being clipped.
+
+    Raises
+    ------
+    ValueError
+        For labels the format cannot hold, or an empty / badly shaped mask.
+    TypeError
+        For a dtype the format cannot hold (float in an 8/16-bit format, complex, object).
     """
     path = Path(path)
     suffix = path.suffix.lower()
+    if not isinstance(mask, np.ndarray):
+        raise TypeError(f"mask must be a numpy array, got {type(mask).__name__}")
     if suffix == ".npy":
+        if mask.dtype.hasobject:
+            raise TypeError(f"mask must be a numeric array, got dtype {mask.dtype}")
         return write_atomically(path, suffix, lambda tmp: np.save(tmp, mask, allow_pickle=False))
-    if mask.dtype == bool:
-        mask = mask.astype(np.uint8)
+    if suffix not in IMAGE_SUFFIXES or suffix in DICOM_SUFFIXES:
+        raise ValueError(f"cannot write a mask as {suffix!r}: expected .png, .tif, .bmp or .npy for {path}")
+    mask = _encodable(mask, path, suffix)
     ok, encoded = cv2.imencode(suffix, mask)
     if not ok:
         raise ValueError(f"cannot encode a {mask.dtype} mask as {suffix}")

@@ -68,8 +68,12 @@ def write_volume(path: str | os.PathLike, volume: np.ndarray, like=None) -> Path
     if not is_volume(path):
         raise ValueError(f"cannot write {path}: not a NIfTI name (expected one of {VOLUME_SUFFIXES})")
     volume = np.asarray(volume)
+    if volume.ndim != 3 or volume.size == 0:
+        raise ValueError(f"volume must be H x W x D with voxels, got shape {volume.shape}")
     if volume.dtype == bool:
         volume = volume.astype(np.uint8)
+    if volume.dtype.kind not in "iuf" or volume.dtype == np.float16:
+        raise TypeError(f"volume must hold integers or float32/float64 (what NIfTI stores), got dtype {volume.dtype}")
     if like is not None and tuple(like.shape[:3]) != volume.shape:
         raise ValueError(f"volume shape {volume.shape} does not match the reference volume {tuple(like.shape)}")
     header = None if like is None else like.header.copy()

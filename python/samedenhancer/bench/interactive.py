@@ -1,0 +1,484 @@
+"""``python -m samedenhancer.bench interactive``: interactive correction measured with the protocol
+of MedicoSAM and SAMMed.
+
+Each image is encoded once (embeddings cached on disk under ``--cache``); every start (jittered
+GT box, one point at the GT's distance-transform maximum, a coarse mask refined by the default
+Enhancer) and every simulated user (farthest point inside the largest error region; MedicoSAM's
+one random FN and one random FP point per round) runs an :class:`InteractiveSession` on that
+embedding, so a click never encodes. Writes ``benchmarks/INTERACTIVE.md`` and a plot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from . import datasets
+from ..enhancer import Enhancer
+from ..interactive import InteractiveSession
+from ..io import write_atomically
+from ..predictor import ImageEmbedding, Predictor
+from ._report import machine
+from .corruption import corrupt_label_map, image_seed
+
+#: (dataset, class label, display name); ACDC is one line per class on shared images.
+TARGETS = (
+    ("busi", 1, "BUSI"),
+    ("thyroid_ddti", 1, "DDTI"),
+    ("kvasir", 1, "Kvasir"),
+    ("cvc_clinicdb", 1, "CVC-ClinicDB"),
+    ("acdc", 3, "ACDC LV"),
+    ("acdc", 2, "ACDC MYO"),
+    ("acdc", 1, "ACDC RV"),
+)
+
+
+@dataclass
+class Case:
+    """One image, its embedding and one target class: the expert mask and the coarse start."""
+
+    dataset: str
+    name: str
+    stem: str
+    image: np.ndarray
+    embedding: ImageEmbedding
+    truth: np.ndarray  # bool H x W
+    coarse: np.ndarray  # bool H x W, the coarse mask refined by the default Enhancer
+
+
+def cached_embedding(predictor: Predictor, image: np.ndarray, key: str, cache: Path | None) -> ImageEmbedding:
+    """``predictor.encode(image)``, read from / written to ``cache / key.npz`` when ``cache`` is set."""
+    path = None if cache is None else cache / predictor.manifest.name / f"{key}.npz"
+    if path is not None and path.is_file():
+        with np.load(path) as doc:
+            features = tuple(doc[f"f{i}"] for i in range(len(predictor.manifest.encoder_outputs)))
+            for f in features:
+                f.setflags(write=False)
+            return ImageEmbedding(features, tuple(doc["original_size"]), tuple(doc["scale"]),
+                                  tuple(doc["valid_size"]), predictor.manifest.name)
+    embedding = predictor.encode(image)
+    if path is not None:
+        arrays = {f"f{i}": np.asarray(f) for i, f in enumerate(embedding.features)}
+        write_atomically(path, ".npz", lambda tmp: np.savez(tmp, original_size=embedding.original_size,
+                                                            scale=embedding.scale, valid_size=embedding.valid_size, **arrays))
+    return embedding
+
+
+def load_cases(predictor: Predictor, dataset: str, limit: int, cache: Path | None) -> list[tuple[str, np.ndarray, ImageEmbedding, np.ndarray, np.ndarray]]:
+    """The first ``limit`` images of ``dataset`` with a non-empty expert mask: (stem, image,
+    embedding, expert label map, coarse label map before refinement)."""
+    out = []
+    for sample in datasets.samples(dataset):
+        truth = sample.ground_truth()
+        if not truth.any():
+            continue
+        image = sample.image()
+        if dataset in datasets.SEGMENTERS:
+            coarse = (sample.coarse("pranet") > 127).astype(np.uint8)
+        else:
+            coarse = corrupt_label_map(truth, sample.stem)
+        embedding = cached_embedding(predictor, image, f"{dataset}/{sample.stem}", cache)
+        out.append((sample.stem, image, embedding, truth, coarse))
+        if len(out) >= limit:
+            break
+    return out
+
+
+def build_cases(predictor: Predictor, limit: int, cache: Path | None, names=None) -> list[Case]:
+    """Every (image, class) of :data:`TARGETS`, with the coarse mask refined by ``Enhancer()``."""
+    enhancer = Enhancer(predictor)
+    cases = []
+    loaded = {}
+    for dataset, label, name in TARGETS:
+        if names and name not in names:
+            continue
+        if dataset not in loaded:
+            loaded[dataset] = []
+            for stem, image, embedding, truth, coarse in load_cases(predictor, dataset, limit, cache):
+                refined = enhancer.refine(enhancer.encode(image, coarse, embedding=embedding))
+                loaded[dataset].append((stem, image, embedding, truth, refined))
+        for stem, image, embedding, truth, refined in loaded[dataset]:
+            if not (truth == label).any():
+                continue
+            cases.append(Case(dataset, name, stem, image, embedding, truth == label, refined == label))
+    return cases
+
+
+# -- starts and simulated users -----------------------------------------------------------------
+def jittered_box(truth: np.ndarray, rng: np.random.Generator, max_grow: int = 10) -> list[int]:
+    """MedSAM's box: the expert mask's bounding box, each side grown by U{0..max_grow} pixels
+    (clipped to the image)."""
+    ys, xs = np.nonzero(truth)
+    h, w = truth.shape
+    grow = rng.integers(0, max_grow + 1, size=4)
+    return [int(max(0, xs.min() - grow[0])), int(max(0, ys.min() - grow[1])),
+            int(min(w - 1, xs.max() + grow[2])), int(min(h - 1, ys.max() + grow[3]))]
+
+
+def center_point(truth: np.ndarray) -> tuple[int, int]:
+    """(x, y) of the expert mask's distance-transform maximum (the pixel deepest inside it)."""
+    depth = cv2.distanceTransform(np.pad(truth.astype(np.uint8), 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
+    y, x = np.unravel_index(int(np.argmax(depth)), depth.shape)
+    return int(x), int(y)
+
+
+def farthest_click(mask: np.ndarray, truth: np.ndarray) -> tuple[int, int, bool] | None:
+    """The click of the farthest-point user: inside the largest connected error region (false
+    negatives if that region is a false-negative one), at the pixel farthest from its boundary
+    (the image border counts as boundary). ``None`` when the mask is right."""
+    best = None
+    for positive, error in ((True, truth & ~mask), (False, mask & ~truth)):
+        if not error.any():
+            continue
+        count, comp, stats, _ = cv2.connectedComponentsWithStats(error.astype(np.uint8), connectivity=8)
+        k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+        area = int(stats[k, cv2.CC_STAT_AREA])
+        if best is None or area > best[0]:
+            best = (area, positive, comp == k)
+    if best is None:
+        return None
+    _, positive, region = best
+    depth = cv2.distanceTransform(np.pad(region.astype(np.uint8), 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
+    y, x = np.unravel_index(int(np.argmax(depth)), depth.shape)
+    return int(x), int(y), positive
+
+
+def random_clicks(mask: np.ndarray, truth: np.ndarray, rng: np.random.Generator) -> list[tuple[int, int, bool]]:
+    """MedicoSAM's user: one random false-negative and one random false-positive pixel (those that
+    exist) per round."""
+    out = []
+    for positive, error in ((True, truth & ~mask), (False, mask & ~truth)):
+        ys, xs = np.nonzero(error)
+        if ys.size:
+            i = int(rng.integers(ys.size))
+            out.append((int(xs[i]), int(ys[i]), positive))
+    return out
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    total = int(a.sum()) + int(b.sum())
+    return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total
+
+
+# -- runs -------------------------------------------------------------------------------------
+CLICKS = 8
+STARTS = ("box", "point", "mask")
+EXPANSIONS = (0, 5, 10, 20)
+SHIFTS = (-10, -5, 5, 10)
+
+
+@dataclass
+class Run:
+    """Dice after 0..CLICKS clicks (NaN where a clicker has no such count) and seconds per click."""
+
+    dice: list
+    seconds: list
+
+
+def start_session(session: InteractiveSession, case: Case, start: str, box=None) -> np.ndarray:
+    if start == "box":
+        return session.start(box=box if box is not None else jittered_box(case.truth, np.random.default_rng(image_seed(case.stem))))
+    if start == "point":
+        return session.start(point=center_point(case.truth))
+    return session.start(mask=case.coarse)
+
+
+def simulate(session: InteractiveSession, case: Case, start: str, user: str, clicks: int = CLICKS, box=None) -> Run:
+    """One simulated annotation: the start, then ``clicks`` clicks of ``user`` ("farthest" or
+    "random": MedicoSAM's FN + FP pair per round, so Dice is known after every second click)."""
+    mask = start_session(session, case, start, box)
+    curve = [dice(mask, case.truth)] + [float("nan")] * clicks
+    seconds = []
+    rng = np.random.default_rng(image_seed(case.stem, base=1))
+    done = 0
+    while done < clicks:
+        batch = [farthest_click(mask, case.truth)] if user == "farthest" else random_clicks(mask, case.truth, rng)
+        batch = [c for c in batch if c is not None][: clicks - done]
+        if not batch:  # the mask is right: it stays so
+            for k in range(done + 1, clicks + 1):
+                if user == "farthest" or k % 2 == 0:
+                    curve[k] = curve[done]
+            break
+        for x, y, positive in batch:
+            t0 = time.perf_counter()
+            mask = session.click(x, y, positive)
+            seconds.append(time.perf_counter() - t0)
+        done += 1 if user == "farthest" else 2
+        curve[done] = dice(mask, case.truth)
+    return Run(curve, seconds)
+
+
+def run_cases(predictor: Predictor, cases: list[Case], correction: str, *, full: bool) -> dict:
+    """``{(name, start, user): [Run, ...]}`` and, with ``full``, the box-jitter rows
+    ``{(name, "expand"|"shift", k): [(box Dice, Dice after 3 clicks), ...]}``."""
+    out: dict = {}
+    for case in cases:
+        session = InteractiveSession(case.image, predictor, correction=correction, embedding=case.embedding)
+        plans = [(s, u) for s in STARTS for u in ("farthest", "random")] if full else [("box", "farthest")]
+        for start, user in plans:
+            out.setdefault((case.name, start, user), []).append(simulate(session, case, start, user))
+        if not full:
+            continue
+        ys, xs = np.nonzero(case.truth)
+        h, w = case.truth.shape
+        tight = np.array([xs.min(), ys.min(), xs.max(), ys.max()])
+        boxes = [("expand", k, tight + np.array([-k, -k, k, k])) for k in EXPANSIONS]
+        boxes += [("shift", s, tight + s) for s in SHIFTS]
+        for kind, k, box in boxes:
+            box = np.clip(box, 0, [w - 1, h - 1, w - 1, h - 1])
+            if not (box[0] < box[2] and box[1] < box[3]):
+                continue
+            run = simulate(session, case, "box", "farthest", clicks=3, box=box)
+            out.setdefault((case.name, kind, k), []).append((run.dice[0], run.dice[3]))
+    return out
+
+
+def mean_curve(runs: list[Run]) -> np.ndarray:
+    """Mean Dice per click count over ``runs`` (NaN where no run has that count)."""
+    table = np.array([r.dice for r in runs], float).reshape(len(runs), -1)
+    known = np.isfinite(table)
+    total = np.where(known, table, 0.0).sum(axis=0)
+    count = known.sum(axis=0)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def cases_512(predictor: Predictor, cases: list[Case], cache: Path | None, images: int = 4) -> list[Case]:
+    """The first ``images`` BUSI/DDTI cases resized to 512 x 512 (the latency target's size)."""
+    out = []
+    for case in [c for c in cases if c.dataset in ("busi", "thyroid_ddti")][:images]:
+        image = cv2.resize(case.image, (512, 512), interpolation=cv2.INTER_AREA)
+        truth = cv2.resize(case.truth.astype(np.uint8), (512, 512), interpolation=cv2.INTER_NEAREST) > 0
+        embedding = cached_embedding(predictor, image, f"512/{case.dataset}-{case.stem}", cache)
+        out.append(Case(case.dataset, case.name, case.stem, image, embedding, truth, truth))
+    return out
+
+
+def latency(predictor: Predictor, cases: list[Case], correction: str) -> list[float]:
+    """Seconds per click, box start, farthest-point user, 8 clicks per case (no encode timed)."""
+    seconds = []
+    for case in cases:
+        session = InteractiveSession(case.image, predictor, correction=correction, embedding=case.embedding)
+        seconds += simulate(session, case, "box", "farthest").seconds
+    return seconds
+
+
+# -- report -------------------------------------------------------------------------------------
+COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75), (227, 119, 194)]
+
+
+def plot(curves: dict, names: list[str], path: Path) -> None:
+    """Dice vs clicks, one panel per start (its own Dice range), one line per dataset
+    (farthest-point user), drawn with OpenCV (PNG)."""
+    pw, ph, left, top, bottom = 420, 400, 60, 60, 50
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    canvas = np.full((ph + 20, len(STARTS) * pw + 170, 3), 255, np.uint8)
+    cv2.putText(canvas, "Dice vs clicks (LiteMedSAM, farthest-point user)", (left, 22), font, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
+    for p, start in enumerate(STARTS):
+        values = [v for (name, s), c in curves.items() if s == start for v in c if np.isfinite(v)]
+        if not values:
+            continue
+        step = 0.02 if 1 - min(values) <= 0.12 else (0.05 if 1 - min(values) <= 0.4 else 0.1)
+        low = np.floor(min(values) / step) * step
+
+        def to_px(k, d):
+            x = p * pw + left + (pw - left - 20) * k / CLICKS
+            y = top + (ph - top - bottom) * (1 - (d - low) / (1 - low))
+            return int(round(x)), int(round(y))
+
+        x0, y0 = to_px(0, 1.0)
+        x1, y1 = to_px(CLICKS, low)
+        cv2.putText(canvas, f"start: {start}", (x0, y0 - 12), font, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+        for d in np.arange(low, 1.0 + step / 2, step):
+            _, y = to_px(0, d)
+            cv2.line(canvas, (x0, y), (x1, y), (225, 225, 225), 1)
+            cv2.putText(canvas, f"{d:.2f}", (x0 - 42, y + 4), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.rectangle(canvas, (x0, y0), (x1, y1), (0, 0, 0), 1)
+        for k in range(CLICKS + 1):
+            x, _ = to_px(k, low)
+            cv2.putText(canvas, str(k), (x - 4, y1 + 18), font, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(canvas, "clicks", ((x0 + x1) // 2 - 20, y1 + 36), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        for i, name in enumerate(names):
+            curve = curves.get((name, start))
+            if curve is None:
+                continue
+            colour = COLOURS[i % len(COLOURS)][::-1]
+            pts = np.array([to_px(k, d) for k, d in enumerate(curve)], np.int32)
+            cv2.polylines(canvas, [pts], False, colour, 2, cv2.LINE_AA)
+            for pt in pts:
+                cv2.circle(canvas, (int(pt[0]), int(pt[1])), 3, colour, -1, cv2.LINE_AA)
+    for i, name in enumerate(names):
+        y = top + 20 * i + 10
+        x = len(STARTS) * pw + 10
+        cv2.line(canvas, (x, y), (x + 20, y), COLOURS[i % len(COLOURS)][::-1], 2)
+        cv2.putText(canvas, name, (x + 26, y + 4), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    ok, data = cv2.imencode(".png", canvas)
+    if not ok:
+        raise RuntimeError(f"OpenCV could not encode the plot for {path}")
+    write_atomically(path, ".png", lambda tmp: Path(tmp).write_bytes(data.tobytes()))
+
+
+def _fmt(values) -> str:
+    return " | ".join("—" if not np.isfinite(v) else f"{100 * v:.1f}" for v in values)
+
+
+def report(model: str, limit: int, names: list[str], ours: dict, competitor: dict, lat_ours, lat_comp, lat_extra,
+           seconds_total: float, command: str) -> tuple[list[str], dict]:
+    info = machine()
+    head = " | ".join(str(k) for k in range(CLICKS + 1))
+    lines = [
+        "# Interactive correction",
+        "",
+        f"Command: `{command}`; model {model}; {limit} images per dataset with a non-empty expert mask (first in manifest"
+        f" order); {info['cpu']}, {info['cores']} cores; {info['date']}; whole run {seconds_total / 60:.1f} min.",
+        "Each image is encoded once; every start, user and box variant runs an `InteractiveSession` on that embedding.",
+        "Starts: `box` = expert box, each side grown by U{0..10} px (seeded per image, MedSAM); `point` = one positive"
+        " point at the expert mask's distance-transform maximum; `mask` = the coarse mask (Kvasir/CVC: PraNet > 127;"
+        " BUSI/DDTI/ACDC: the corruption protocol of `bench/corruption.py`) refined by `Enhancer()`.",
+        "Users: `farthest` = one click per round at the pixel farthest inside the largest connected error region (FN"
+        " region -> positive, FP -> negative); `random` = MedicoSAM's round of one random FN and one random FP pixel"
+        " (Dice after every second click). Dice in %, mean over images.",
+        "",
+        "## Dice vs clicks (ours: the model's default correction)",
+        "",
+        f"| dataset | start | user | images | {head} | never down | ms/click (median) |",
+        "|---|---|---|---|" + "---|" * (CLICKS + 1) + "---|---|",
+    ]
+    summary: dict = {"targets": {}}
+    curves = {}
+    for name in names:
+        for start in STARTS:
+            for user in ("farthest", "random"):
+                runs = ours.get((name, start, user))
+                if not runs:
+                    continue
+                curve = mean_curve(runs)
+                if user == "farthest":
+                    curves[(name, start)] = curve
+                finite = curve[np.isfinite(curve)]
+                never_down = bool(np.all(np.diff(finite) >= -1e-9))
+                ms = 1000 * float(np.median(np.concatenate([r.seconds for r in runs]))) if any(r.seconds for r in runs) else float("nan")
+                lines.append(f"| {name} | {start} | {user} | {len(runs)} | {_fmt(curve)} | {'yes' if never_down else 'no'} | {ms:.1f} |")
+    lines += [
+        "",
+        "## Against MedicoSAM's protocol on the same model (box start, farthest-point user)",
+        "",
+        "Competitor: every click as a point prompt with the box, the previous low-res logits as mask prompt when the"
+        " decoder takes one (`InteractiveSession(..., correction=\"prompt\")`); one decoder call per click.",
+        "",
+        f"| dataset | correction | {head} | gain after 5 clicks |",
+        "|---|---|" + "---|" * (CLICKS + 1) + "---|",
+    ]
+    for name in names:
+        for label, table in (("ours (default)", ours), ("MedicoSAM protocol", competitor)):
+            runs = table.get((name, "box", "farthest"))
+            if runs:
+                c = mean_curve(runs)
+                lines.append(f"| {name} | {label} | {_fmt(c)} | {100 * (c[5] - c[0]):+.1f} |")
+    lines += [
+        "",
+        "## Targets (LiteMedSAM, box start, farthest-point user)",
+        "",
+        "| dataset | box | 5 clicks | gain | gain >= 3.0 | curve never down | mask start, 3 clicks | >= box + 5 clicks |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name in names:
+        box = curves.get((name, "box"))
+        mask = curves.get((name, "mask"))
+        if box is None:
+            continue
+        gain = 100 * (box[5] - box[0])
+        never_down = bool(np.all(np.diff(box) >= -1e-9))
+        gain_target = name in ("BUSI", "DDTI", "Kvasir", "CVC-ClinicDB")
+        m3 = mask[3] if mask is not None else float("nan")
+        summary["targets"][name] = dict(box=box[0], five=box[5], gain=gain, never_down=never_down, mask3=m3)
+        lines.append(
+            f"| {name} | {100 * box[0]:.1f} | {100 * box[5]:.1f} | {gain:+.1f} | {('met' if gain >= 3.0 else 'missed') if gain_target else '(no target)'} |"
+            f" {'met' if never_down else 'missed'} | {100 * m3:.1f} | {'met' if m3 >= box[5] else 'missed'} |"
+        )
+    lat = lambda s: (1000 * float(np.median(s)), 1000 * float(np.percentile(s, 95)), len(s)) if len(s) else (float("nan"),) * 2 + (0,)
+    lines += [
+        "",
+        "## Latency per click, 512 x 512 images (box start, farthest-point user, 8 clicks, encode not timed)",
+        "",
+        "| model, correction | median ms | p95 ms | clicks | target <= 100 ms |",
+        "|---|---|---|---|---|",
+    ]
+    for label, secs in [(f"{model}, ours (default)", lat_ours), (f"{model}, MedicoSAM protocol (one decoder call)", lat_comp)] + list(lat_extra):
+        med, p95, n = lat(secs)
+        lines.append(f"| {label} | {med:.1f} | {p95:.1f} | {n} | {'met' if med <= 100 else 'missed'} (median) |")
+        summary.setdefault("latency", {})[label] = dict(median_ms=med, p95_ms=p95)
+    lines += [
+        "",
+        "## Box-jitter robustness (SAMMed): Dice of the box start and after 3 clicks",
+        "",
+        "Expansion k: each side of the tight expert box grown by k px; shift s: the tight box moved by s px in x and in y.",
+        "",
+        "| dataset | " + " | ".join(f"expand {k}" for k in EXPANSIONS) + " | " + " | ".join(f"shift {s:+d}" for s in SHIFTS) + " |",
+        "|---|" + "---|" * (len(EXPANSIONS) + len(SHIFTS)),
+    ]
+    for name in names:
+        cells = []
+        for kind, values in (("expand", EXPANSIONS), ("shift", SHIFTS)):
+            for k in values:
+                pairs = ours.get((name, kind, k))
+                if not pairs:
+                    cells.append("—")
+                    continue
+                a = np.array(pairs)
+                cells.append(f"{100 * a[:, 0].mean():.1f} -> {100 * a[:, 1].mean():.1f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += [""]
+    return lines, dict(summary, curves={f"{k[0]}/{k[1]}": v.tolist() for k, v in curves.items()})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m samedenhancer.bench interactive")
+    parser.add_argument("--model", default="litemedsam")
+    parser.add_argument("--limit", type=int, default=30, help="images per dataset (first with a non-empty mask)")
+    parser.add_argument("--datasets", nargs="+", default=None, help="subset of dataset names (" + ", ".join(t[2] for t in TARGETS) + ")")
+    parser.add_argument("--cache", default=None, help="folder for cached embeddings (default: none, encode every run)")
+    parser.add_argument("--extra-latency", nargs="*", default=(), help="more model names/folders whose per-click latency (their default correction) is reported")
+    parser.add_argument("--out", default="benchmarks/INTERACTIVE.md")
+    parser.add_argument("--json", action="store_true", help="also print the summary as JSON")
+    args = parser.parse_args(argv)
+    if datasets.data_root() is None:
+        print("the interactive benchmark needs ../shared/data (or $SAMEDENHANCER_DATA)", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    cache = Path(args.cache) if args.cache else None
+    predictor = Predictor(args.model)
+    cases = build_cases(predictor, args.limit, cache, args.datasets)
+    names = [t[2] for t in TARGETS if any(c.name == t[2] for c in cases)]
+    print(f"{len(cases)} cases loaded in {time.perf_counter() - t0:.0f} s", flush=True)
+    ours = run_cases(predictor, cases, None, full=True)
+    print(f"ours done at {time.perf_counter() - t0:.0f} s", flush=True)
+    competitor = run_cases(predictor, cases, "prompt", full=False)
+    small = cases_512(predictor, cases, cache)
+    lat_ours, lat_comp = latency(predictor, small, None), latency(predictor, small, "prompt")
+    extra = []
+    for other in args.extra_latency:
+        p = Predictor(other)
+        extra.append((f"{p.manifest.name}, default ({'prompt' if 'point' in p.manifest.trained_prompts else 'local'})",
+                      latency(p, [Case(c.dataset, c.name, c.stem, c.image, p.encode(c.image), c.truth, c.coarse) for c in small[:2]], None)))
+    command = "python -m samedenhancer.bench interactive " + " ".join(argv if argv is not None else sys.argv[1:])
+    lines, summary = report(args.model, args.limit, names, ours, competitor, lat_ours, lat_comp, extra,
+                            time.perf_counter() - t0, command.strip())
+    out = Path(args.out)
+    png = out.with_name(out.stem + ".png")
+    plot({k: np.array(v) for k, v in ((tuple(k.split("/")), v) for k, v in summary["curves"].items())}, names, png)
+    lines.insert(2, f"![Dice vs clicks]({png.name})")
+    lines.insert(3, "")
+    write_atomically(out, ".md", lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
+    print("\n".join(lines))
+    if args.json:
+        import json
+
+        print(json.dumps(summary, default=float))
+    print(f"wrote {out} and {png}")
+    return 0

@@ -1,0 +1,376 @@
+"""Refining a folder of images and coarse masks on a Ray cluster (the ``ray`` extra).
+
+Ray Data schedules the work: the driver lists the folders and pairs files by stem
+(:func:`samedenhancer.batch.plan`, exactly as ``samedenhancer enhance`` does), the work list of
+file paths becomes a dataset, and ``map_batches`` runs it through a pool of actors, each holding one
+:class:`~samedenhancer.Enhancer` (one ONNX Runtime session pair). Each actor reads its files where
+it runs, writes each mask with the same atomic writer as the CLI (:func:`samedenhancer.batch.enhance_file`)
+and returns one row per file. The driver streams the rows into ``OUT/manifest.parquet`` (pyarrow)
+and sums them up in a :class:`DistributedReport`.
+
+Reliability comes from Ray: a killed actor is restarted and its unfinished batch retried (Ray
+Data's defaults for actor pools, ``max_restarts=-1`` and ``max_task_retries=-1``); rewriting a mask is idempotent
+(same bytes, atomic rename), and a retried batch returns its rows once, so the manifest has exactly
+one row per file. A bad file is a ``"failed"`` row, never a failed job.
+
+Nothing else in the package imports ray.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import os
+import socket
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import batch, io
+
+#: Manifest formats (``OUT/manifest.<format>``).
+MANIFEST_FORMATS = ("parquet", "csv")
+#: Manifest columns: the file, what happened, seconds per stage, which actor, when it finished.
+COLUMNS = ("stem", "image", "coarse", "output", "status", "error", "read_s", "enhance_s", "write_s",
+           "worker", "finished_at")
+#: ``status`` values: refined and written, failed (``error`` says why), skipped on resume (output
+#: existed), missing (an image without a coarse mask or the other way round).
+STATUSES = ("ok", "failed", "skipped", "missing")
+
+
+def _enhancer_keywords() -> tuple[str, ...]:
+    """The keywords :class:`~samedenhancer.Enhancer` takes besides ``model`` and ``providers`` (its
+    own and those of :class:`~samedenhancer.MiningOptions`), checked on the driver before any actor
+    starts."""
+    from .core import MiningOptions
+    from .enhancer import Enhancer
+
+    own = [name for name, parameter in inspect.signature(Enhancer.__init__).parameters.items()
+           if parameter.kind is not parameter.VAR_KEYWORD and name not in ("self", "model", "providers")]
+    return tuple(own + [name for name in MiningOptions.__dataclass_fields__ if name not in own])
+
+
+def _schema():
+    import pyarrow as pa
+
+    text = {"stem", "image", "coarse", "output", "status", "error", "worker"}
+    return pa.schema([(name, pa.string() if name in text else pa.float64()) for name in COLUMNS])
+
+
+def _is_tensorrt_export(model) -> bool:
+    """Whether ``model`` names an existing TensorRT export (which takes no ONNX Runtime providers);
+    a model not exported yet is exported as ONNX on first use."""
+    from .engines import Manifest, model_dir
+
+    try:
+        return Manifest.load(model_dir(model)).format == "engine"
+    except FileNotFoundError:
+        return False
+
+
+class EnhanceWorker:
+    """The Ray Data actor: one :class:`~samedenhancer.Enhancer` per actor, one row per file.
+
+    Parameters
+    ----------
+    model : str or path
+    providers : list or None
+        ONNX Runtime execution providers; ``None`` on a GPU actor means ``["cuda"]`` (none for a
+        TensorRT export, which runs natively).
+    gpu : bool
+        Whether this actor holds a GPU.
+    threads : int
+        ONNX Runtime intra-op threads of this actor's sessions.
+    options : dict
+        Keyword arguments of :class:`~samedenhancer.Enhancer`.
+    """
+
+    def __init__(self, model, providers, gpu: bool, threads: int, options: dict) -> None:
+        from .enhancer import Enhancer
+        from .predictor import Predictor
+
+        if gpu and providers is None and not _is_tensorrt_export(model):
+            providers = ["cuda"]
+        self.enhancer = Enhancer(Predictor(model, providers, intra_op_threads=threads), **options)
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+
+    def __call__(self, jobs):
+        import pyarrow as pa
+
+        rows = []
+        for job in jobs.to_pylist():
+            job = batch.Job(**job)
+            try:
+                result = batch.enhance_file(self.enhancer, job)
+            except Exception as error:  # noqa: BLE001 - an unforeseen error is this file's row, not a failed job
+                result = batch.FileResult(job.stem, "failed", f"{type(error).__name__}: {error}", 0.0, 0.0, 0.0)
+            rows.append({"stem": job.stem, "image": job.image, "coarse": job.coarse, "output": job.target,
+                         "status": result.status, "error": result.error, "read_s": result.read_s,
+                         "enhance_s": result.enhance_s, "write_s": result.write_s, "worker": self.name,
+                         "finished_at": time.time()})
+        return pa.Table.from_pylist(rows, schema=_schema())
+
+
+@dataclass(frozen=True)
+class FileFailure:
+    """A file without an output: its stem and why (``"no coarse mask"``, ``"ValueError: ..."``)."""
+
+    stem: str
+    error: str
+
+
+@dataclass(frozen=True)
+class DistributedReport:
+    """The outcome of :func:`enhance_dataset`.
+
+    Attributes
+    ----------
+    total : int
+        Stems seen in either input folder (= rows of the manifest).
+    enhanced, failed, skipped, missing : int
+        Rows per status (see :data:`STATUSES`).
+    failures : tuple of FileFailure
+        The ``failed`` and ``missing`` rows.
+    seconds : float
+        Wall time from submitting the work list to the last row (cluster start-up excluded).
+    images_per_s : float
+        ``enhanced / seconds``.
+    first_output_s : float
+        Seconds from submitting the work list to the first row reaching the driver (actor start-up
+        and the first batch included); ``nan`` when nothing was submitted.
+    workers, threads_per_worker : int
+        Actors and ONNX Runtime threads per actor.
+    gpus_per_worker : float
+    manifest : Path
+        ``OUT/manifest.parquet`` (or ``.csv``).
+    """
+
+    total: int
+    enhanced: int
+    failed: int
+    skipped: int
+    missing: int
+    failures: tuple[FileFailure, ...]
+    seconds: float
+    images_per_s: float
+    first_output_s: float
+    workers: int
+    threads_per_worker: int
+    gpus_per_worker: float
+    manifest: Path
+
+    def summary(self) -> str:
+        """One line for the console."""
+        return (f"enhanced {self.enhanced} of {self.total - self.skipped - self.missing} images "
+                f"({self.failed} failed, {self.skipped} skipped, {self.missing} unpaired) in {self.seconds:.1f} s "
+                f"({self.images_per_s:.2f} img/s, {self.workers} Ray workers x {self.threads_per_worker} threads); "
+                f"manifest {self.manifest}")
+
+
+def _ray():
+    try:
+        import ray
+        import ray.data
+    except ImportError:
+        raise ImportError("samedenhancer.distributed needs Ray Data: pip install 'samedenhancer[ray]'") from None
+    with warnings.catch_warnings():  # Ray 2.60's DataContext() sets its own deprecated fields
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray\.data\.context")
+        ray.data.DataContext.get_current()
+    return ray
+
+
+def _check_count(name: str, value, *, allow_none: bool = True) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1{' or None' if allow_none else ''}, got {value!r}")
+
+
+def enhance_dataset(
+    images: str | os.PathLike,
+    coarse: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    address: str | None = None,
+    num_workers: int | None = None,
+    num_gpus_per_worker: float = 0,
+    threads_per_worker: int | None = None,
+    batch_size: int = 8,
+    resume: bool = True,
+    format: str = "png",
+    details: bool = False,
+    manifest: str = "parquet",
+    model: str | os.PathLike = "litemedsam",
+    providers=None,
+    **enhancer_options,
+) -> DistributedReport:
+    """Refine every image / coarse-mask pair of two folders on a Ray cluster.
+
+    The outputs are those of ``samedenhancer enhance IMAGES COARSE --out OUT`` with the same
+    options, byte for byte: same pairing by stem, same names (``<stem>.<format>``, ``<stem>.nii.gz``
+    for volumes), same per-file work, same atomic writer.
+
+    Parameters
+    ----------
+    images, coarse : path
+        Image and coarse-mask folders (or single files). Every worker must see them at the same
+        path (a local folder on one machine, a shared file system such as NFS or a mounted bucket on
+        a cluster).
+    out : path
+        Output folder (the same for every worker); also gets ``manifest.parquet``.
+    address : str, optional
+        Address of a running cluster (``"ray://head:10001"``, ``"auto"``, ``"10.0.0.5:6379"``). By
+        default the cluster this process is already connected to, else ``$RAY_ADDRESS``, else a new
+        local one (shut down at the end). A cluster this function connects to is disconnected at
+        the end; giving ``address`` while already connected is an error.
+    num_workers : int, optional
+        Actors, each holding one model session. Default: one per 2 cluster CPUs (CPU workers) or one
+        per ``num_gpus_per_worker`` cluster GPUs; never more than there are batches.
+    num_gpus_per_worker : float
+        GPUs reserved per actor; > 0 makes the actors' sessions CUDA ones (``providers`` default
+        ``["cuda"]``; pass ``["tensorrt"]`` for ONNX Runtime's TensorRT provider; a TensorRT export
+        as ``model`` runs natively on the actor's GPU).
+    threads_per_worker : int, optional
+        ONNX Runtime intra-op threads (and CPUs reserved) per actor; default cluster CPUs //
+        ``num_workers``, so that actors x threads = the cores.
+    batch_size : int
+        Files per Ray Data batch, the unit of retry after a worker dies (at most: a work list shorter
+        than ``num_workers x batch_size`` is cut into smaller batches so that every worker gets some).
+    resume : bool
+        Skip pairs whose output exists (the rule of ``samedenhancer enhance --resume``).
+    format : {"png", "npy", "tif"}
+        Format of 2-D outputs.
+    details : bool
+        Also write ``<stem>.json`` with the per-region details.
+    manifest : {"parquet", "csv"}
+        Format of ``OUT/manifest.*``: one row per stem, columns :data:`COLUMNS`.
+    model, providers
+        As for :class:`~samedenhancer.Enhancer`.
+    **enhancer_options
+        Any other keyword of :class:`~samedenhancer.Enhancer` (``threshold=127``, ``policy=``,
+        ``gate=``, ``fusion=``, ...).
+
+    Returns
+    -------
+    DistributedReport
+
+    Raises
+    ------
+    ImportError
+        Without the ``ray`` extra.
+    FileNotFoundError
+        If ``images`` or ``coarse`` does not exist.
+    ValueError, TypeError
+        On a bad argument (named in the message).
+    """
+    _check_count("num_workers", num_workers)
+    _check_count("threads_per_worker", threads_per_worker)
+    _check_count("batch_size", batch_size, allow_none=False)
+    if isinstance(num_gpus_per_worker, bool) or not isinstance(num_gpus_per_worker, (int, float)) or not num_gpus_per_worker >= 0:
+        raise ValueError(f"num_gpus_per_worker must be a number >= 0, got {num_gpus_per_worker!r}")
+    if manifest not in MANIFEST_FORMATS:
+        raise ValueError(f"manifest must be one of {MANIFEST_FORMATS}, got {manifest!r}")
+    unknown = sorted(set(enhancer_options) - set(_enhancer_keywords()))
+    if unknown:
+        raise TypeError(f"enhance_dataset got unexpected keyword arguments {unknown} (Enhancer takes {_enhancer_keywords()})")
+    for name, value in (("images", images), ("coarse", coarse), ("out", out)):
+        if "://" in os.fspath(value):
+            raise ValueError(f"{name} must be a folder every worker sees (local or a shared/mounted file system); "
+                             f"URLs are not read directly yet: mount the bucket (e.g. mountpoint-s3, s3fs), got {os.fspath(value)!r}")
+    work = batch.plan(images, coarse, out, format=format, details=details, resume=resume)
+    ray = _ray()
+    started_here = not ray.is_initialized()
+    if address is not None and not started_here:
+        raise ValueError(f"address={address!r} was given but this process is already connected to a Ray cluster: "
+                         "pass address=None to use that one, or call ray.shutdown() first")
+    if started_here:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        return _run(ray, work, Path(out), num_workers, num_gpus_per_worker, threads_per_worker, batch_size, manifest,
+                    model, providers, enhancer_options)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _run(ray, work: batch.Plan, out: Path, num_workers, gpus: float, threads, batch_size: int, manifest: str,
+         model, providers, options: dict) -> DistributedReport:
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+    import pyarrow.parquet as pa_parquet
+
+    resources = ray.cluster_resources()
+    cpus = int(resources.get("CPU", 1))
+    if gpus > 0:
+        if resources.get("GPU", 0) < gpus:
+            raise ValueError(f"num_gpus_per_worker={gpus} needs GPUs, the cluster has {resources.get('GPU', 0)}")
+        num_workers = num_workers or max(1, int(resources["GPU"] // gpus))
+    num_workers = num_workers or max(1, cpus // 2)
+    # a short work list is spread over all workers (batches shrink), and no actor waits without work
+    batch_size = max(1, min(batch_size, math.ceil(len(work.todo) / num_workers)))
+    num_workers = max(1, min(num_workers, math.ceil(len(work.todo) / batch_size)))
+    threads = threads or max(1, cpus // num_workers)
+    extra_rows = ([_plan_row(job, "skipped", "") for job in work.skipped]
+                  + [_plan_row(batch.Job(m.stem, "", "", "", None), "missing", m.error) for m in work.missing])
+    counts = dict.fromkeys(STATUSES, 0)
+    failures: list[FileFailure] = []
+    timing = {"first": math.nan, "seconds": 0.0}
+
+    def write_manifest(path: str) -> None:
+        schema = _schema()
+        writer = pa_parquet.ParquetWriter(path, schema) if manifest == "parquet" else pa_csv.CSVWriter(path, schema)
+        with writer:
+            start = time.perf_counter()
+            for rows in _results(ray, work.todo, num_workers, gpus, threads, batch_size, model, providers, options):
+                if math.isnan(timing["first"]) and rows.num_rows:
+                    timing["first"] = time.perf_counter() - start
+                _tally(rows.to_pylist(), counts, failures)
+                writer.write_table(rows.cast(schema))
+            timing["seconds"] = time.perf_counter() - start
+            rows = pa.Table.from_pylist(extra_rows, schema=schema)
+            _tally(extra_rows, counts, failures)
+            writer.write_table(rows)
+
+    path = io.write_atomically(out / f"manifest.{manifest}", f".{manifest}", write_manifest)
+    seconds = timing["seconds"]
+    return DistributedReport(
+        total=work.total, enhanced=counts["ok"], failed=counts["failed"], skipped=counts["skipped"],
+        missing=counts["missing"], failures=tuple(sorted(failures, key=lambda f: f.stem)), seconds=seconds,
+        images_per_s=counts["ok"] / seconds if seconds > 0 else 0.0, first_output_s=timing["first"],
+        workers=num_workers, threads_per_worker=threads, gpus_per_worker=float(gpus), manifest=path)
+
+
+def _plan_row(job: batch.Job, status: str, error: str) -> dict:
+    return {"stem": job.stem, "image": job.image, "coarse": job.coarse, "output": job.target, "status": status,
+            "error": error, "read_s": 0.0, "enhance_s": 0.0, "write_s": 0.0, "worker": "", "finished_at": time.time()}
+
+
+def _tally(rows: list[dict], counts: dict, failures: list[FileFailure]) -> None:
+    for row in rows:
+        counts[row["status"]] += 1
+        if row["status"] in ("failed", "missing"):
+            failures.append(FileFailure(row["stem"], row["error"]))
+
+
+def _results(ray, jobs: list[batch.Job], workers: int, gpus: float, threads: int, batch_size: int, model, providers,
+             options: dict):
+    """The manifest rows of ``jobs`` as pyarrow tables, in the order Ray Data finishes them."""
+    if not jobs:
+        return
+    import pyarrow as pa
+
+    columns = {name: [getattr(job, name) for job in jobs] for name in batch.Job._fields}
+    table = pa.table(columns, schema=pa.schema([(name, pa.string()) for name in batch.Job._fields]))
+    blocks = [table.slice(i, batch_size) for i in range(0, len(jobs), batch_size)]
+    dataset = ray.data.from_arrow(blocks).map_batches(
+        EnhanceWorker,
+        fn_constructor_kwargs={"model": os.fspath(model), "providers": providers, "gpu": gpus > 0, "threads": threads,
+                               "options": options},
+        batch_size=batch_size,
+        batch_format="pyarrow",
+        compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=2),
+        num_cpus=threads,
+        num_gpus=gpus or None,
+    )
+    yield from dataset.iter_batches(batch_size=None, batch_format="pyarrow")
