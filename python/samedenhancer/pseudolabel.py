@@ -25,7 +25,7 @@ import numpy as np
 
 from .core import as_label_map
 from .enhancer import Enhancer, EnhanceResult
-from .metrics import label_scores
+from .metrics import dice
 
 __all__ = ["PseudoLabel", "Review", "Rule", "pseudolabel", "review"]
 
@@ -114,7 +114,8 @@ def review(result: EnhanceResult, pseudo_labels: np.ndarray, rule: Rule = Rule()
         raise ValueError(f"pseudo_labels must have the shape of the result {result.mask.shape}, got {labels.shape}")
     ious = np.array([r.iou for r in result.regions], float)
     region_agreement = np.array([r.agreement for r in result.regions], float)
-    agreement = label_scores(result.mask, labels)[0]
+    present = sorted((set(np.unique(result.mask).tolist()) | set(np.unique(labels).tolist())) - {0})
+    agreement = float(np.mean([dice(result.mask == c, labels == c) for c in present])) if present else 1.0
     min_iou = float(ious.min()) if ious.size else float("nan")
     if not result.regions:
         verdict, reason = "keep", "nothing to refine (empty pseudo-label or no region after MSFF)"
