@@ -21,6 +21,7 @@ from .interactive import InteractiveSession
 from .predictor import ImageEmbedding, Prediction, Predictor, PreparedImage
 from .priors import Priors, augment, priors
 from .streaming import FrameResult, stream
+from .volumes import PropagationResult, propagate
 
 __all__ = [
     "BatchItem",
@@ -38,6 +39,7 @@ __all__ = [
     "Predictor",
     "Priors",
     "Prompts",
+    "PropagationResult",
     "RegionResult",
     "Timings",
     "VolumeResult",
@@ -52,5 +54,6 @@ __all__ = [
     "metrics",
     "mine_prompts",
     "priors",
+    "propagate",
     "stream",
 ]

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .. import batch
+from pathlib import Path
+
+from .. import batch, io
+from . import _volumes
 from ._failures import Failure, report_failures
 
 
@@ -27,8 +30,10 @@ def add_parser(sub) -> None:
     p.add_argument("--no-fusion", action="store_true", help="do not fuse the model with a soft coarse map")
     p.add_argument("--box-rounds", type=int, default=None,
                    help="extra box rounds per region (default: 2 with the box policy on soft maps, else 0)")
-    p.add_argument("--format", choices=("png", "npy", "tif"), default="png",
-                   help="format of 2-D outputs (volumes are written as .nii.gz with the coarse volume's header)")
+    p.add_argument("--format", choices=("png", "npy", "tif", "nifti", "seg"), default="png",
+                   help="format of 2-D outputs (volumes are written as .nii.gz with the coarse volume's header); "
+                        "a DICOM series scan (a folder or multi-frame file, with a NIfTI or SEG coarse volume) "
+                        "is written as a DICOM SEG (seg, its default) or NIfTI (nifti)")
     p.add_argument("--details", action="store_true", help="write <stem>.json with the per-region details")
     p.add_argument("--resume", action="store_true", help="skip images whose output exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -45,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
 
     from ..enhancer import Enhancer
 
+    if Path(args.coarse).is_file() and _volumes.is_series(Path(args.images)):  # one DICOM series, one coarse volume
+        return _enhance_series(args, Enhancer)
     options = dict(model=args.model, providers=args.providers, prior=args.prior, policy=args.policy, gate=args.gate,
                    threshold=args.threshold, fusion=False if args.no_fusion else None, box_rounds=args.box_rounds)
     if args.ray is not None:
@@ -76,3 +83,20 @@ def run(args: argparse.Namespace) -> int:
     print(f"enhanced {done} of {len(work.todo)} images into {args.out}", file=sys.stderr)
     report_failures(failures, work.total)
     return 1 if failures else 0
+
+
+def _enhance_series(args: argparse.Namespace, make_enhancer) -> int:
+    """One DICOM series (folder or multi-frame file) with its coarse volume (NIfTI or SEG), refined
+    with the 3-D mining and written as a SEG (default) or NIfTI."""
+    scan = Path(args.images)
+    io.prepare_output_folder(args.out, {"images": args.images, "coarse": args.coarse})
+    volume, series = _volumes.read_scan(scan)
+    coarse = _volumes.read_labels(Path(args.coarse), series)
+    fmt = args.format if args.format in ("nifti", "seg") else "seg"
+    enhancer = make_enhancer(args.model, providers=args.providers, prior=args.prior, policy=args.policy,
+                             gate=args.gate, threshold=args.threshold, fusion=False if args.no_fusion else None,
+                             box_rounds=args.box_rounds)
+    refined = enhancer.enhance_volume(volume, coarse, series.spacing)
+    written = _volumes.write_labels(_volumes.output_path(Path(args.out), scan.stem, fmt), refined, series, fmt)
+    print(f"enhanced the series {scan} into {written}", file=sys.stderr)
+    return 0

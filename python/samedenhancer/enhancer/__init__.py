@@ -259,8 +259,10 @@ class Enhancer:
         return self.refine(self.encode(image, coarse), return_details=return_details)
 
     # -- a volume ----------------------------------------------------------------------------
-    def enhance_volume(self, image: np.ndarray, coarse: np.ndarray, *, axis: int = 2, return_details: bool = False):
-        """Refine a 3-D coarse label volume slice by slice (a NIfTI scan, :func:`samedenhancer.io.read_volume`).
+    def enhance_volume(self, image: np.ndarray, coarse: np.ndarray, spacing=None, *, axis: int = 2,
+                       mining: str = "3d", return_details: bool = False):
+        """Refine a 3-D coarse label volume (a NIfTI scan, :func:`samedenhancer.io.read_volume`, or a
+        DICOM series, :func:`samedenhancer.io.read_dicom_series`).
 
         Parameters
         ----------
@@ -268,8 +270,17 @@ class Enhancer:
             The scan (grey), same shape as ``coarse``.
         coarse : ndarray, 3-D
             Label volume or soft volume.
+        spacing : sequence of 3 float, optional
+            Voxel size (mm) along the three axes, kept in the result. The mining works on voxel
+            counts, which any spacing scales alike.
         axis : int
             Axis of the slices (2: the third voxel axis, NIfTI's usual slice axis).
+        mining : {"3d", "2d"}
+            ``"3d"`` (default): regions from the 3-D connected components of the coarse volume,
+            the domain prior per 3-D component, gaps inside a structure's extent filled from the
+            neighbouring slices, each slice prompted from its part of the kept regions
+            (:mod:`samedenhancer.enhancer.volume`). ``"2d"``: every slice mined on its own, as
+            :meth:`enhance` does.
         return_details : bool
             Return a :class:`VolumeResult` instead of the label volume alone.
 
@@ -283,14 +294,26 @@ class Enhancer:
         if coarse.ndim != 3 or image.shape != coarse.shape:
             raise ValueError(f"image and coarse must be 3-D volumes of the same shape, got {image.shape} and {coarse.shape}")
         axis = integer(axis, "axis", -3, 2) % 3
-        results = []
-        for index in range(coarse.shape[axis]):
-            try:
-                results.append(self.enhance(np.take(image, index, axis), np.take(coarse, index, axis), return_details=True))
-            except ValueError as error:
-                raise ValueError(f"slice {index} along axis {axis}: {error}") from error
+        if mining not in ("3d", "2d"):
+            raise ValueError(f"mining must be '3d' or '2d', got {mining!r}")
+        if spacing is not None:
+            values = np.asarray(spacing, dtype=float).ravel() if np.ndim(spacing) == 1 else None
+            if values is None or len(values) != 3 or not (np.isfinite(values) & (values > 0)).all():
+                raise ValueError(f"spacing must be three positive numbers (mm per voxel along each axis), got {spacing!r}")
+            spacing = tuple(float(v) for v in values)
+        if mining == "3d":
+            from .volume import refine_volume
+
+            results = refine_volume(self, image, coarse, axis)
+        else:
+            results = []
+            for index in range(coarse.shape[axis]):
+                try:
+                    results.append(self.enhance(np.take(image, index, axis), np.take(coarse, index, axis), return_details=True))
+                except ValueError as error:
+                    raise ValueError(f"slice {index} along axis {axis}: {error}") from error
         mask = np.stack([r.mask for r in results], axis=axis)
-        return VolumeResult(mask, axis, tuple(results)) if return_details else mask
+        return VolumeResult(mask, axis, tuple(results), spacing) if return_details else mask
 
     # -- many images -------------------------------------------------------------------------
     def enhance_batch(self, images: Iterable[np.ndarray], coarse_masks: Iterable[np.ndarray]) -> list[BatchItem]:

@@ -138,6 +138,7 @@ class VolumeResult:
     mask: np.ndarray
     axis: int
     slices: tuple[EnhanceResult, ...]
+    spacing: tuple | None = None
 
     @property
     def gate_fired(self) -> int:

@@ -60,9 +60,10 @@ def read_volume(path: str | os.PathLike, *, as_mask: bool = False):
     return np.ascontiguousarray(array), volume
 
 
-def write_volume(path: str | os.PathLike, volume: np.ndarray, like=None) -> Path:
+def write_volume(path: str | os.PathLike, volume: np.ndarray, like=None, *, affine: np.ndarray | None = None) -> Path:
     """Write ``volume`` (H x W x D) as NIfTI atomically, with the affine and header of ``like``
-    (the ``nifti_image`` from :func:`read_volume`; identity affine without it)."""
+    (the ``nifti_image`` from :func:`read_volume`), or with ``affine`` (4 x 4 RAS, e.g.
+    ``DicomSeries.affine``: spacing and orientation of a DICOM series); identity without either."""
     nibabel = _nibabel()
     path = Path(path)
     if not is_volume(path):
@@ -76,8 +77,10 @@ def write_volume(path: str | os.PathLike, volume: np.ndarray, like=None) -> Path
         raise TypeError(f"volume must hold integers or float32/float64 (what NIfTI stores), got dtype {volume.dtype}")
     if like is not None and tuple(like.shape[:3]) != volume.shape:
         raise ValueError(f"volume shape {volume.shape} does not match the reference volume {tuple(like.shape)}")
+    if like is not None and affine is not None:
+        raise ValueError("give like or affine, not both")
     header = None if like is None else like.header.copy()
-    image = nibabel.Nifti1Image(volume, None if like is None else like.affine, header)
+    image = nibabel.Nifti1Image(volume, like.affine if like is not None else affine, header)
     image.set_data_dtype(volume.dtype)
     if header is not None:
         image.header.set_slope_inter(1, 0)  # labels are stored as they are, never rescaled

@@ -1,0 +1,502 @@
+"""The annotation workflow without the web: open an image (refine its coarse mask), correct it with
+clicks, undo, reset, box, accept, skip. The server (:mod:`.server`) only validates requests and
+calls this.
+
+Every change to an image's mask goes through :class:`Annotator` under that image's lock and
+carries the version of the mask the page last saw and an operation id chosen by the page:
+
+- an operation whose id is the last one applied is a replay (the page sent it again after losing
+  the answer) and gets the same answer without being applied twice;
+- an operation on another version than the current one (another tab changed the mask meanwhile)
+  is refused with :class:`Conflict`, which carries the current state so the page can catch up;
+- accepting writes ``OUT/<stem>.<format>`` through :func:`samedenhancer.io.write_mask` (temporary
+  file, then rename) while holding the lock, so with two tabs the last accept wins and the file is
+  always one whole mask.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import cv2
+import numpy as np
+
+from .. import io, metrics, validation
+from ..core import as_label_map
+from .catalog import Catalog, Entry
+
+__all__ = [
+    "AnnotateError",
+    "Annotator",
+    "Conflict",
+    "ImageState",
+    "ImageView",
+    "Invalid",
+    "ListedImage",
+    "Listing",
+    "MaskView",
+    "UnknownImage",
+    "Unprocessable",
+    "display_png",
+    "outline",
+]
+
+
+class AnnotateError(Exception):
+    """A request the workflow refuses; ``status`` is the HTTP status the server answers with."""
+
+    status = 400
+
+    def __init__(self, message: str, state: MaskView | None = None, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.state = state
+        self.reason = reason
+
+
+class Invalid(AnnotateError, ValueError):
+    """Bad input: a click outside the image, a reversed box, a wrong type."""
+
+    status = 400
+
+
+class UnknownImage(AnnotateError):
+    """An id that is not in the catalog."""
+
+    status = 404
+
+
+class Conflict(AnnotateError):
+    """The operation does not fit the image's current state. ``reason``: ``"stale"`` (another
+    version; ``state`` holds the current one), ``"closed"`` (the image is not open) or ``"refused"``
+    (nothing to undo, no mask to reset to)."""
+
+    status = 409
+
+
+class Unprocessable(AnnotateError):
+    """The image or its coarse mask cannot be read or refined."""
+
+    status = 422
+
+
+def outline(mask: np.ndarray) -> list[list[int]]:
+    """The boundary of ``mask`` as polygons ``[x0, y0, x1, y1, ...]`` (pixel centres, outer
+    boundaries and holes; filled with the even-odd rule they give the mask back)."""
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    return [c.reshape(-1).tolist() for c in contours]
+
+
+def display_png(image: np.ndarray) -> bytes:
+    """``image`` as an 8-bit PNG for the browser: uint8 as it is, other types stretched between
+    their 0.5th and 99.5th percentiles (16-bit MRI, CT in HU)."""
+    if image.dtype != np.uint8:
+        low, high = np.percentile(image, (0.5, 99.5))
+        scaled = (image.astype(np.float32) - low) / max(float(high - low), 1e-6)
+        image = (255 * np.clip(scaled, 0, 1)).astype(np.uint8)
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    ok, encoded = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise Unprocessable(f"cannot encode an image of shape {image.shape} as PNG")
+    return encoded.tobytes()
+
+
+@dataclass(frozen=True, kw_only=True)
+class MaskView:
+    """What the page shows of an image's mask after an operation (JSON through ``dataclasses.asdict``).
+
+    Attributes
+    ----------
+    id : str
+    version : int
+        Bumped by every change of the mask; operations carry the version they were made on.
+    start : {"refined", "coarse", "box", "point"} or None
+        What the session was started from (``None``: nothing yet).
+    clicks : list of [x, y, positive]
+    area : int
+        Pixels in the mask.
+    mask : list of list of int
+        The mask's outline, :func:`outline`.
+    state : {"todo", "accepted", "skipped"}
+    took_ms : float or None
+        Milliseconds the operation took on the server (``None`` for a view not made by one).
+    """
+
+    id: str
+    version: int
+    start: str | None
+    clicks: list
+    area: int
+    mask: list
+    state: str
+    took_ms: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageView(MaskView):
+    """:class:`MaskView` and what does not change while the image is open: its size, the coarse and
+    refined outlines (``None`` without a coarse mask) and the milliseconds opening took (read,
+    encode, refine, start)."""
+
+    width: int
+    height: int
+    coarse: list | None
+    refined: list | None
+    timings_ms: dict
+
+
+@dataclass(frozen=True)
+class ListedImage:
+    """One line of the page's list."""
+
+    id: str
+    name: str
+    coarse: bool
+    state: str
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The images in name order and how many are done (accepted or skipped)."""
+
+    images: list
+    done: int
+    total: int
+
+
+@dataclass
+class ImageState:
+    """An open image: its pixels, coarse and refined masks, its correction session and history."""
+
+    entry: Entry
+    image: np.ndarray
+    coarse: np.ndarray | None  # bool H x W
+    refined: np.ndarray | None  # bool H x W
+    session: object
+    start: str | None  # "refined", "coarse", "box", "point" or None (nothing started yet)
+    opened_at: float
+    timings_ms: dict
+    version: int = 0
+    last_op: tuple[str, dict] | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height)."""
+        return int(self.image.shape[1]), int(self.image.shape[0])
+
+    @property
+    def mask(self) -> np.ndarray:
+        if self.start is None:
+            return np.zeros(self.image.shape[:2], bool)
+        return np.asarray(self.session.mask, bool)
+
+    @property
+    def clicks(self) -> list[list]:
+        if self.start is None:
+            return []
+        return [[int(x), int(y), bool(positive)] for x, y, positive in self.session.clicks]
+
+
+class Annotator:
+    """The workflow over a :class:`~.catalog.Catalog` and a model backend.
+
+    Parameters
+    ----------
+    catalog : Catalog
+    backend : object
+        Has ``open(image, coarse) -> (session, refined, timings_ms)``: ``session`` an
+        :class:`samedenhancer.InteractiveSession` for ``image`` (not started), ``refined`` the
+        refined coarse mask as bool H x W (``None`` without ``coarse``), ``timings_ms`` a dict of
+        milliseconds; :class:`~.backend.ModelBackend` is the real one.
+    threshold : float, optional
+        Threshold of soft coarse maps, as the Enhancer's (the coarse outline shown and "reset to
+        coarse" use it).
+    keep : int
+        How many open images stay in memory (their embeddings and histories); the least recently
+        used beyond that is closed and re-opened (refined again) when asked for.
+    prefetch : bool
+        When an image is opened, open the next image to do in the background (one at a time), so
+        that going on to it does not wait for the encoder.
+    """
+
+    def __init__(self, catalog: Catalog, backend, *, threshold: float | None = None, keep: int = 8,
+                 prefetch: bool = False) -> None:
+        self.catalog = catalog
+        self.backend = backend
+        self.threshold = threshold
+        self.keep = validation.integer(keep, "keep", low=2)  # the image shown and the next
+        self.prefetch = validation.flag(prefetch, "prefetch")
+        self._open: collections.OrderedDict[str, ImageState] = collections.OrderedDict()
+        self._opening = {image_id: threading.Lock() for image_id in catalog.ids()}
+        self._lock = threading.Lock()
+        self._prefetcher = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="annotate-prefetch")
+        self._prefetching: concurrent.futures.Future | None = None
+
+    def close(self) -> None:
+        """Stop the background prefetch (waits for the one running)."""
+        self._prefetcher.shutdown(wait=True, cancel_futures=True)
+
+    # -- listing -----------------------------------------------------------------------------
+    def listing(self) -> Listing:
+        states = self.catalog.ledger.states()
+        images = [ListedImage(e.id, e.image.name, e.coarse is not None, states.get(e.id, "todo"))
+                  for e in self.catalog.entries.values()]
+        return Listing(images, sum(item.state != "todo" for item in images), len(images))
+
+    def entry(self, image_id) -> Entry:
+        try:
+            return self.catalog[image_id]
+        except (KeyError, TypeError):
+            raise UnknownImage(f"unknown image id {image_id!r}") from None
+
+    def image_png(self, image_id) -> bytes:
+        entry = self.entry(image_id)
+        with self._lock:
+            state = self._open.get(entry.id)
+        image = state.image if state is not None else self._read(entry.image, io.read_image)
+        return display_png(image)
+
+    # -- opening -----------------------------------------------------------------------------
+    @staticmethod
+    def _read(path, reader):
+        try:
+            return reader(path)
+        except (OSError, ValueError, TypeError) as error:
+            raise Unprocessable(f"cannot read {path.name}: {error}") from error
+
+    def open(self, image_id) -> ImageView:
+        """Open ``image_id`` (read, encode, refine its coarse mask, start the session from it) or
+        return its state when it is open already."""
+        entry = self.entry(image_id)
+        with self._opening[entry.id]:  # a second tab opening the same image waits for the first
+            with self._lock:
+                state = self._open.get(entry.id)
+                if state is not None:
+                    self._open.move_to_end(entry.id)
+            if state is None:
+                state = self._load(entry)
+                with self._lock:
+                    self._open[entry.id] = state
+                    while len(self._open) > self.keep:
+                        self._open.popitem(last=False)
+        if self.prefetch:
+            self._prefetch_after(entry.id)
+        with state.lock:
+            return self._image_view(state)
+
+    def next_todo(self, image_id: str) -> str | None:
+        """The first image after ``image_id`` (in name order, wrapping) still to do, if any."""
+        ids, states = self.catalog.ids(), self.catalog.ledger.states()
+        at = ids.index(image_id)
+        for other in ids[at + 1 :] + ids[:at]:
+            if states.get(other, "todo") == "todo":
+                return other
+        return None
+
+    def _prefetch_after(self, image_id: str) -> None:
+        following = self.next_todo(image_id)
+        with self._lock:
+            busy = self._prefetching is not None and not self._prefetching.done()
+            if following is None or busy or following in self._open:
+                return
+            try:
+                self._prefetching = self._prefetcher.submit(self._prefetch, following)
+            except RuntimeError:  # closed
+                pass
+
+    def _prefetch(self, image_id: str) -> None:
+        entry = self.catalog[image_id]
+        with self._opening[entry.id]:
+            with self._lock:
+                if entry.id in self._open:
+                    return
+            try:
+                state = self._load(entry)
+            except AnnotateError:
+                return  # the page hears about it when it opens the image itself
+            with self._lock:
+                self._open[entry.id] = state
+                while len(self._open) > self.keep:
+                    self._open.popitem(last=False)
+
+    def _load(self, entry: Entry) -> ImageState:
+        begin = time.perf_counter()
+        image = self._read(entry.image, io.read_image)
+        coarse_raw = None if entry.coarse is None else self._read(entry.coarse, io.read_mask)
+        coarse = None
+        if coarse_raw is not None:
+            if coarse_raw.shape != image.shape[:2]:
+                raise Unprocessable(f"coarse mask {entry.coarse.name} is {coarse_raw.shape[1]} x {coarse_raw.shape[0]} px, "
+                                    f"image {entry.image.name} is {image.shape[1]} x {image.shape[0]} px")
+            try:
+                coarse = as_label_map(coarse_raw, self.threshold) > 0
+            except (ValueError, TypeError) as error:
+                raise Unprocessable(f"coarse mask {entry.coarse.name}: {error}") from error
+        read_ms = 1e3 * (time.perf_counter() - begin)
+        try:
+            session, refined, timings = self.backend.open(image, coarse_raw)
+        except (ValueError, TypeError, RuntimeError) as error:
+            raise Unprocessable(f"cannot refine {entry.image.name}: {type(error).__name__}: {error}") from error
+        state = ImageState(entry, image, coarse, None if refined is None else np.asarray(refined, bool), session,
+                           None, time.time(), {"read": read_ms, **timings})
+        if state.refined is not None and state.refined.any():
+            begin = time.perf_counter()
+            self._start(state, "refined", mask=state.refined)
+            state.timings_ms["start"] = 1e3 * (time.perf_counter() - begin)
+        return state
+
+    # -- operations --------------------------------------------------------------------------
+    def _start(self, state: ImageState, kind: str, **prompt) -> None:
+        try:
+            state.session.start(**prompt)
+        except ValueError as error:
+            raise Invalid(str(error)) from error
+        state.start = kind
+
+    def apply(self, image_id, op: str, version, action: str, **args) -> MaskView:
+        """Apply ``action`` (``"click"``, ``"undo"``, ``"reset"``, ``"box"``, ``"accept"``,
+        ``"skip"``) to the open image ``image_id`` and return its new state.
+
+        ``version`` is the mask version the page shows; ``op`` a fresh id per operation (a replay of
+        the last one is answered without applying it again).
+        """
+        entry = self.entry(image_id)
+        with self._lock:
+            state = self._open.get(entry.id)
+        if state is None:
+            raise Conflict(f"image {entry.id!r} is not open (open it first)", reason="closed")
+        handler = getattr(self, f"_do_{action}", None)
+        if handler is None:
+            raise Invalid(f"unknown action {action!r}")
+        with state.lock:
+            if state.last_op is not None and state.last_op[0] == op:
+                return state.last_op[1]
+            if version != state.version:
+                raise Conflict(f"the mask changed meanwhile (version {state.version}, the page had {version})",
+                               self._mask_view(state), reason="stale")
+            begin = time.perf_counter()
+            changed = handler(state, **args)
+            took_ms = 1e3 * (time.perf_counter() - begin)
+            if changed:
+                state.version += 1
+            view = self._mask_view(state, took_ms=round(took_ms, 1))
+            state.last_op = (op, view)
+            return view
+
+    def _do_click(self, state: ImageState, x, y, positive: bool) -> bool:
+        width, height = state.size
+        if not (0 <= x < width and 0 <= y < height):
+            raise Invalid(f"click ({x}, {y}) is outside the image (0 <= x < {width}, 0 <= y < {height})")
+        x, y = int(math.floor(x)), int(math.floor(y))
+        if state.start is None:
+            if not positive:
+                raise Conflict("there is no mask to remove from yet: start with a positive click or a box", reason="refused")
+            self._start(state, "point", point=(x, y))
+            return True
+        try:
+            state.session.click(x, y, positive=positive)
+        except ValueError as error:
+            raise Invalid(str(error)) from error
+        return True
+
+    def _do_undo(self, state: ImageState) -> bool:
+        if not state.clicks:
+            raise Conflict("nothing to undo: no click since the mask was started", reason="refused")
+        try:
+            state.session.undo()
+        except (ValueError, RuntimeError, IndexError) as error:
+            raise Conflict(f"cannot undo: {error}", reason="refused") from error
+        return True
+
+    def _do_reset(self, state: ImageState, to: str) -> bool:
+        if to not in ("refined", "coarse"):
+            raise Invalid(f"reset goes to 'refined' or 'coarse', got {to!r}")
+        mask = state.refined if to == "refined" else state.coarse
+        if mask is None:
+            raise Conflict(f"there is no {to} mask for {state.entry.id} (no coarse mask given)", reason="refused")
+        if not mask.any():
+            raise Conflict(f"the {to} mask of {state.entry.id} is empty: draw a box or click instead", reason="refused")
+        self._start(state, to, mask=mask)
+        return True
+
+    def _do_box(self, state: ImageState, box) -> bool:
+        """``box`` in the page's continuous coordinates (pixel ``i`` spans ``[i, i + 1)``), given to
+        the session as the inclusive pixels it covers."""
+        width, height = state.size
+        x0, y0, x1, y1 = box
+        if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
+            raise Invalid(f"box {list(box)} must satisfy 0 <= x0 < x1 <= {width} and 0 <= y0 < y1 <= {height}")
+        pixels = [math.floor(x0), math.floor(y0), min(math.ceil(x1), width) - 1, min(math.ceil(y1), height) - 1]
+        if pixels[2] <= pixels[0] or pixels[3] <= pixels[1]:
+            raise Invalid(f"box {list(box)} must cover at least two pixels each way")
+        self._start(state, "box", box=pixels)
+        return True
+
+    def _do_accept(self, state: ImageState) -> bool:
+        mask = state.mask
+        io.write_mask(state.entry.output, mask.astype(np.uint8))
+        self._record(state, "accepted", mask)
+        return False
+
+    def _do_skip(self, state: ImageState) -> bool:
+        self._record(state, "skipped", state.mask)
+        return False
+
+    def _record(self, state: ImageState, action: str, mask: np.ndarray) -> None:
+        def score(other):
+            return "" if other is None else f"{metrics.dice(mask, other):.4f}"
+
+        self.catalog.ledger.append({
+            "file": state.entry.id,
+            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "action": action,
+            "clicks": len(state.clicks),
+            "start": state.start or "",
+            "dice_vs_coarse": score(state.coarse),
+            "dice_vs_refined": score(state.refined),
+            "seconds": f"{time.time() - state.opened_at:.1f}",
+        })
+
+    # -- answers -----------------------------------------------------------------------------
+    def mask(self, image_id) -> np.ndarray:
+        """The current mask of the open image ``image_id`` (bool H x W)."""
+        entry = self.entry(image_id)
+        with self._lock:
+            state = self._open.get(entry.id)
+        if state is None:
+            raise Conflict(f"image {entry.id!r} is not open (open it first)", reason="closed")
+        with state.lock:
+            return state.mask
+
+    def _fields(self, state: ImageState) -> dict:
+        mask = state.mask
+        return dict(
+            id=state.entry.id,
+            version=state.version,
+            start=state.start,
+            clicks=state.clicks,
+            area=int(mask.sum()),
+            mask=outline(mask),
+            state=self.catalog.ledger.states().get(state.entry.id, "todo"),
+        )
+
+    def _mask_view(self, state: ImageState, took_ms: float | None = None) -> MaskView:
+        return MaskView(**self._fields(state), took_ms=took_ms)
+
+    def _image_view(self, state: ImageState) -> ImageView:
+        width, height = state.size
+        return ImageView(
+            **self._fields(state),
+            width=width,
+            height=height,
+            coarse=None if state.coarse is None else outline(state.coarse),
+            refined=None if state.refined is None else outline(state.refined),
+            timings_ms={k: round(v, 1) for k, v in state.timings_ms.items()},
+        )
