@@ -85,18 +85,24 @@ CONSTANTS = {
 }
 
 
+def decoding_row(predictor: Predictor, threshold: float | None, **options) -> Callable:
+    """A table row decoding with ``Enhancer(predictor, threshold=threshold, **options)`` from the
+    shared embedding: function(case, embedding) -> EnhanceResult."""
+    enhancer = Enhancer(predictor, threshold=threshold, **options)
+
+    def run(case, embedding):
+        return enhancer.refine(enhancer.encode(case.image, case.coarse, embedding=embedding), return_details=True)
+
+    return run
+
+
 def variants(predictor: Predictor, threshold: float | None) -> dict[str, Callable]:
     """Rows of the table: name -> function(case, embedding) -> refined label map."""
+    from functools import partial
+
     from .baselines import morphology_op
 
-    def enhancer_row(**options):
-        enhancer = Enhancer(predictor, threshold=threshold, **options)
-
-        def run(case, embedding):
-            return enhancer.refine(enhancer.encode(case.image, case.coarse, embedding=embedding), return_details=True)
-
-        return run
-
+    enhancer_row = partial(decoding_row, predictor, threshold)
     plain_box = dict(policy="box", fusion=False, box_rounds=0, gate=False)
     return {
         "coarse": lambda case, embedding: case.coarse_labels,
@@ -115,8 +121,13 @@ def variants(predictor: Predictor, threshold: float | None) -> dict[str, Callabl
 
 def run_config(predictor: Predictor, dataset: str, source: str, limit: int | None) -> tuple[dict[str, Row], float]:
     cases, threshold = load_cases(dataset, source, limit)
-    rows = {name: Row(name) for name in variants(predictor, threshold)}
-    table = variants(predictor, threshold)
+    return run_cases(predictor, cases, variants(predictor, threshold))
+
+
+def run_cases(predictor: Predictor, cases: list[Case], table: dict[str, Callable]) -> tuple[dict[str, Row], float]:
+    """Score every row of ``table`` on every case, each image encoded once; the rows and the mean
+    encode seconds per image."""
+    rows = {name: Row(name) for name in table}
     encode_seconds = 0.0
     for case in cases:
         start = time.perf_counter()

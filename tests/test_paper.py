@@ -1,0 +1,87 @@
+"""``python -m samedenhancer.bench paper``: the target checks and scatter plot of Table 2, and the
+split and Dice of the pseudo-label loop (Table 3), on made-up per-image scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from samedenhancer.bench import paper, selftrain
+from samedenhancer.metrics import dice
+
+
+def _result(dataset, coarse, default):
+    rows = {name: {"dice": list(values), "hd95": [10.0] * len(values), "gated": 0, "regions": len(values)}
+            for name, values in (("coarse", coarse), ("default", default), ("box only", default), ("hierarchical", coarse))}
+    rows["default"]["hd95"] = [5.0] * len(default)
+    return {"dataset": dataset, "stems": [str(i) for i in range(len(coarse))], "rows": rows,
+            "unet_minutes": 1.0, "refine_minutes": 2.0, "encode_s": 0.5}
+
+
+def test_met_targets_need_no_plot(tmp_path):
+    lines = paper.format_table2(_result("kvasir", [0.6, 0.7], [0.65, 0.75]), tmp_path)
+    text = "\n".join(lines)
+    assert "Δ Dice >= +1.5: +5.00 — **met**" in text and "**missed**" not in text
+    assert "| coarse | 65.00 | +0.00 |" in text and "84.71 / 58.73" in text
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_missed_target_writes_the_per_image_scatter(tmp_path):
+    lines = paper.format_table2(_result("busi", [0.6, 0.7, 0.8], [0.62, 0.5, 0.83]), tmp_path)
+    text = "\n".join(lines)
+    assert "Δ Dice >= +4.0: -5.00 — **missed**" in text and "33 %" in text
+    assert (tmp_path / "paper_scatter_busi.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "paper_scatter_busi.png" in text
+
+
+def test_split_deals_groups_to_disjoint_parts():
+    items = [(f"p{g}_f_slice{z}", f"p{g}", np.zeros((4, 4)), np.zeros((4, 4), np.uint8)) for g in range(8) for z in range(2)]
+    parts = selftrain.split(items, selftrain.Split(labelled=2, unlabelled=3, test=2, seed=1))
+    groups = {name: set(part.groups) for name, part in parts.items()}
+    assert [len(groups[n]) for n in ("labelled", "unlabelled", "test")] == [2, 3, 2]
+    assert not (groups["labelled"] & groups["unlabelled"] or groups["labelled"] & groups["test"])
+    assert all(len(part.stems) == 2 * len(groups[name]) for name, part in parts.items())
+    with pytest.raises(ValueError, match="split needs 9 groups"):
+        selftrain.split(items, selftrain.Split(labelled=3, unlabelled=4, test=2))
+
+
+def test_volume_dice_is_3d_per_volume_and_per_image_for_one_class():
+    rng = np.random.default_rng(0)
+    truth = [rng.integers(0, 4, (6, 5)).astype(np.uint8) for _ in range(4)]
+    pred = [np.where(rng.random((6, 5)) < 0.8, t, 0).astype(np.uint8) for t in truth]
+    stems = ["a_slice00", "a_slice01", "b_slice00", "b_slice01"]
+    expected = []
+    for members in ((0, 1), (2, 3)):
+        p, t = np.stack([pred[i] for i in members]), np.stack([truth[i] for i in members])
+        expected.append(np.mean([2 * ((p == c) & (t == c)).sum() / ((p == c).sum() + (t == c).sum()) for c in (1, 2, 3)]))
+    assert selftrain.volume_dice(stems, pred, truth, 3) == pytest.approx(np.mean(expected))
+    binary_p, binary_t = [(p > 0).astype(np.uint8) for p in pred], [(t > 0).astype(np.uint8) for t in truth]
+    assert selftrain.volume_dice(stems, binary_p, binary_t, 1) == pytest.approx(
+        np.mean([dice(p, t) for p, t in zip(binary_p, binary_t)]))
+
+
+def test_refine_all_encodes_once_per_image_and_keeps_item_order(litemedsam_dir, data_root):
+    from samedenhancer.bench import datasets
+
+    samples = datasets.samples("cvc_clinicdb", data_root)[:2]
+    items = []
+    for sample in samples:
+        truth = sample.ground_truth()
+        items.append((sample.image(), [(255 * truth).astype(np.uint8), np.zeros_like(truth)]))
+    rows = selftrain.refine_all("litemedsam", 127, items, classes=1, workers=1)
+    assert len(rows) == 2 and all(len(row) == 2 for row in rows)
+    for (image, maps), row in zip(items, rows):
+        (refined, verdict), (empty, empty_verdict) = row
+        assert refined.shape == maps[0].shape and dice(refined, maps[0]) > 0.5 and verdict in ("keep", "flag")
+        assert not empty.any() and empty_verdict == "keep"
+
+
+def test_fit_predict_gives_native_size_maps():
+    pytest.importorskip("torch", reason="the U-Net bench needs torch (the export extra)")
+    from samedenhancer.bench import unet
+
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (20 + i, 24)).astype(np.uint8) for i in range(4)]
+    labels = [(im > 128).astype(np.uint8) for im in images]
+    config = unet.UNetConfig(size=16, width=2, depth=2, epochs=1, batch_size=2)
+    maps = selftrain._fit_predict((images, labels, 1, config, images[:2]))
+    assert [m.shape for m in maps] == [(20, 24), (21, 24)] and all(m.dtype == np.uint8 for m in maps)

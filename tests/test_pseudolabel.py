@@ -1,0 +1,129 @@
+"""Pseudo-label mode: the review and its keep/flag rule, and ``samedenhancer pseudolabel`` (manifest,
+per-file failures, resume), with the deterministic model double of the pipeline tests."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import samedenhancer.enhancer
+from samedenhancer import io
+from samedenhancer.cli import main
+from samedenhancer.enhancer import Enhancer
+from samedenhancer.pseudolabel import Review, Rule, pseudolabel, review
+from test_enhancer_pipeline import DoublePredictor
+
+
+def _square(shape=(64, 64), y0=20, y1=40, x0=20, x1=40):
+    mask = np.zeros(shape, np.uint8)
+    mask[y0:y1, x0:x1] = 1
+    return mask
+
+
+def test_a_refinement_that_agrees_is_kept_and_one_that_moves_far_is_flagged():
+    image = np.zeros((64, 64), np.uint8)
+    close = pseudolabel(image, _square(), enhancer=Enhancer(DoublePredictor(), box_margin=0))
+    assert close.review.verdict == "keep" and close.review.regions == 1
+    assert close.review.agreement > 0.9 and close.review.min_iou_prediction == pytest.approx(0.9)
+    assert close.mask.shape == (64, 64) and close.result.regions
+    grown = pseudolabel(image, _square(), enhancer=Enhancer(DoublePredictor(grow=12), box_margin=0))
+    assert grown.review.verdict == "flag" and grown.review.reason.startswith("agreement")
+    assert grown.review.agreement < 0.7
+
+
+def test_rule_thresholds_decide_and_empty_labels_are_kept():
+    image = np.zeros((64, 64), np.uint8)
+    enhancer = Enhancer(DoublePredictor(ious=[0.3]), box_margin=0)
+    result = enhancer.enhance(image, _square(), return_details=True)
+    assert review(result, _square()).verdict == "keep"
+    strict = review(result, _square(), Rule(min_iou=0.5))
+    assert strict.verdict == "flag" and "IoU prediction 0.30 < 0.50" in strict.reason
+    empty = pseudolabel(image, np.zeros((64, 64), np.uint8), enhancer=enhancer)
+    assert empty.review.verdict == "keep" and empty.review.regions == 0 and np.isnan(empty.review.min_iou_prediction)
+
+
+def test_gate_fired_flags_unless_the_rule_says_otherwise():
+    image = np.zeros((64, 64), np.uint8)
+    enhancer = Enhancer(DoublePredictor(grow=12), box_margin=0, gate=True)
+    result = enhancer.enhance(image, _square(), return_details=True)
+    assert result.gate_fired == 1
+    loose = Rule(min_agreement=0.0)
+    assert review(result, _square(), loose).verdict == "flag"
+    assert review(result, _square(), Rule(min_agreement=0.0, flag_gate=False)).verdict == "keep"
+
+
+def test_bad_arguments_name_the_parameter():
+    with pytest.raises(ValueError, match="Rule min_agreement must be a number in \\[0, 1\\]"):
+        Rule(min_agreement=1.5)
+    with pytest.raises(TypeError, match="Rule flag_gate must be True or False"):
+        Rule(flag_gate="yes")
+    with pytest.raises(TypeError, match="result must be an EnhanceResult"):
+        review(np.zeros((4, 4)), np.zeros((4, 4)))
+    result = Enhancer(DoublePredictor()).enhance(np.zeros((64, 64)), _square(), return_details=True)
+    with pytest.raises(ValueError, match="pseudo_labels must have the shape"):
+        review(result, np.zeros((8, 8)))
+
+
+@pytest.fixture()
+def folders(tmp_path, monkeypatch):
+    real = samedenhancer.enhancer.Enhancer
+
+    def double(model, providers=None, **options):  # the CLI's Enhancer, on the model double
+        return real(DoublePredictor(grow=1), **options)
+
+    monkeypatch.setattr(samedenhancer.enhancer, "Enhancer", double)
+    images, pseudo = tmp_path / "images", tmp_path / "pseudo"
+    images.mkdir()
+    pseudo.mkdir()
+    for i, shift in enumerate((0, 5, 10)):
+        io.write_mask(images / f"img{i}.png", np.full((64, 64), 100, np.uint8))
+        io.write_mask(pseudo / f"img{i}.png", 255 * _square(x0=10 + shift, x1=30 + shift))
+    io.write_mask(images / "orphan.png", np.zeros((64, 64), np.uint8))
+    (pseudo / "broken.png").write_bytes(b"not a png")
+    io.write_mask(images / "broken.png", np.zeros((64, 64), np.uint8))
+    return tmp_path
+
+
+def _manifest(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_cli_writes_labels_and_a_manifest_and_reports_failures(folders, capsys):
+    out = folders / "out"
+    code = main(["pseudolabel", str(folders / "images"), str(folders / "pseudo"), "--out", str(out),
+                 "--threshold", "127", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1 and "orphan: no pseudo-label" in err and "broken" in err and "2 of 5 failed" in err
+    rows = _manifest(out / "manifest.csv")
+    assert [r["stem"] for r in rows] == ["img0", "img1", "img2"]
+    assert list(rows[0]) == ["stem", "input", "output", *Review.columns(), "rule"]
+    assert all(r["verdict"] == "keep" and r["regions"] == "1" and float(r["agreement"]) >= 0.7 for r in rows)
+    assert rows[0]["rule"] == str(Rule())
+    assert sorted(p.name for p in out.glob("*.png")) == ["img0.png", "img1.png", "img2.png"]
+    assert set(np.unique(io.read_mask(out / "img0.png")).tolist()) == {0, 1}
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_cli_resume_skips_what_the_manifest_holds(folders, capsys):
+    out = folders / "out"
+    args = ["pseudolabel", str(folders / "images"), str(folders / "pseudo"), "--out", str(out), "--threshold", "127",
+            "--quiet"]
+    main(args)
+    (out / "img1.png").unlink()  # an output lost after the run: resume redoes it
+    before = (out / "img0.png").stat().st_mtime_ns
+    capsys.readouterr()
+    main(args + ["--resume", "--min-agreement", "0.99"])
+    assert "refined 1 of 2 pseudo-labels" in capsys.readouterr().err  # img1 redone, the broken file retried
+    rows = {r["stem"]: r for r in _manifest(out / "manifest.csv")}
+    assert set(rows) == {"img0", "img1", "img2"} and (out / "img0.png").stat().st_mtime_ns == before
+    assert rows["img1"]["verdict"] == "flag" and rows["img0"]["verdict"] == "keep"
+
+
+def test_the_runtime_path_never_imports_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, samedenhancer.cli, samedenhancer.pseudolabel; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"

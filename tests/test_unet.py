@@ -1,0 +1,93 @@
+"""The U-Net harness of ``python -m samedenhancer.bench unet``: out-of-fold maps for every image,
+written as <stem>.png at native size, byte-identical across runs (seeded, deterministic torch)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch", reason="the U-Net bench needs torch (the export extra)")
+
+from samedenhancer import io
+from samedenhancer.bench import unet
+
+TINY = ["--epochs", "1", "--folds", "2", "--size", "16", "--depth", "2", "--width", "4", "--batch-size", "2"]
+
+
+def _folders(tmp_path, classes=1, count=6):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        h, w = 30 + 2 * i, 40 - i
+        label = np.zeros((h, w), np.uint8)
+        for c in range(1, classes + 1):
+            y, x = rng.integers(2, h - 10), rng.integers(2, w - 10)
+            label[y:y + 8, x:x + 8] = c
+        image = (40 + 60 * label + rng.integers(0, 30, (h, w))).astype(np.uint8)
+        io.write_mask(images / f"case{i}.png", image)
+        io.write_mask(masks / f"case{i}.png", (label * 255).astype(np.uint8) if classes == 1 else label)
+    return images, masks
+
+
+def test_every_image_gets_a_native_size_map_and_two_runs_are_byte_identical(tmp_path, capsys):
+    images, masks = _folders(tmp_path)
+    outs = [tmp_path / "run1", tmp_path / "run2"]
+    for out in outs:
+        assert unet.main(["--images", str(images), "--masks", str(masks), "--out", str(out)] + TINY) == 0
+    assert "mean Dice" in capsys.readouterr().out
+    stems = sorted(p.stem for p in masks.iterdir())
+    assert sorted(p.stem for p in outs[0].glob("*.png")) == stems
+    for stem in stems:
+        first = (outs[0] / f"{stem}.png").read_bytes()
+        assert first == (outs[1] / f"{stem}.png").read_bytes()
+        written = io.read_mask(outs[0] / f"{stem}.png")
+        assert written.dtype == np.uint8 and written.shape == io.read_mask(masks / f"{stem}.png").shape
+    assert not [p for p in outs[0].iterdir() if p.name.startswith(".")]
+
+
+def test_multi_class_masks_give_label_maps(tmp_path):
+    images, masks = _folders(tmp_path, classes=2)
+    out = tmp_path / "out"
+    assert unet.main(["--images", str(images), "--masks", str(masks), "--out", str(out)] + TINY) == 0
+    maps = [io.read_mask(p) for p in sorted(out.glob("*.png"))]
+    assert len(maps) == 6 and max(int(m.max()) for m in maps) <= 2
+
+
+def test_folds_keep_groups_together_and_cover_every_image():
+    groups = ["p1", "p1", "p2", "p3", "p3", "p3", "p4", "p5"]
+    fold = unet.folds_of(groups, 3, seed=1)
+    assert set(fold.tolist()) == {0, 1, 2}
+    for g in set(groups):
+        assert len({f for f, h in zip(fold, groups) if h == g}) == 1
+    assert np.array_equal(fold, unet.folds_of(groups, 3, seed=1))
+    with pytest.raises(ValueError, match="folds must be <= the number of groups"):
+        unet.folds_of(groups, 6, seed=0)
+
+
+def test_train_inputs_replace_the_training_folds_only():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 1, 8, 8)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    config = unet.UNetConfig(size=8, width=2, depth=2, epochs=1, folds=2, batch_size=2)
+    plain = unet.cross_validate(x, y, ["a", "b", "c", "d"], 1, config)
+    assert plain.shape == (4, 1, 8, 8) and np.all((plain >= 0) & (plain <= 1))
+    other = unet.cross_validate(x, y, ["a", "b", "c", "d"], 1, config, train_inputs=-x)
+    assert not np.array_equal(plain, other)
+    with pytest.raises(ValueError, match="train_inputs must have the shape"):
+        unet.cross_validate(x, y, ["a", "b", "c", "d"], 1, config, train_inputs=x[:, :, :4])
+
+
+def test_bad_configuration_and_arguments_are_clear_errors(tmp_path, capsys):
+    with pytest.raises(ValueError, match="UNetConfig epochs must be an integer >= 1"):
+        unet.UNetConfig(epochs=0)
+    with pytest.raises(ValueError, match="divisible by 2"):
+        unet.UNetConfig(size=20, depth=4)
+    assert unet.main(["--images", str(tmp_path)]) == 2
+    assert "--images, --masks and --out are required" in capsys.readouterr().err
+
+
+def test_labels_of_reads_binary_encodings_and_label_maps():
+    assert unet.labels_of(np.array([[0, 255], [250, 3]], np.uint8)).tolist() == [[0, 1], [1, 0]]
+    assert unet.labels_of(np.array([[0, 1], [2, 3]], np.uint8)).tolist() == [[0, 1], [2, 3]]
