@@ -101,8 +101,7 @@ def _check_image(predictor, reference, sample, record, counts=(1, 8)):
     record("encoder", enc_err)
     assert enc_err < TOLERANCE
     # Each graph against its PyTorch counterpart on the same input: the reference decoder reads the
-    # exported encoder's features, so the decoder's error is its own, not the encoder's amplified
-    # (decoding the PyTorch features instead reached 1.4e-3 on this Xeon's kernels, 2026-12-01).
+    # exported encoder's features, so the decoder's error is its own, not the encoder's amplified.
     ref_features = [np.array(f) for f in embedding.features]  # a writable copy for torch
     for count in counts:
         boxes, coords, labels = _prompts(truth, count)
