@@ -23,14 +23,15 @@ def add_parser(sub) -> None:
     p.add_argument("--model", default="litemedsam", help="model name or exported model folder")
     p.add_argument("--providers", nargs="+", default=None, help="ONNX Runtime execution providers")
     p.add_argument("--threshold", type=float, default=None, help="threshold for soft maps (0.5 or 127)")
-    p.add_argument("--prior", choices=("multi", "single"), default="multi")
+    p.add_argument("--prior", choices=("multi", "single"), default="multi",
+                   help="single keeps the largest region per class (default multi)")
     p.add_argument("--min-agreement", type=float, default=0.7,
                    help="flag a label whose Dice with the input is below this (default 0.7)")
     p.add_argument("--min-iou", type=float, default=0.0,
                    help="flag a label whose lowest predicted IoU is below this (default 0: off)")
     p.add_argument("--no-flag-gate", action="store_true", help="do not flag labels where the gate fired")
     p.add_argument("--resume", action="store_true", help="skip images already in the manifest with an output")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
