@@ -12,7 +12,7 @@ from samedenhancer import io
 from samedenhancer.cli import main
 from samedenhancer.enhancer import Enhancer
 from samedenhancer.pseudolabel import Review, Rule, pseudolabel, review
-from test_enhancer_pipeline import DoublePredictor
+from fakes import DoublePredictor
 
 
 def _square(shape=(64, 64), y0=20, y1=40, x0=20, x1=40):

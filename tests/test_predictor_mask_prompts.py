@@ -1,6 +1,6 @@
 """Mask prompts (``mask_input``) on the cached LiteMedSAM export: the accepted shapes, one mask shared
 by N prompts, chunked decoder calls, a mask alone, and the errors. Parity of the graphs with the
-PyTorch prompt encoder's ``masks=`` path is in test_models_parity.py."""
+PyTorch prompt encoder's ``masks=`` path is in test_export_parity.py."""
 
 from __future__ import annotations
 

@@ -254,7 +254,7 @@ def test_sam_vit_b_matches_pytorch(sam_vit_b, data_root, dataset, index, record)
 def test_sam_vit_l_h_reduced_depth_match_pytorch(segment_anything, name, tmp_path, data_root, record, monkeypatch):
     """ViT-L/H at full width and heads but only their first 2 encoder blocks (one windowed, one with
     global attention; ``build_sam(depth=2)``), so that parity costs seconds rather than minutes on 2
-    cores. The full-depth configurations are checked for shapes in test_sam_family.py. The full
+    cores. The full-depth configurations are checked for shapes in test_export_sam_family.py. The full
     encoders are over 1 GiB and keep their weights in ``encoder.onnx.data``: the threshold is lowered
     here so that the reduced ones take that path too."""
     import samedenhancer.export as exporter

@@ -14,7 +14,7 @@ from samedenhancer.cli import main
 from samedenhancer.enhancer.volume import clean_volume, components_3d
 from samedenhancer.core import MiningOptions
 
-from test_enhancer_pipeline import DoublePredictor as _EnhancerDouble
+from fakes import DoublePredictor as _EnhancerDouble
 
 
 class DoublePredictor(_EnhancerDouble):
@@ -133,7 +133,7 @@ def _dice(a, b):
 
 
 def test_real_litemedsam_propagates_lv_and_myocardium_through_an_acdc_volume(data_root, litemedsam_dir):
-    from test_dicom_series import acdc_volume
+    from test_io_dicom_series import acdc_volume
 
     image, labels = acdc_volume(data_root)  # patient011 ED, 9 slices
     present = np.flatnonzero(labels.reshape(-1, labels.shape[2]).any(0))
@@ -151,7 +151,7 @@ def test_real_litemedsam_propagates_lv_and_myocardium_through_an_acdc_volume(dat
 
 def test_cli_propagates_and_enhances_a_dicom_series_into_a_seg(tmp_path, data_root, litemedsam_dir, capsys):
     pytest.importorskip("highdicom", reason="DICOM SEG needs the dicom extra (highdicom)")
-    from test_dicom_series import acdc_volume, write_series
+    from test_io_dicom_series import acdc_volume, write_series
 
     image, labels = acdc_volume(data_root)
     image, labels = image[:, :, 3:6].copy(), labels[:, :, 3:6].copy()

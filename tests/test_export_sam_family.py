@@ -1,7 +1,7 @@
 """The SAM ViT-b/l/h family without running the encoders: the static manifests, SAM's and MedSAM's
 preprocessing against their own recipes, the three encoder configurations (on the meta device),
 the checkpoint layouts the exporter accepts, and its errors. Encoder/decoder parity with PyTorch is
-in test_models_parity.py."""
+in test_export_parity.py."""
 
 from __future__ import annotations
 
