@@ -108,6 +108,20 @@ def test_batch_reports_bad_items_and_keeps_every_good_result():
     assert items[3].result.mask.any()
 
 
+def test_batch_keeps_an_unexpected_engine_error_in_its_item():
+    from fakes import FailingPredictor
+
+    class EngineError(Exception):  # e.g. cv2.error or an ONNX Runtime failure: not a ValueError
+        pass
+
+    coarse = _blob((64, 64), 5, 15, 5, 15)
+    enhancer = Enhancer(FailingPredictor(48, EngineError("inv_scale_x > 0")))
+    items = enhancer.enhance_batch([np.zeros((64, 64)), np.zeros((48, 64)), np.zeros((64, 64))],
+                                   [coarse, coarse[:48], coarse])
+    assert [item.ok for item in items] == [True, False, True]
+    assert isinstance(items[1].error, EngineError) and items[2].result.mask.any()
+
+
 # -- soft fusion ------------------------------------------------------------------------------
 
 
