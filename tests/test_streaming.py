@@ -72,7 +72,7 @@ def test_bad_frames_yield_errors_and_the_stream_goes_on(enhancer, clip):
         (nan_frame, maps[0], "NaN"),
         (frames[0][..., :2], maps[0], "shape"),
         (np.zeros((0, 320, 3), np.uint8), np.zeros((0, 320), np.uint8), "pixel"),
-        (frames[1], maps[1][:100], "does not match"),
+        (frames[1], maps[1][::2, ::2], "does not match"),  # the whole map at half size: a soft map of another size
         (None, maps[1], "numpy array"),
         (frames[1][:200], maps[1][:200], "decoder failed"),
         (frames[1], maps[1], None),
@@ -256,5 +256,6 @@ def test_cli_writes_masks_and_an_overlay_video(videos, litemedsam_dir, tmp_path,
 
 
 def test_cli_reports_a_missing_video(tmp_path, capsys):
-    code = cli_main(["stream", str(tmp_path / "nope.avi"), "--coarse", str(tmp_path), "--out", str(tmp_path / "o")])
+    (tmp_path / "coarse").mkdir()
+    code = cli_main(["stream", str(tmp_path / "nope.avi"), "--coarse", str(tmp_path / "coarse"), "--out", str(tmp_path / "o")])
     assert code == 2 and "no such video file" in capsys.readouterr().err

@@ -89,14 +89,20 @@ def _enhance_series(args: argparse.Namespace, make_enhancer) -> int:
     """One DICOM series (folder or multi-frame file) with its coarse volume (NIfTI or SEG), refined
     with the 3-D mining and written as a SEG (default) or NIfTI."""
     scan = Path(args.images)
-    io.prepare_output_folder(args.out, {"images": args.images, "coarse": args.coarse})
+    fmt = args.format if args.format in ("nifti", "seg") else "seg"
+    target = _volumes.output_path(Path(args.out), scan.stem, fmt)
+    if target == Path(args.out):  # --out names the output file: it must not be an input
+        if target.resolve() in (scan.resolve(), Path(args.coarse).resolve()):
+            raise ValueError(f"--out {args.out} is an input file: choose another name")
+        io.prepare_output_folder(target.parent)
+    else:
+        io.prepare_output_folder(target.parent, {"images": args.images, "coarse": args.coarse})
     volume, series = _volumes.read_scan(scan)
     coarse = _volumes.read_labels(Path(args.coarse), series)
-    fmt = args.format if args.format in ("nifti", "seg") else "seg"
     enhancer = make_enhancer(args.model, providers=args.providers, prior=args.prior, policy=args.policy,
                              gate=args.gate, threshold=args.threshold, fusion=False if args.no_fusion else None,
                              box_rounds=args.box_rounds)
     refined = enhancer.enhance_volume(volume, coarse, series.spacing)
-    written = _volumes.write_labels(_volumes.output_path(Path(args.out), scan.stem, fmt), refined, series, fmt)
+    written = _volumes.write_labels(target, refined, series, fmt)
     print(f"enhanced the series {scan} into {written}", file=sys.stderr)
     return 0
