@@ -193,7 +193,7 @@ def priors(image: np.ndarray, model: str | os.PathLike | Predictor = "litemedsam
         kept = len(chosen)
     else:
         kept = 0
-    return Priors(segmentation, boundary, kept, len(grid) * (3 if prompt_kind == "point" else 1))
+    return Priors(segmentation, boundary, kept, len(grid))
 
 
 def _tight_box(mask: np.ndarray, window: tuple) -> tuple:
