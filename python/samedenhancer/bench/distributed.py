@@ -52,8 +52,9 @@ def _first_output_watcher(out: Path, start: float, found: list[float]) -> thread
     return thread
 
 
-def _cli(images: Path, coarse: Path, out: Path) -> tuple[float, float, float]:
-    """(img/s, model load s, first output s) of ``samedenhancer enhance`` in this process."""
+def _cli(images: Path, coarse: Path, out: Path) -> tuple[float, float, float, float]:
+    """(img/s, model load s, first output s, img/s after the first output) of ``samedenhancer enhance``
+    in this process."""
     from samedenhancer.cli import main
     from samedenhancer.enhancer import Enhancer
 
@@ -69,13 +70,16 @@ def _cli(images: Path, coarse: Path, out: Path) -> tuple[float, float, float]:
     watcher.join()
     if code != 0:
         raise RuntimeError(f"samedenhancer enhance failed with status {code}")
-    return sum(1 for p in out.iterdir() if p.suffix == ".png") / seconds, load, found[0]
+    count = sum(1 for p in out.iterdir() if p.suffix == ".png")
+    return count / seconds, load, found[0], (count - 1) / (seconds - found[0])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m samedenhancer.bench distributed", description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--images", type=int, default=12, help="Kvasir images (default 12)")
+    parser.add_argument("--images", type=int, default=100,
+                        help="Kvasir images (default 100: a job long enough that the actors' start-up, paid once per job, "
+                             "is a small part of it)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2],
                         help="Ray actor counts to measure (threads per actor = cores / actors; default 1 2)")
     parser.add_argument("--out", default="benchmarks/DISTRIBUTED.md", help="report file ('' for none)")
@@ -103,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                  _node_ip_address="127.0.0.1")
         cluster_s = time.perf_counter() - start
         try:
-            cli_rate, cli_load, cli_first = _cli(images, coarse, base / "cli")
+            cli_rate, cli_load, cli_first, cli_steady = _cli(images, coarse, base / "cli")
             expected = {p.name: p.read_bytes() for p in (base / "cli").iterdir()}
             for workers in args.workers:
                 out = base / f"ray{workers}"
@@ -120,6 +124,12 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(Row(f"enhance_dataset, Ray Data, {label}", result.images_per_s, cli_rate,
                                 f"samedenhancer enhance (1 process, {cores} threads)", unit="img/s", target=">= 0.9x",
                                 extra={"per_worker_img_s": per_worker, "seconds": result.seconds}))
+                # the steady state: rows after the first batch, over the time after it reached the driver
+                after_first = [r for r in manifest if r["finished_at"] > first["finished_at"] + 1e-3 and r["status"] == "ok"]
+                if after_first:
+                    span = max(r["finished_at"] for r in after_first) - first["finished_at"]
+                    rows.append(Row(f"steady state after the first output, {label}", len(after_first) / span, cli_steady,
+                                    "CLI after its first file", unit="img/s", target="(reported)"))
                 rows.append(Row(f"actor start-up (process + model load), {label}", 1e3 * startup, 1e3 * cli_load,
                                 "CLI model load in process", target="(reported)"))
                 rows.append(Row(f"time to first output, {label}", 1e3 * result.first_output_s, 1e3 * cli_first,
