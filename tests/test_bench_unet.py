@@ -79,6 +79,27 @@ def test_train_inputs_replace_the_training_folds_only():
         unet.cross_validate(x, y, ["a", "b", "c", "d"], 1, config, train_inputs=x[:, :, :4])
 
 
+def test_alternated_training_and_several_predicted_forms():
+    """SAMAug's recipe: epochs alternate between two forms of the images; each form given as
+    inputs is predicted by the same fold models."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(4, 1, 8, 8)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    groups = ["a", "b", "c", "d"]
+    config = unet.UNetConfig(size=8, width=2, depth=2, epochs=2, folds=2, batch_size=2)
+    plain = unet.cross_validate(x, y, groups, 1, config)
+    alternated, flipped = unet.cross_validate((x, -x), y, groups, 1, config, train_inputs=(x, -x))
+    assert alternated.shape == flipped.shape == plain.shape
+    assert not np.array_equal(alternated, plain)  # the second epoch saw -x
+    assert not np.array_equal(alternated, flipped)  # two forms, two predictions of one model
+    # one epoch reads only the first form: the same model as training on it alone
+    one = unet.UNetConfig(size=8, width=2, depth=2, epochs=1, folds=2, batch_size=2)
+    assert np.array_equal(unet.cross_validate(x, y, groups, 1, one, train_inputs=(x, -x)),
+                          unet.cross_validate(x, y, groups, 1, one))
+    with pytest.raises(ValueError, match="train_inputs must have the shape"):
+        unet.cross_validate((x, x[:, :, :4]), y, groups, 1, config)
+
+
 def test_bad_configuration_and_arguments_are_clear_errors(tmp_path, capsys):
     with pytest.raises(ValueError, match="UNetConfig epochs must be an integer >= 1"):
         unet.UNetConfig(epochs=0)

@@ -1,13 +1,21 @@
 """``python -m samedenhancer.bench samaug``: SAMAug's prior maps from the embedded model — how well
 the segmentation prior alone locates the target (AUC against the expert foreground) and what a
-prior map costs, for each automatic prompt grid, on real images.
+prior map costs, for each automatic prompt grid, on real images — and, with ``--downstream``,
+whether a downstream segmenter gains from them.
 
 Each image is encoded once; every grid decodes from that embedding. The competitor of the cost is
 SAM's automatic mask generator grid (32 x 32 points, ~1000 prompts) extrapolated from the measured
-seconds per prompt of the same run. Writes ``benchmarks/SAMAUG.md`` with ``--write``.
+seconds per prompt of the same run.
 
-Not here yet (issue 16): the downstream proof (the same U-Net trained on plain vs SAMAug-augmented
-images), which needs the U-Net harness of ``bench unet``.
+The downstream proof uses the U-Net harness of ``bench unet`` (same folds, seeds, epochs and
+size): the U-Net trained and tested on plain images against the same U-Net with SAMAug's recipe —
+training epochs alternate between the plain and the augmented image (:func:`samedenhancer.augment`
+of the default prior grid), and at test time both are predicted and the output with the larger mean
+``|p - 0.5|`` is kept — and against training and testing on augmented images only. Plain images are
+the augmented ones without the priors (scaled to [0, 1], grey as three channels), so that the three
+variants share one architecture. Dice and HD95 (pixels) at native resolution, out-of-fold, every
+image of the shared set. The augmented images are cached (``--cache``). Writes
+``benchmarks/SAMAUG.md`` and the figure ``benchmarks/SAMAUG.png`` with ``--write``.
 """
 
 from __future__ import annotations
@@ -38,11 +46,138 @@ def auc(scores: np.ndarray, truth: np.ndarray) -> float:
     return float((ranks[truth].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
+def _unit_rgb(image: np.ndarray) -> np.ndarray:
+    """``image`` as :func:`samedenhancer.augment` scales it, without the priors: float32 H x W x 3 in [0, 1]."""
+    from samedenhancer import Priors, augment
+
+    zero = np.zeros(image.shape[:2], np.float32)
+    return augment(image, Priors(zero, zero, 0, 0))
+
+
+def _augmented_inputs(dataset: str, data, predictor, cache: Path, size: int, log) -> tuple[list, list]:
+    """Per image: the SAMAug-augmented image and its two prior maps at ``size`` x ``size`` (float32),
+    from ``cache/<dataset>/<stem>.npz`` when there (one encode + the default grid otherwise)."""
+    import cv2
+
+    from samedenhancer import augment, priors
+
+    folder = cache / dataset
+    folder.mkdir(parents=True, exist_ok=True)
+    augmented, maps = [], []
+    start, made = time.perf_counter(), 0
+    for stem, image in zip(data.stems, data.images):
+        path = folder / f"{stem}.npz"
+        if not path.is_file():
+            pri = priors(image, predictor)
+            small = {"augmented": augment(image, pri), "segmentation": pri.segmentation, "boundary": pri.boundary}
+            small = {k: cv2.resize(v, (size, size), interpolation=cv2.INTER_AREA).astype(np.float16) for k, v in small.items()}
+            from samedenhancer.io import write_atomically
+
+            write_atomically(path, ".npz", lambda tmp: np.savez(tmp, **small))
+            made += 1
+            if log and made % 25 == 0:
+                log(f"{dataset}: priors of {made} images, {(time.perf_counter() - start) / made:.2f} s per image")
+        with np.load(path) as stored:
+            augmented.append(stored["augmented"].astype(np.float32))
+            maps.append((stored["segmentation"].astype(np.float32), stored["boundary"].astype(np.float32)))
+    return augmented, maps
+
+
+def _scores(probabilities: np.ndarray, data) -> tuple[float, float, int]:
+    """Mean Dice (%), mean HD95 (px, where both masks are non-empty) and that count, at native size."""
+    from samedenhancer.metrics import dice, hd95
+
+    from .unet import to_native
+
+    dices, distances = [], []
+    for p, truth in zip(probabilities, data.labels):
+        mask = to_native(p, truth.shape) > 127
+        dices.append(dice(mask, truth > 0))
+        if mask.any() and truth.any():
+            distances.append(hd95(mask, truth > 0))
+    return 100 * float(np.mean(dices)), float(np.mean(distances)) if distances else float("nan"), len(distances)
+
+
+def confident(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """SAMAug's test-time rule: per image, the output (N x 1 x S x S probabilities) with the larger
+    mean ``|p - 0.5|``."""
+    pick = np.abs(first - 0.5).mean(axis=(1, 2, 3)) >= np.abs(second - 0.5).mean(axis=(1, 2, 3))
+    return np.where(pick[:, None, None, None], first, second)
+
+
+#: Cached augmented images at this side (>= the U-Net's input size).
+CACHE_SIZE = 128
+
+
+def downstream(dataset: str, config, cache: Path, log=None) -> dict:
+    """The three U-Net variants on one shared set (see the module docstring): variant -> (Dice %,
+    HD95 px, images with both masks non-empty), plus the images, the cached priors and the seconds."""
+    from samedenhancer import Predictor
+
+    from . import unet
+
+    if config.size > CACHE_SIZE:
+        raise ValueError(f"the U-Net size must be <= {CACHE_SIZE} (the cached augmented images), got {config.size}")
+    data = unet.load_shared(dataset)
+    start = time.perf_counter()
+    augmented, maps = _augmented_inputs(dataset, data, Predictor("litemedsam"), cache, CACHE_SIZE, log)
+    priors_s = time.perf_counter() - start
+    plain = np.stack([unet.as_input(_unit_rgb(image), config.size) for image in data.images])
+    aug = np.stack([unet.as_input(a, config.size) for a in augmented])
+    targets = np.stack([unet.as_target(label, config.size) for label in data.labels])
+    start = time.perf_counter()
+    base = unet.cross_validate(plain, targets, data.groups, 1, config, log=log)
+    alternate_plain, alternate_aug = unet.cross_validate((plain, aug), targets, data.groups, 1, config,
+                                                         train_inputs=(plain, aug), log=log)
+    aug_only = unet.cross_validate(aug, targets, data.groups, 1, config, log=log)
+    unet_s = time.perf_counter() - start
+    return {
+        "images": len(data.stems),
+        "variants": {
+            "plain U-Net": _scores(base, data),
+            "SAMAug (alternating training, confidence rule at test)": _scores(confident(alternate_plain, alternate_aug), data),
+            "SAMAug-trained, tested on plain images": _scores(alternate_plain, data),
+            "augmented images only (train and test)": _scores(aug_only, data),
+        },
+        "samples": (data.images[:1], maps[:1], augmented[:1]),
+        "priors_s": priors_s,
+        "unet_s": unet_s,
+    }
+
+
+def figure(samples: dict, path: Path) -> None:
+    """One row per dataset: the image, the segmentation prior, the boundary prior, the augmented image."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import cv2
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(samples), 4, figsize=(10, 2.6 * len(samples)), squeeze=False)
+    for row, (dataset, (images, maps, augmented)) in enumerate(samples.items()):
+        segmentation, boundary = maps[0]
+        size = segmentation.shape[::-1]
+        panels = [(cv2.resize(images[0], size, interpolation=cv2.INTER_AREA), "image", None),
+                  (segmentation, "segmentation prior", "magma"), (boundary, "boundary prior", "gray"),
+                  (np.clip(augmented[0], 0, 1), "SAMAug input", None)]
+        for ax, (picture, title, cmap) in zip(axes[row], panels):
+            ax.imshow(picture, cmap=cmap)
+            ax.set_title(f"{dataset}: {title}" if ax is axes[row][0] else title, fontsize=9)
+            ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m samedenhancer.bench samaug", description=__doc__.split("\n")[0])
     parser.add_argument("--limit", type=int, default=10, help="images per dataset")
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
-    parser.add_argument("--write", action="store_true", help="write benchmarks/SAMAUG.md")
+    parser.add_argument("--write", action="store_true", help="write benchmarks/SAMAUG.md (and SAMAUG.png with --downstream)")
+    parser.add_argument("--downstream", action="store_true",
+                        help="also train the U-Net of bench unet on plain vs SAMAug-augmented images (every image of each set)")
+    parser.add_argument("--cache", default=None,
+                        help="folder for the augmented images of --downstream (default <model cache>/priors)")
     args = parser.parse_args(argv)
 
     from samedenhancer import Predictor, priors
@@ -89,11 +224,54 @@ def main(argv: list[str] | None = None) -> int:
         total = enc + pri_s
         lines.append(f"| {dataset} | {name} | {n} | {mean_auc:.3f} | {kept:.1f} | {prompts} | {enc:.2f} | {pri_s:.2f} | "
                      f"{total:.2f} | {enc + sam_s:.1f} | {(enc + sam_s) / total:.1f}x | {'met' if total <= 5 else 'missed'} |")
+    if args.downstream:
+        lines += _downstream_section(args)
     text = "\n".join(lines)
     print(text)
     if args.write:
         Path("benchmarks/SAMAUG.md").write_text(text + "\n")
     return 0
+
+
+def _downstream_section(args) -> list[str]:
+    from samedenhancer.engines import cache_dir
+
+    from .unet import UNetConfig
+
+    config = UNetConfig()
+    cache = Path(args.cache) if args.cache else cache_dir() / "priors"
+    results = {}
+    for dataset in args.datasets:
+        results[dataset] = downstream(dataset, config, cache, log=lambda line: print(line, file=sys.stderr, flush=True))
+    if args.write:
+        figure({d: r["samples"] for d, r in results.items()}, Path("benchmarks/SAMAUG.png"))
+    lines = [
+        "",
+        "## Does a downstream segmenter gain? (the U-Net of `bench unet`, plain vs SAMAug)",
+        "",
+        f"`python -m samedenhancer.bench samaug --downstream`: {config}; every image of each shared set, 5-fold "
+        "out-of-fold predictions (the same folds and seeds for every variant); Dice (%) and HD95 (px, mean over "
+        "the images where both masks are non-empty, n) at native resolution. Priors: the default box grid.",
+        "",
+        "![SAMAug priors](SAMAUG.png)",
+        "",
+        "| dataset | images | variant | Dice | HD95 (n) | Δ Dice vs plain |",
+        "|---|---|---|---|---|---|",
+    ]
+    gains = {}
+    for dataset, r in results.items():
+        plain = r["variants"]["plain U-Net"][0]
+        for name, (d, h, n) in r["variants"].items():
+            lines.append(f"| {dataset} | {r['images']} | {name} | {d:.2f} | {h:.1f} ({n}) | "
+                         f"{'' if name == 'plain U-Net' else f'{d - plain:+.2f}'} |")
+        gains[dataset] = r["variants"]["SAMAug (alternating training, confidence rule at test)"][0] - plain
+    met = sum(g >= 1.0 for g in gains.values())
+    lines += ["", "Target: SAMAug >= +1.0 Dice over the plain U-Net on at least two of the three datasets: "
+              + ", ".join(f"{d} {g:+.2f}" for d, g in gains.items())
+              + f" -> {'met' if met >= 2 else 'missed'} ({met} of {len(gains)}).", "",
+              "Seconds: " + "; ".join(f"{d}: priors {r['priors_s']:.0f} s (0 when cached), U-Nets {r['unet_s']:.0f} s"
+                                      for d, r in results.items()) + "."]
+    return lines
 
 
 if __name__ == "__main__":

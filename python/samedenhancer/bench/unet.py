@@ -203,18 +203,27 @@ def _loss(torch, logits, target, classes: int):
     return ce + (1 - (2 * inter + 1) / (total + 1)).mean()
 
 
-def train(inputs: np.ndarray, targets: np.ndarray, classes: int, config: UNetConfig, seed: int):
-    """A U-Net trained on ``inputs`` (N x C x S x S float32) and ``targets`` (N x S x S labels)."""
+def train(inputs, targets: np.ndarray, classes: int, config: UNetConfig, seed: int):
+    """A U-Net trained on ``inputs`` (N x C x S x S float32) and ``targets`` (N x S x S labels).
+
+    ``inputs`` may be a tuple of such arrays (the same images in different forms): epoch ``e``
+    trains on ``inputs[e % len(inputs)]`` (SAMAug's recipe alternates plain and augmented images).
+    """
+    variants = inputs if isinstance(inputs, tuple) else (inputs,)
+    if len({v.shape for v in variants}) != 1:
+        raise ValueError(f"alternated training inputs must share one shape, got {[v.shape for v in variants]}")
+    inputs = variants[0]
     torch = _torch(config.threads)
     torch.manual_seed(seed)
     model = build_unet(inputs.shape[1], 1 if classes == 1 else classes + 1, config.width, config.depth)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
     steps = config.epochs * max(1, -(-len(inputs) // config.batch_size))
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr, total_steps=steps)
-    x_all, y_all = torch.from_numpy(inputs), torch.from_numpy(targets)
+    x_variants, y_all = [torch.from_numpy(v) for v in variants], torch.from_numpy(targets)
     generator = torch.Generator().manual_seed(seed)
     model.train()
-    for _ in range(config.epochs):
+    for epoch in range(config.epochs):
+        x_all = x_variants[epoch % len(x_variants)]
         order = torch.randperm(len(inputs), generator=generator)
         for start in range(0, len(inputs), config.batch_size):
             index = order[start:start + config.batch_size]
@@ -244,28 +253,36 @@ def predict(model, inputs: np.ndarray, classes: int, threads: int = 1) -> np.nda
     return np.concatenate(out).astype(np.float32)
 
 
-def cross_validate(inputs: np.ndarray, targets: np.ndarray, groups: Sequence[str], classes: int,
-                   config: UNetConfig, *, train_inputs: np.ndarray | None = None, log=None) -> np.ndarray:
+def cross_validate(inputs, targets: np.ndarray, groups: Sequence[str], classes: int,
+                   config: UNetConfig, *, train_inputs=None, log=None):
     """Out-of-fold probabilities for every image (N x K' x S x S): fold ``f``'s model, trained on
     the other folds (seed ``config.seed + f``), predicts fold ``f``.
 
-    ``train_inputs`` (same shape as ``inputs``) replaces the inputs of the training folds, for
-    training on augmented images while predicting plain ones (or the other way round).
+    ``inputs`` may be a tuple of arrays (the same images in several forms): each is predicted by
+    the fold's model and a tuple of probabilities comes back. ``train_inputs`` (an array or a tuple
+    of arrays alternated epoch by epoch, see :func:`train`; each of the inputs' shape) replaces the
+    inputs of the training folds, for training on augmented images while predicting plain ones (or
+    the other way round); by default the (first) inputs.
     """
+    tested = inputs if isinstance(inputs, tuple) else (inputs,)
     fold = folds_of(groups, config.folds, config.seed)
-    train_x = inputs if train_inputs is None else train_inputs
-    if train_x.shape != inputs.shape:
-        raise ValueError(f"train_inputs must have the shape of inputs {inputs.shape}, got {train_x.shape}")
-    probabilities = np.zeros((len(inputs), 1 if classes == 1 else classes + 1) + inputs.shape[2:], np.float32)
+    train_x = tested[0] if train_inputs is None else train_inputs
+    for array in (train_x if isinstance(train_x, tuple) else (train_x,)) + tested:
+        if array.shape != tested[0].shape:
+            raise ValueError(f"train_inputs must have the shape of inputs {tested[0].shape}, got {array.shape}")
+    shape = (len(tested[0]), 1 if classes == 1 else classes + 1) + tested[0].shape[2:]
+    probabilities = tuple(np.zeros(shape, np.float32) for _ in tested)
     for f in range(config.folds):
         start = time.perf_counter()
         held = fold == f
-        model = train(train_x[~held], targets[~held], classes, config, seed=config.seed + f)
-        probabilities[held] = predict(model, inputs[held], classes, config.threads)
+        fold_train = tuple(x[~held] for x in train_x) if isinstance(train_x, tuple) else train_x[~held]
+        model = train(fold_train, targets[~held], classes, config, seed=config.seed + f)
+        for out, x in zip(probabilities, tested):
+            out[held] = predict(model, x[held], classes, config.threads)
         if log:
             log(f"fold {f + 1}/{config.folds}: {int((~held).sum())} train, {int(held.sum())} test, "
                 f"{time.perf_counter() - start:.0f} s")
-    return probabilities
+    return probabilities if isinstance(inputs, tuple) else probabilities[0]
 
 
 def to_native(probability: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -1,0 +1,67 @@
+"""The downstream proof of ``python -m samedenhancer.bench samaug --downstream``: SAMAug's test-time
+rule, the plain images of the three variants, and the cache of augmented images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from samedenhancer import Priors, augment
+from samedenhancer.bench import samaug
+
+
+def test_the_confidence_rule_keeps_the_output_farther_from_one_half():
+    sure = np.full((1, 1, 4, 4), 0.95, np.float32)
+    unsure = np.full((1, 1, 4, 4), 0.6, np.float32)
+    picked = samaug.confident(np.concatenate([sure, unsure]), np.concatenate([unsure, sure * 0 + 0.02]))
+    assert np.array_equal(picked[0], sure[0])  # first image: the first output is surer
+    assert np.allclose(picked[1], 0.02)  # second image: the second one is
+
+
+def test_plain_inputs_are_the_augmented_image_without_priors():
+    grey = np.arange(20 * 30, dtype=np.uint16).reshape(20, 30)
+    plain = samaug._unit_rgb(grey)
+    assert plain.shape == (20, 30, 3) and plain.dtype == np.float32
+    assert np.array_equal(plain[..., 0], plain[..., 2]) and plain.max() <= 1
+    seg = np.ones((20, 30), np.float32)
+    boosted = augment(grey, Priors(seg, np.zeros_like(seg), 1, 1))
+    assert np.allclose(boosted[..., 1], np.clip(plain[..., 1] + 0.2, 0, 1))
+    assert np.array_equal(boosted[..., 0], plain[..., 0])
+
+
+class _Counting:
+    """The real predictor, counting encodes."""
+
+    def __init__(self, predictor):
+        self.inner, self.encodes = predictor, 0
+        self.manifest = predictor.manifest
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def encode(self, image):
+        self.encodes += 1
+        return self.inner.encode(image)
+
+
+def test_augmented_images_are_cached_and_read_back(tmp_path):
+    from samedenhancer import Predictor
+    from samedenhancer.bench import unet
+
+    data = unet.load_shared("kvasir", 2)
+    predictor = _Counting(Predictor("litemedsam"))
+    first, maps = samaug._augmented_inputs("kvasir", data, predictor, tmp_path, 32, None)
+    assert predictor.encodes == 2 and sorted(p.name for p in (tmp_path / "kvasir").iterdir()) == [f"{s}.npz" for s in sorted(data.stems)]
+    again, _ = samaug._augmented_inputs("kvasir", data, predictor, tmp_path, 32, None)
+    assert predictor.encodes == 2  # nothing encoded the second time
+    for a, b, (segmentation, boundary) in zip(first, again, maps):
+        assert a.shape == (32, 32, 3) and np.array_equal(a, b)
+        assert segmentation.shape == boundary.shape == (32, 32) and segmentation.max() > 0
+        assert np.all((a >= 0) & (a <= 1))
+
+
+def test_a_unet_larger_than_the_cache_is_refused(tmp_path):
+    from samedenhancer.bench.unet import UNetConfig
+
+    with pytest.raises(ValueError, match="U-Net size must be <= 128"):
+        samaug.downstream("kvasir", UNetConfig(size=256), tmp_path)
