@@ -25,6 +25,37 @@ class DoublePredictor(_EnhancerDouble):
         return np.asarray(low_res_logits, np.float32)
 
 
+class DriftingPredictor(DoublePredictor):
+    """Answers every box with the box moved right by 70 % of its width (a lost structure)."""
+
+    def decode(self, embedding, point_coords=None, point_labels=None, boxes=None, multimask_output=False):
+        if boxes is not None:
+            boxes = np.asarray(boxes, np.float32).copy()
+            shift = 0.7 * (boxes[:, 2] - boxes[:, 0])
+            boxes[:, 0] += shift
+            boxes[:, 2] += shift
+        return super().decode(embedding, point_coords, point_labels, boxes, multimask_output)
+
+
+def test_hull_overlap_is_relative_to_the_smaller_hull():
+    from samedenhancer.volumes.propagate import hull_overlap
+
+    big = np.zeros((40, 40), bool)
+    big[5:35, 5:35] = True
+    small = np.zeros((40, 40), bool)
+    small[10:20, 10:20] = True
+    assert hull_overlap(big, small) == hull_overlap(small, big) == 1.0  # shrank: not lost
+    left, right = np.zeros((40, 40), bool), np.zeros((40, 40), bool)
+    left[5:35, 5:25] = True
+    right[5:35, 15:35] = True  # moved by half its width
+    assert hull_overlap(left, right) == pytest.approx(0.5, abs=0.03)
+    ring = big & ~np.pad(np.ones((20, 20), bool), 10)
+    assert hull_overlap(ring, big) == 1.0  # a ring's hull is its disc
+    far = np.zeros((40, 40), bool)
+    far[36:39, 36:39] = True
+    assert hull_overlap(small, far) == 0.0
+
+
 def _tube(depth=8, shape=(48, 48), z0=1, z1=7, value=1):
     labels = np.zeros((depth,) + shape, np.uint8)
     labels[z0:z1, 14:30, 12:28] = value
@@ -78,9 +109,12 @@ def test_propagate_follows_the_model_stops_on_iou_and_fills_between_seeds():
     assert result.encodes == 9  # every slice but the annotated one, each once
     grown = result.labels[5] == 3  # the fake returns the prompt's box: the previous mask grown by its margin
     assert grown.sum() > (seed == 3).sum() and grown[20:40, 20:40].all()
-    strict = se.propagate(volume, seed, 4, model=DoublePredictor(), axis=0, iou_threshold=0.95, return_details=True)
-    assert strict.status == ("stopped",) * 4 + ("annotated",) + ("stopped",) * 5  # hull IoU 0.5 < 0.95: stop at once
+    # a model that answers beside the prompt (the structure is lost): the hull overlap is ~0.3
+    strict = se.propagate(volume, seed, 4, model=DriftingPredictor(), axis=0, iou_threshold=0.5, return_details=True)
+    assert strict.status == ("stopped",) * 4 + ("annotated",) + ("stopped",) * 5  # overlap < 0.5: stop at once
     assert strict.class_status[3][5] == "stopped" and not strict.labels[5].any()
+    lenient = se.propagate(volume, seed, 4, model=DriftingPredictor(), axis=0, iou_threshold=0.0, return_details=True)
+    assert lenient.status.count("propagated") == 9
     two = se.propagate(volume, seeds={2: seed, 7: seed}, model=DoublePredictor(), axis=0, iou_threshold=0.3,
                        return_details=True)
     assert two.status[2] == two.status[7] == "annotated" and all(s == "propagated" for s in two.status[3:7])

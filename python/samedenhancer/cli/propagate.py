@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
                    help="output format (default: seg for a DICOM scan, nifti otherwise)")
     p.add_argument("--model", default="litemedsam", help="model name or exported model folder")
     p.add_argument("--providers", nargs="+", default=None, help="ONNX Runtime execution providers")
-    p.add_argument("--iou-threshold", type=float, default=0.5, help="stop a direction when IoU(previous, new) < this")
+    p.add_argument("--iou-threshold", type=float, default=0.5, help="stop a direction when the hull overlap of the previous and the new mask < this (see se.propagate)")
     p.set_defaults(func=run)
 
 

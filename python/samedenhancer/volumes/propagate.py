@@ -2,18 +2,22 @@
 
 micro-sam's ``segment_mask_in_volume`` semantics (Archit et al., 2025): from the lowest and the
 highest annotated slice the segmentation is extrapolated outward, each slice prompted from the
-previous slice's result; a direction stops for a class when the IoU between the previous and the
-new mask falls below ``iou_threshold`` (the new mask is not kept; the IoU of the two masks' convex
-hulls, so that a thin ring such as the myocardium, which moves by about its own width between two
-10-mm slices, is not taken for a lost structure: on ACDC the plain IoU of two neighbouring
-ground-truth myocardium slices is often below 0.5), when the result is empty for two
-slices in a row, or at the volume's edge. Between two annotated slices the gap is filled from both
+previous slice's result; a direction stops for a class when the overlap between the previous and
+the new mask falls below ``iou_threshold`` (the new mask is not kept), when the result is empty for
+two slices in a row, or at the volume's edge. The overlap is measured on the two masks' convex
+hulls and relative to the smaller hull, |H(a) & H(b)| / min(|H(a)|, |H(b)|), not as the plain IoU:
+between two 10-mm slices a structure grows or shrinks by up to 2x and a thin ring moves by about
+its own width, so on ACDC's 60 expert-annotated volumes the plain IoU of two neighbouring slices of
+one structure is below 0.5 for 34 % (RV), 43 % (MYO) and 17 % (LV) of the pairs, the IoU of their
+hulls for 23 / 8 / 17 %, and this overlap for 4 / 0 / 1 %: at 0.5 it stops where the structure is
+lost, the IoU stops where it merely changed size. Between two annotated slices the gap is filled from both
 ends towards the middle without stopping, and the middle slice is prompted from the union of its
 two neighbours.
 
 Prompts follow the model: LiteMedSAM (box policy) gets the box of each class's previous mask (the
 core's miner on the previous label map, largest merged region with its margin); point models
-(MedSAM2, SAM2.1) get that box with the region's positive / negative points. A ring class (one
+(MedSAM2, SAM2.1) get that box with the region's positive / negative points, and a second decoder
+call refines each class from the box of its first answer (:func:`segment_slice`). A ring class (one
 that encloses another class, like the myocardium around the left-ventricle cavity) cannot be asked
 for with a box: the box of a ring asks for the disc inside it, and LiteMedSAM answers with the
 cavity (ACDC, 3 volumes, box of the previous slice's myocardium: Dice 7.7 with the myocardium;
@@ -133,15 +137,29 @@ def _thickness(ring: np.ndarray, inner: np.ndarray) -> float:
 
 
 def segment_slice(predictor, embedding, reference: Mapping[int, np.ndarray], policy: str = "box",
-                  timings: _Session | None = None) -> dict[int, np.ndarray]:
+                  timings: _Session | None = None, *, refine: bool = True) -> dict[int, np.ndarray]:
     """One slice from reference masks (the previous slice's result, or any masks to take the
     prompts from): class -> boolean mask.
 
     Every class is prompted with the box (and, for point policies, the points) mined from its
-    reference mask, all in one batched decoder call; overlaps go to the higher logit. A ring class
-    (see the module notes) whose inner class is segmented here is the shell around the new inner
-    mask with the thickness fitted on the reference.
+    reference mask, grown by ``BOX_MARGIN`` (the structure may have grown since the reference),
+    all in one batched decoder call; overlaps go to the higher logit. A ring class (see the module
+    notes) whose inner class is segmented here is the shell around the new inner mask with the
+    thickness fitted on the reference. With ``refine`` (the default), a second decoder call
+    prompts every class again from its first answer, grown by only ``REFINE_MARGIN``: the grown box
+    lets a structure that shrank since the reference (the right ventricle towards the apex) fill
+    the spare room, its own box does not (ACDC, 8 volumes, propagation from the middle slice: right
+    ventricle 81.8 -> 87.2 Dice with no stopping, left ventricle and myocardium +0.6 / +1.9).
     """
+    first = _segment_once(predictor, embedding, reference, policy, timings, BOX_MARGIN)
+    if not refine:
+        return first
+    again = {c: first[c] if c in first and first[c].any() else mask for c, mask in reference.items()}
+    return _segment_once(predictor, embedding, again, policy, timings, REFINE_MARGIN)
+
+
+def _segment_once(predictor, embedding, reference: Mapping[int, np.ndarray], policy: str, timings: _Session | None,
+                  margin: float) -> dict[int, np.ndarray]:
     start = time.perf_counter()
     classes = [c for c, m in reference.items() if m.any()]
     if not classes:
@@ -154,7 +172,7 @@ def segment_slice(predictor, embedding, reference: Mapping[int, np.ndarray], pol
     rings = _inner_classes({c: reference[c] for c in classes})
     thickness = {c: _thickness(reference[c], reference[k]) for c, k in rings.items()}
     mined = time.perf_counter()
-    boxes = _grown(prompts.tight_boxes, shape)
+    boxes = _grown(prompts.tight_boxes, shape, margin)
     if policy == "box":
         low, _ = predictor.decode(embedding, boxes=boxes)
     else:
@@ -192,23 +210,27 @@ def segment_slice(predictor, embedding, reference: Mapping[int, np.ndarray], pol
 #: Box margin of a propagated prompt, as a fraction of the previous mask's box side (and at least
 #: ``BOX_MARGIN_MIN`` pixels): a structure grows or shrinks from one slice to the next.
 BOX_MARGIN = 0.2
+#: Box margin of the second, refining decoder call (prompted from the first call's answer).
+REFINE_MARGIN = 0.05
 BOX_MARGIN_MIN = 5.0
 
 
-def _grown(tight: np.ndarray, shape: tuple) -> np.ndarray:
-    """XYXY boxes grown by ``BOX_MARGIN`` of their side (at least ``BOX_MARGIN_MIN`` px), clipped."""
+def _grown(tight: np.ndarray, shape: tuple, fraction: float = BOX_MARGIN) -> np.ndarray:
+    """XYXY boxes grown by ``fraction`` of their side (at least ``BOX_MARGIN_MIN`` px), clipped."""
     boxes = tight.astype(np.float32)
     side = np.stack([boxes[:, 2] - boxes[:, 0] + 1, boxes[:, 3] - boxes[:, 1] + 1], 1)
-    margin = np.maximum(BOX_MARGIN * side, BOX_MARGIN_MIN)
+    margin = np.maximum(fraction * side, BOX_MARGIN_MIN)
     boxes[:, :2] -= margin
     boxes[:, 2:] += margin
     h, w = shape
     return np.clip(boxes, 0, [w - 1, h - 1, w - 1, h - 1]).astype(np.float32)
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = (a | b).sum()
-    return float((a & b).sum() / union) if union else 1.0
+def hull_overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """|H(a) & H(b)| / min(|H(a)|, |H(b)|) of the convex hulls H of two non-empty masks: 1 when one
+    hull holds the other, 0 when they are apart (the stopping test of :func:`propagate`)."""
+    ha, hb = _hull(a), _hull(b)
+    return float((ha & hb).sum() / min(ha.sum(), hb.sum()))
 
 
 def propagate(volume, seed_mask=None, seed_slice=None, *, seeds: Mapping[int, np.ndarray] | None = None,
@@ -231,7 +253,9 @@ def propagate(volume, seed_mask=None, seed_slice=None, *, seeds: Mapping[int, np
     model : str or Predictor
         Model name (``"litemedsam"``, the embedded default) or a ready predictor.
     iou_threshold : float
-        A direction stops for a class when IoU(previous, new) is below it, in [0, 1].
+        A direction stops for a class when the overlap of the previous and the new mask
+        (:func:`hull_overlap`: their convex hulls, relative to the smaller one) is below it, in
+        [0, 1]; 0 never stops on overlap.
     axis : int
         Slice axis (2: NIfTI's and :func:`samedenhancer.io.read_dicom_series`' slice axis).
     providers : sequence of str, optional
@@ -319,7 +343,7 @@ def propagate(volume, seed_mask=None, seed_slice=None, *, seeds: Mapping[int, np
                     if empty[c] >= 2:
                         del previous[c]
                     continue  # the next slice is prompted from the last non-empty mask
-                if _iou(_hull(previous[c]), _hull(mask)) < iou_threshold:
+                if hull_overlap(previous[c], mask) < iou_threshold:
                     del previous[c]
                     continue
                 empty[c] = 0
