@@ -241,13 +241,33 @@ def test_local_correction_stays_near_the_click_and_moves_one_way(seed, positive)
         assert not changed.any()
         return
     depth = float(np.sqrt(((np.argwhere(~wrong) - [y, x]) ** 2).sum(1)).min()) if (~wrong).any() else max(h, w)
-    reach = max(options.reach * depth, options.min_window)
+    reach = max(options.reach * depth, options.min_reach)
     ys, xs = np.nonzero(changed)
     assert (np.hypot(xs - x, ys - y) <= reach + 1e-6).all()
     # the change is one 4-connected piece holding the click
     count, comp = cv2.connectedComponents(changed.astype(np.uint8), connectivity=4)
     assert count == 2 and comp[y, x] == 1
     assert np.array_equal(out.logits[changed] > 0, np.full(changed.sum(), positive))
+    if not positive and changed.sum() > options.max_removal * mask.sum():  # only the fallback's reach
+        fallback = max(options.fallback_reach * depth, options.min_reach)
+        assert (np.hypot(xs - x, ys - y) <= fallback + 1e-6).all()
+
+
+def test_a_negative_click_trims_an_object_instead_of_deleting_it():
+    """A negative click that would remove most of the mask removes only the part within the
+    fallback reach (LiteMedSAM's box answer on a ring is the cavity with a rim of the ring)."""
+    h, w = 60, 100
+    yy, xx = np.mgrid[:h, :w]
+    blob = ((xx - 50) / 34.0) ** 2 + ((yy - 30) / 12.0) ** 2 < 1  # 68 x 24 px
+    logits = np.where(blob, 4.0, -4.0).astype(np.float32)
+    guide = np.full((h, w), 0.5, np.float32)
+    current = mech.Segmentation(blob, logits, np.zeros((1, 1, 4, 4), np.float32))
+    everything = mech.correct_locally(guide, current, 50, 30, False, mech.LocalOptions(max_removal=1.0))
+    assert everything.mask.sum() < 0.5 * blob.sum()  # uncapped: reach 2 x 12 px takes most of it
+    out = mech.correct_locally(guide, current, 50, 30, False)
+    assert not out.mask[30, 50] and out.mask[30, 20] and out.mask[30, 80]  # both ends stay
+    removed = blob & ~out.mask
+    assert (np.hypot(xx - 50, yy - 30)[removed] <= 12 + 1e-6).all()  # within fallback_reach x depth
 
 
 def test_local_correction_keeps_earlier_clicks(fake):

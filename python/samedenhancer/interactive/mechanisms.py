@@ -73,9 +73,17 @@ class LocalOptions(NamedTuple):
     click_radius : float
         Radius (in units of the click's distance to the boundary) within which the data term is
         pulled to the click's label, falling off as a Gaussian.
-    reach : float
-        The change stays within this multiple of the click's distance to the boundary (at least
-        ``min_window`` pixels) from the click.
+    reach, min_reach : float
+        The change stays within ``reach`` x the click's distance to the boundary (at least
+        ``min_reach`` pixels) from the click. A small floor keeps a click on a thin sliver of error
+        (a few pixels deep) from flipping a disc around it (ACDC RV, 30 images: a floor of 12 px made
+        the eighth click lower the mean Dice, 3 px does not; the polyp and ultrasound sets are
+        unchanged within 0.1).
+    max_removal, fallback_reach : float
+        A negative click that would remove more than ``max_removal`` of the mask keeps only its
+        part within ``fallback_reach`` x the distance: a click edits an object, it does not delete
+        it (on a ring such as ACDC's myocardium, LiteMedSAM's box answer is the cavity with a rim
+        of the ring; removing all of it took the mean Dice from 6.0 to 0.0, the capped click to 9.6).
     """
 
     window: float = 3.0
@@ -85,6 +93,9 @@ class LocalOptions(NamedTuple):
     smoothness: float = 2.0
     click_radius: float = 1.0
     reach: float = 2.0
+    min_reach: float = 3.0
+    max_removal: float = 0.5
+    fallback_reach: float = 1.0
 
 
 def _decode(predictor, embedding, mask_input=None, **prompts) -> Segmentation:
@@ -261,11 +272,18 @@ def correct_locally(guide: np.ndarray, current: Segmentation, x: int, y: int, po
     if fixed is not None:
         region &= fixed[y0:y1, x0:x1] == 0
     region[y - y0, x - x0] = True
-    radius = max(options.reach * depth, options.min_window)
     yy, xx = np.ogrid[y0 - y : y1 - y, x0 - x : x1 - x]
-    region &= (xx * xx + yy * yy) <= radius * radius
-    count, comp = cv2.connectedComponents(region.astype(np.uint8), connectivity=4)
-    region = comp == comp[y - y0, x - x0]
+    cut = region
+
+    def within(reach: float) -> np.ndarray:
+        radius = max(reach * depth, options.min_reach)
+        near = cut & ((xx * xx + yy * yy) <= radius * radius)
+        count, comp = cv2.connectedComponents(near.astype(np.uint8), connectivity=4)
+        return comp == comp[y - y0, x - x0]
+
+    region = within(options.reach)
+    if not positive and region.sum() > options.max_removal * mask.sum():
+        region = within(options.fallback_reach)
     new_mask = mask.copy()
     new_logits = logits.copy()
     new_mask[y0:y1, x0:x1][region] = positive
