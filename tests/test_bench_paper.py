@@ -75,9 +75,11 @@ def test_refine_all_encodes_once_per_image_and_keeps_item_order(litemedsam_dir, 
         assert not empty.any() and empty_verdict == "keep"
 
 
-def test_fit_predict_gives_native_size_maps():
+def test_fit_predict_gives_native_size_maps(monkeypatch):
     pytest.importorskip("torch", reason="the U-Net bench needs torch (the export extra)")
     from samedenhancer.bench import unet
+
+    monkeypatch.setattr(selftrain, "MIN_STEPS", 4)  # the benchmark's floor of optimiser steps, kept small here
 
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 255, (20 + i, 24)).astype(np.uint8) for i in range(4)]
