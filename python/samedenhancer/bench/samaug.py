@@ -60,6 +60,7 @@ def _augmented_inputs(dataset: str, data, predictor, cache: Path, size: int, log
     import cv2
 
     from samedenhancer import augment, priors
+    from samedenhancer.io import write_atomically
 
     folder = cache / dataset
     folder.mkdir(parents=True, exist_ok=True)
@@ -71,8 +72,6 @@ def _augmented_inputs(dataset: str, data, predictor, cache: Path, size: int, log
             pri = priors(image, predictor)
             small = {"augmented": augment(image, pri), "segmentation": pri.segmentation, "boundary": pri.boundary}
             small = {k: cv2.resize(v, (size, size), interpolation=cv2.INTER_AREA).astype(np.float16) for k, v in small.items()}
-            from samedenhancer.io import write_atomically
-
             write_atomically(path, ".npz", lambda tmp: np.savez(tmp, **small))
             made += 1
             if log and made % 25 == 0:

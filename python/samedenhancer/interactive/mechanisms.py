@@ -273,11 +273,12 @@ def correct_locally(guide: np.ndarray, current: Segmentation, x: int, y: int, po
         region &= fixed[y0:y1, x0:x1] == 0
     region[y - y0, x - x0] = True
     yy, xx = np.ogrid[y0 - y : y1 - y, x0 - x : x1 - x]
-    cut = region
+    candidates = region
 
     def within(reach: float) -> np.ndarray:
+        """The part of the candidates within ``reach`` x depth of the click, connected to it."""
         radius = max(reach * depth, options.min_reach)
-        near = cut & ((xx * xx + yy * yy) <= radius * radius)
+        near = candidates & ((xx * xx + yy * yy) <= radius * radius)
         count, comp = cv2.connectedComponents(near.astype(np.uint8), connectivity=4)
         return comp == comp[y - y0, x - x0]
 
