@@ -16,8 +16,9 @@ two neighbours.
 
 Prompts follow the model: LiteMedSAM (box policy) gets the box of each class's previous mask (the
 core's miner on the previous label map, largest merged region with its margin); point models
-(MedSAM2, SAM2.1) get that box with the region's positive / negative points, and a second decoder
-call refines each class from the box of its first answer (:func:`segment_slice`). A ring class (one
+(MedSAM2, SAM2.1) get that box with the region's positive / negative points. For every model a
+second decoder call refines each class from the box of its first answer (:func:`segment_slice`).
+A ring class (one
 that encloses another class, like the myocardium around the left-ventricle cavity) cannot be asked
 for with a box: the box of a ring asks for the disc inside it, and LiteMedSAM answers with the
 cavity (ACDC, 3 volumes, box of the previous slice's myocardium: Dice 7.7 with the myocardium;
