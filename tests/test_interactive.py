@@ -241,6 +241,8 @@ def test_local_correction_stays_near_the_click_and_moves_one_way(seed, positive)
         assert not changed.any()
         return
     depth = float(np.sqrt(((np.argwhere(~wrong) - [y, x]) ** 2).sum(1)).min()) if (~wrong).any() else max(h, w)
+    if positive and mask.any():
+        depth = min(depth, max(1.0, options.max_depth_fraction * np.sqrt(mask.sum() / np.pi)))
     reach = max(options.reach * depth, options.min_reach)
     ys, xs = np.nonzero(changed)
     assert (np.hypot(xs - x, ys - y) <= reach + 1e-6).all()
@@ -268,6 +270,24 @@ def test_a_negative_click_trims_an_object_instead_of_deleting_it():
     assert not out.mask[30, 50] and out.mask[30, 20] and out.mask[30, 80]  # both ends stay
     removed = blob & ~out.mask
     assert (np.hypot(xx - 50, yy - 30)[removed] <= 12 + 1e-6).all()  # within fallback_reach x depth
+
+
+def test_a_positive_click_far_from_the_mask_does_not_flood_the_background():
+    """A click on a missed part far from a small mask is sized by the mask, not by its distance to
+    it (from a refined mask, the overruled logits are +/-0.5 where the model disagreed)."""
+    h, w = 120, 200
+    yy, xx = np.mgrid[:h, :w]
+    small = np.hypot(xx - 20, yy - 60) < 8  # equivalent radius 8 px
+    logits = np.where(small, 4.0, -0.5).astype(np.float32)
+    guide = np.full((h, w), 0.5, np.float32)
+    current = mech.Segmentation(small, logits, np.zeros((1, 1, 4, 4), np.float32))
+    uncapped = mech.correct_locally(guide, current, 150, 60, True, mech.LocalOptions(max_depth_fraction=np.inf))
+    out = mech.correct_locally(guide, current, 150, 60, True)
+    added = out.mask & ~small
+    assert out.mask[60, 150] and (uncapped.mask & ~small).sum() > 20 * added.sum()
+    depth = mech.LocalOptions().max_depth_fraction * np.sqrt(small.sum() / np.pi)
+    radius = max(mech.LocalOptions().reach * depth, mech.LocalOptions().min_reach)
+    assert (np.hypot(xx - 150, yy - 60)[added] <= radius + 1e-6).all()
 
 
 def test_local_correction_keeps_earlier_clicks(fake):

@@ -84,6 +84,14 @@ class LocalOptions(NamedTuple):
         part within ``fallback_reach`` x the distance: a click edits an object, it does not delete
         it (on a ring such as ACDC's myocardium, LiteMedSAM's box answer is the cavity with a rim
         of the ring; removing all of it took the mean Dice from 6.0 to 0.0, the capped click to 9.6).
+    max_depth_fraction : float
+        A positive click's distance to the mask counts as at most this fraction of the mask's
+        equivalent radius, sqrt(area / pi), wherever the click is. A click on a missed part far
+        from the mask would otherwise size its window, pull and reach by that distance and flood
+        the background around it (Kvasir, starting from the refined coarse mask: one first click
+        added 69,000 wrong pixels, Dice -68 on that image). On 30 images per dataset, from the
+        refined mask, 3 clicks: Kvasir 92.2 -> 94.5, CVC-ClinicDB 92.1 -> 93.6, BUSI and DDTI
+        unchanged; from a box, 5 clicks within 0.2 of before.
     """
 
     window: float = 3.0
@@ -96,6 +104,7 @@ class LocalOptions(NamedTuple):
     min_reach: float = 3.0
     max_removal: float = 0.5
     fallback_reach: float = 1.0
+    max_depth_fraction: float = 0.5
 
 
 def _decode(predictor, embedding, mask_input=None, **prompts) -> Segmentation:
@@ -226,6 +235,8 @@ def correct_locally(guide: np.ndarray, current: Segmentation, x: int, y: int, po
         return current  # the click already has its label
     cap = int(min(options.max_window, max(h, w) // 2 + 1))
     depth = _distance_to(~wrong, x, y, cap)  # distance to where the label is already right
+    if positive and mask.any():
+        depth = min(depth, max(1.0, options.max_depth_fraction * float(np.sqrt(mask.sum() / np.pi))))
     half = int(np.clip(options.window * depth, options.min_window, cap))
     x0, x1, y0, y1 = max(0, x - half), min(w, x + half + 1), max(0, y - half), min(h, y + half + 1)
     win_w, win_h = x1 - x0, y1 - y0
