@@ -37,6 +37,25 @@ class DriftingPredictor(DoublePredictor):
         return super().decode(embedding, point_coords, point_labels, boxes, multimask_output)
 
 
+class FadingPredictor(DoublePredictor):
+    """Answers every box as the double does, with logits +0.5 instead of +1 on slices from
+    ``fade_from`` on (the slice index is read from the image's first pixel): past the end of a
+    structure the model is less sure of what it answers."""
+
+    def __init__(self, fade_from):
+        super().__init__()
+        self.fade_from = fade_from
+
+    def encode(self, image):
+        return super().encode(image) + (int(image[0, 0]),)
+
+    def decode(self, embedding, point_coords=None, point_labels=None, boxes=None, multimask_output=False):
+        logits, iou = super().decode(embedding[:2], point_coords, point_labels, boxes, multimask_output)
+        if embedding[2] >= self.fade_from:
+            logits = np.where(logits > 0, 0.5, logits).astype(np.float32)
+        return logits, iou
+
+
 def test_hull_overlap_is_relative_to_the_smaller_hull():
     from samedenhancer.volumes.propagate import hull_overlap
 
@@ -48,12 +67,18 @@ def test_hull_overlap_is_relative_to_the_smaller_hull():
     left, right = np.zeros((40, 40), bool), np.zeros((40, 40), bool)
     left[5:35, 5:25] = True
     right[5:35, 15:35] = True  # moved by half its width
-    assert hull_overlap(left, right) == pytest.approx(0.5, abs=0.03)
+    assert hull_overlap(left, right, tolerance=0) == pytest.approx(0.5, abs=0.03)
+    assert hull_overlap(left, right) > hull_overlap(left, right, tolerance=0)  # grown by 4 px
     ring = big & ~np.pad(np.ones((20, 20), bool), 10)
     assert hull_overlap(ring, big) == 1.0  # a ring's hull is its disc
     far = np.zeros((40, 40), bool)
     far[36:39, 36:39] = True
     assert hull_overlap(small, far) == 0.0
+    # a 6-px structure that moved by 4 px: lost by the exact hulls, kept within the tolerance
+    a, b = np.zeros((40, 40), bool), np.zeros((40, 40), bool)
+    a[10:16, 10:16] = True
+    b[10:16, 14:20] = True
+    assert hull_overlap(a, b, tolerance=0) < 0.5 < hull_overlap(a, b)
 
 
 def _tube(depth=8, shape=(48, 48), z0=1, z1=7, value=1):
@@ -120,6 +145,19 @@ def test_propagate_follows_the_model_stops_on_iou_and_fills_between_seeds():
     assert two.status[2] == two.status[7] == "annotated" and all(s == "propagated" for s in two.status[3:7])
     assert np.array_equal(np.moveaxis(se.propagate(np.moveaxis(volume, 0, 2), seed, 4, model=DoublePredictor(),
                                                    iou_threshold=0.3), 2, 0), result.labels)
+
+
+def test_propagate_stops_where_the_model_grows_unsure():
+    volume = np.random.default_rng(2).random((10, 64, 64)).astype(np.float32)
+    volume[:, 0, 0] = np.arange(10)  # the fake reads the slice index here
+    seed = np.zeros((64, 64), np.uint8)
+    seed[20:40, 20:40] = 1
+    result = se.propagate(volume, seed, 4, model=FadingPredictor(fade_from=7), axis=0, return_details=True)
+    # slices 0-6 answer at +1; slice 7 at +0.5 < CONFIDENCE_DROP x 1: not kept, the direction stops
+    assert result.class_status[1] == ("propagated",) * 4 + ("annotated",) + ("propagated",) * 2 + ("stopped",) * 3
+    assert result.labels[:7].any(axis=(1, 2)).all() and not result.labels[7:].any()
+    steady = se.propagate(volume, seed, 4, model=FadingPredictor(fade_from=0), axis=0, return_details=True)
+    assert steady.status.count("propagated") == 9  # equally unsure everywhere: no drop, no stop
 
 
 def test_propagate_draws_a_ring_around_its_inner_class():
