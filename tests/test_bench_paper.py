@@ -33,6 +33,15 @@ def test_a_missed_target_writes_the_per_image_scatter(tmp_path):
     assert "paper_scatter_busi.png" in text
 
 
+def test_the_gate_row_is_reported_beside_the_default(tmp_path):
+    result = _result("cvc_clinicdb", [0.6, 0.7, 0.8, 0.5], [0.62, 0.5, 0.83, 0.6])
+    result["rows"]["default + gate"] = {"dice": [0.62, 0.7, 0.83, 0.6], "hd95": [5.0] * 4, "gated": 1, "regions": 4}
+    text = "\n".join(paper.format_table2(result, tmp_path))
+    assert "| default + gate | 68.75 | +3.75 |" in text
+    assert "Δ Dice +3.75, 0 % of images worse; the gate fired on 1 of 4 regions" in text
+    assert "<= 10 % images worse: 25 % — **missed**" in text  # the target stays the default's
+
+
 def test_split_deals_groups_to_disjoint_parts():
     items = [(f"p{g}_f_slice{z}", f"p{g}", np.zeros((4, 4)), np.zeros((4, 4), np.uint8)) for g in range(8) for z in range(2)]
     parts = selftrain.split(items, selftrain.Split(labelled=2, unlabelled=3, test=2, seed=1))

@@ -2,9 +2,10 @@
 here, beside the paper's numbers. Writes ``benchmarks/PAPER.md``.
 
 - Table 2 (post-processing): per dataset, the out-of-fold maps of the small U-Net of
-  :mod:`samedenhancer.bench.unet` (coarse mask = map > 127) against the refined masks of three
+  :mod:`samedenhancer.bench.unet` (coarse mask = map > 127) against the refined masks of four
   Enhancer variants decoded from one shared embedding per image (the loop of
-  :func:`samedenhancer.bench.quality.run_cases`): the default ``Enhancer(threshold=127)``, box only
+  :func:`samedenhancer.bench.quality.run_cases`): the default ``Enhancer(threshold=127)``, the
+  default with the no-harm gate on every region ``Enhancer(threshold=127, gate=True)``, box only
   ``Enhancer(fusion=False, box_rounds=0)`` and the paper's points + box policy
   ``Enhancer(policy="hierarchical")``. The default's constants are NOT re-fitted on these maps.
 - Table 3 (pseudo-labels): :mod:`samedenhancer.bench.selftrain` (``--tables 3``).
@@ -71,6 +72,7 @@ def _table2_shard(job) -> tuple[list[str], dict, float]:
     table = {
         "coarse": lambda case, embedding: case.coarse_labels,
         "default": decoding_row(predictor, threshold),
+        "default + gate": decoding_row(predictor, threshold, gate=True),
         "box only": decoding_row(predictor, threshold, fusion=False, box_rounds=0),
         "hierarchical": decoding_row(predictor, threshold, policy="hierarchical"),
     }
@@ -134,10 +136,10 @@ def format_table2(result: dict, figures: Path) -> list[str]:
         f"| variant | Dice % | Δ Dice | HD95 px | HD95 undefined | % worse | % better | paper ({paper_name or '—'}) Dice / HD95 |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    paper_rows = {"coarse": "coarse", "default": None, "box only": "box only", "hierarchical": "full"}
+    paper_rows = {"coarse": "coarse", "box only": "box only", "hierarchical": "full"}
     for name, row in rows.items():
         dice = np.array(row["dice"])
-        ref = paper.get(paper_rows[name] or "")
+        ref = paper.get(paper_rows.get(name) or "")
         lines.append(
             f"| {name} | {100 * dice.mean():.2f} | {100 * (dice.mean() - base.mean()):+.2f} | {_mean_hd(row['hd95']):.2f} | "
             f"{int((~np.isfinite(np.asarray(row['hd95'], float))).sum())} | {100 * np.mean(dice < base - WORSE):.0f} | "
@@ -155,6 +157,12 @@ def format_table2(result: dict, figures: Path) -> list[str]:
     checks.append((f"<= {MAX_WORSE:.0f} % images worse", worse <= MAX_WORSE, f"{worse:.0f} %"))
     lines += ["", "Targets for the default: " + "; ".join(
         f"{what}: {value} — **{'met' if ok else 'missed'}**" for what, ok, value in checks)]
+    if "default + gate" in rows:
+        gated = np.array(rows["default + gate"]["dice"])
+        lines += ["", f"With the no-harm gate on every region (`Enhancer(threshold=127, gate=True)`, an option: on the"
+                  f" PraNet maps it costs 0-0.6 Dice, README): Δ Dice {100 * (gated.mean() - base.mean()):+.2f},"
+                  f" {100 * np.mean(gated < base - WORSE):.0f} % of images worse; the gate fired on"
+                  f" {rows['default + gate']['gated']} of {rows['default + gate']['regions']} regions."]
     if not all(ok for _, ok, _ in checks):
         plot = scatter(result, figures / f"paper_scatter_{dataset}.png")
         lines += ["", f"Per image (coarse Dice vs change): ![{dataset}]({plot.name})"]
@@ -170,7 +178,9 @@ def scatter(result: dict, path: Path) -> Path:
 
     base = 100 * np.array(result["rows"]["coarse"]["dice"])
     fig, ax = plt.subplots(figsize=(6, 4.2), dpi=110)
-    for name, marker in (("default", "o"), ("box only", "x"), ("hierarchical", "^")):
+    for name, marker in (("default", "o"), ("default + gate", "s"), ("box only", "x"), ("hierarchical", "^")):
+        if name not in result["rows"]:
+            continue
         change = 100 * np.array(result["rows"][name]["dice"]) - base
         ax.scatter(base, change, s=14, marker=marker, alpha=0.7, label=f"{name} (mean {change.mean():+.2f})")
     ax.axhline(0, color="k", lw=0.8)
@@ -199,7 +209,8 @@ def render(out: Path, command: str) -> None:
         "Coarse = out-of-fold maps of the small U-Net of `python -m samedenhancer.bench unet` (5 folds, seeded;"
         f" `{unet.UNetConfig()!r}`), threshold 127 (ACDC: the argmax label map). Rows decode from one embedding"
         " per image: `default` = `Enhancer(threshold=127)` (box + soft fusion with the U-Net probability + box"
-        " iteration; constants as shipped, not re-fitted here), `box only` = `Enhancer(fusion=False, box_rounds=0)`,"
+        " iteration; constants as shipped, not re-fitted here), `default + gate` = `Enhancer(threshold=127, gate=True)`"
+        " (the no-harm gate on every region), `box only` = `Enhancer(fusion=False, box_rounds=0)`,"
         " `hierarchical` = `Enhancer(policy=\"hierarchical\")`, the paper's points + box policy (LiteMedSAM was"
         " trained with boxes only: its point tokens are untrained, METHOD.md). % worse / better: Dice changed by"
         " more than one point. HD95 in px, mean over images where it is defined. Paper numbers: Table 2"
