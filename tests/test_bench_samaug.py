@@ -63,5 +63,8 @@ def test_augmented_images_are_cached_and_read_back(tmp_path):
 def test_a_unet_larger_than_the_cache_is_refused(tmp_path):
     from samedenhancer.bench.unet import UNetConfig
 
+    assert samaug.downstream_config() == UNetConfig()
+    assert samaug.downstream_config(size=128, threads=2) == UNetConfig(size=128, threads=2)
+
     with pytest.raises(ValueError, match="U-Net size must be <= 128"):
         samaug.downstream("kvasir", UNetConfig(size=256), tmp_path)

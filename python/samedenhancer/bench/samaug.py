@@ -21,6 +21,7 @@ image of the shared set. The augmented images are cached (``--cache``). Writes
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -177,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="also train the U-Net of bench unet on plain vs SAMAug-augmented images (every image of each set)")
     parser.add_argument("--cache", default=None,
                         help="folder for the augmented images of --downstream (default <model cache>/priors)")
+    parser.add_argument("--size", type=int, default=None,
+                        help=f"U-Net input side for --downstream (default the bench unet's; at most {CACHE_SIZE})")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads of the U-Net training")
     args = parser.parse_args(argv)
 
     from samedenhancer import Predictor, priors
@@ -232,12 +236,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def downstream_config(size: int | None = None, threads: int | None = None):
+    """The U-Net of ``bench unet`` with the ``--size`` / ``--threads`` of the command line."""
+    from .unet import UNetConfig
+
+    overrides = {name: value for name, value in (("size", size), ("threads", threads)) if value is not None}
+    return dataclasses.replace(UNetConfig(), **overrides)
+
+
 def _downstream_section(args) -> list[str]:
     from samedenhancer.engines import cache_dir
 
-    from .unet import UNetConfig
-
-    config = UNetConfig()
+    config = downstream_config(args.size, args.threads)
     cache = Path(args.cache) if args.cache else cache_dir() / "priors"
     results = {}
     for dataset in args.datasets:
