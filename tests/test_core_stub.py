@@ -11,7 +11,8 @@ import re
 import pytest
 
 import samedenhancer
-from samedenhancer import _core, core, metrics
+from samedenhancer import _core, metrics
+from samedenhancer.core import geometry, labels, prompts
 from samedenhancer.bench import corruption
 
 
@@ -67,7 +68,7 @@ def test_signature_parser_sees_defaults():
     assert _runtime_signature(_core.connected_components) == [("mask", False), ("connectivity", True)]
 
 
-@pytest.mark.parametrize("module", [core, metrics, corruption])
+@pytest.mark.parametrize("module", [labels, geometry, prompts, metrics, corruption])
 def test_doctests(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
