@@ -10,12 +10,16 @@ from samedenhancer import Priors, augment
 from samedenhancer.bench import samaug
 
 
-def test_the_confidence_rule_keeps_the_output_farther_from_one_half():
-    sure = np.full((1, 1, 4, 4), 0.95, np.float32)
-    unsure = np.full((1, 1, 4, 4), 0.6, np.float32)
-    picked = samaug.confident(np.concatenate([sure, unsure]), np.concatenate([unsure, sure * 0 + 0.02]))
-    assert np.array_equal(picked[0], sure[0])  # first image: the first output is surer
-    assert np.allclose(picked[1], 0.02)  # second image: the second one is
+def test_the_confidence_rule_scores_each_output_scaled_to_its_range():
+    """SAMAug's reference rule min-max scales each output before the mean |q - 0.5|: a two-level
+    map (0.3 / 0.8) beats a faint ramp (0 .. 0.2) that the unscaled mean |p - 0.5| would prefer,
+    and the kept output comes back unscaled."""
+    two_level = np.where(np.arange(16).reshape(1, 1, 4, 4) < 8, 0.3, 0.8).astype(np.float32)
+    faint = np.linspace(0, 0.2, 16, dtype=np.float32).reshape(1, 1, 4, 4)
+    assert np.abs(faint - 0.5).mean() > np.abs(two_level - 0.5).mean()  # the unscaled rule's choice
+    picked = samaug.confident(np.concatenate([two_level, faint]), np.concatenate([faint, two_level]))
+    assert np.array_equal(picked[0], two_level[0])  # first image: the first output
+    assert np.array_equal(picked[1], two_level[0])  # second image: the second one
 
 
 def test_plain_inputs_are_the_augmented_image_without_priors():

@@ -80,7 +80,7 @@ def test_train_inputs_replace_the_training_folds_only():
 
 
 def test_alternated_training_and_several_predicted_forms():
-    """SAMAug's recipe: epochs alternate between two forms of the images; each form given as
+    """SAMAug's recipe: every batch steps on each form of the images in turn; each form given as
     inputs is predicted by the same fold models."""
     rng = np.random.default_rng(1)
     x = rng.normal(size=(4, 1, 8, 8)).astype(np.float32)
@@ -90,12 +90,15 @@ def test_alternated_training_and_several_predicted_forms():
     plain = unet.cross_validate(x, y, groups, 1, config)
     alternated, flipped = unet.cross_validate((x, -x), y, groups, 1, config, train_inputs=(x, -x))
     assert alternated.shape == flipped.shape == plain.shape
-    assert not np.array_equal(alternated, plain)  # the second epoch saw -x
+    assert not np.array_equal(alternated, plain)  # training saw -x
     assert not np.array_equal(alternated, flipped)  # two forms, two predictions of one model
-    # one epoch reads only the first form: the same model as training on it alone
+    # the forms alternate batch by batch, not epoch by epoch: even one epoch sees the second form
     one = unet.UNetConfig(size=8, width=2, depth=2, epochs=1, folds=2, batch_size=2)
-    assert np.array_equal(unet.cross_validate(x, y, groups, 1, one, train_inputs=(x, -x)),
-                          unet.cross_validate(x, y, groups, 1, one))
+    assert not np.array_equal(unet.cross_validate(x, y, groups, 1, one, train_inputs=(x, -x)),
+                              unet.cross_validate(x, y, groups, 1, one))
+    # and in the order given: the first form's step comes first
+    assert not np.array_equal(unet.cross_validate(x, y, groups, 1, one, train_inputs=(x, -x)),
+                              unet.cross_validate(x, y, groups, 1, one, train_inputs=(-x, x)))
     with pytest.raises(ValueError, match="train_inputs must have the shape"):
         unet.cross_validate((x, x[:, :, :4]), y, groups, 1, config)
 

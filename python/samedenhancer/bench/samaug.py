@@ -9,9 +9,9 @@ seconds per prompt of the same run.
 
 The downstream proof uses the U-Net harness of ``bench unet`` (same folds, seeds, epochs and
 size): the U-Net trained and tested on plain images against the same U-Net with SAMAug's recipe —
-training epochs alternate between the plain and the augmented image (:func:`samedenhancer.augment`
+every training batch takes a step on the plain and then on the augmented images (:func:`samedenhancer.augment`
 of the default prior grid), and at test time both are predicted and the output with the larger mean
-``|p - 0.5|`` is kept — and against training and testing on augmented images only. Plain images are
+``|p - 0.5|`` (of the output min-max scaled per image, see :func:`confident`) is kept — and against training and testing on augmented images only. Plain images are
 the augmented ones without the priors (scaled to [0, 1], grey as three channels), so that the three
 variants share one architecture. Dice and HD95 (pixels) at native resolution, out-of-fold, every
 image of the shared set. The augmented images are cached (``--cache``). Writes
@@ -100,8 +100,15 @@ def _scores(probabilities: np.ndarray, data) -> tuple[float, float, int]:
 
 def confident(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     """SAMAug's test-time rule: per image, the output (N x 1 x S x S probabilities) with the larger
-    mean ``|p - 0.5|``."""
-    pick = np.abs(first - 0.5).mean(axis=(1, 2, 3)) >= np.abs(second - 0.5).mean(axis=(1, 2, 3))
+    mean ``|q - 0.5|``, where ``q`` is the output min-max scaled to [0, 1] per image, as SAMAug's
+    reference test loop scores it (an output that is low everywhere is not confident for being low).
+    The kept output is returned unscaled."""
+
+    def confidence(p: np.ndarray) -> np.ndarray:
+        low, high = p.min(axis=(1, 2, 3), keepdims=True), p.max(axis=(1, 2, 3), keepdims=True)
+        return np.abs((p - low) / (high - low + 1e-8) - 0.5).mean(axis=(1, 2, 3))
+
+    pick = confidence(first) >= confidence(second)
     return np.where(pick[:, None, None, None], first, second)
 
 

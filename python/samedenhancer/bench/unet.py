@@ -206,8 +206,10 @@ def _loss(torch, logits, target, classes: int):
 def train(inputs, targets: np.ndarray, classes: int, config: UNetConfig, seed: int):
     """A U-Net trained on ``inputs`` (N x C x S x S float32) and ``targets`` (N x S x S labels).
 
-    ``inputs`` may be a tuple of such arrays (the same images in different forms): epoch ``e``
-    trains on ``inputs[e % len(inputs)]`` (SAMAug's recipe alternates plain and augmented images).
+    ``inputs`` may be a tuple of such arrays (the same images in different forms): every batch then
+    takes one optimiser step on each form in turn, with the same images and flips (SAMAug's recipe:
+    its reference training loop steps on the plain batch, then on the augmented one). Batch norm's
+    running statistics thus see every form to the end of training.
     """
     variants = inputs if isinstance(inputs, tuple) else (inputs,)
     if len({v.shape for v in variants}) != 1:
@@ -217,26 +219,25 @@ def train(inputs, targets: np.ndarray, classes: int, config: UNetConfig, seed: i
     torch.manual_seed(seed)
     model = build_unet(inputs.shape[1], 1 if classes == 1 else classes + 1, config.width, config.depth)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
-    steps = config.epochs * max(1, -(-len(inputs) // config.batch_size))
+    steps = config.epochs * max(1, -(-len(inputs) // config.batch_size)) * len(variants)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.lr, total_steps=steps)
     x_variants, y_all = [torch.from_numpy(v) for v in variants], torch.from_numpy(targets)
     generator = torch.Generator().manual_seed(seed)
     model.train()
-    for epoch in range(config.epochs):
-        x_all = x_variants[epoch % len(x_variants)]
+    for _ in range(config.epochs):
         order = torch.randperm(len(inputs), generator=generator)
         for start in range(0, len(inputs), config.batch_size):
             index = order[start:start + config.batch_size]
             if len(index) < 2 and len(inputs) >= 2:  # batch norm needs two samples
                 continue
-            x, y = x_all[index], y_all[index]
             flip = torch.rand(len(index), generator=generator) < 0.5
-            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-            y = torch.where(flip[:, None, None], y.flip(-1), y)
-            optimiser.zero_grad()
-            _loss(torch, model(x), y, classes).backward()
-            optimiser.step()
-            schedule.step()
+            y = torch.where(flip[:, None, None], y_all[index].flip(-1), y_all[index])
+            for x_all in x_variants:
+                x = torch.where(flip[:, None, None, None], x_all[index].flip(-1), x_all[index])
+                optimiser.zero_grad()
+                _loss(torch, model(x), y, classes).backward()
+                optimiser.step()
+                schedule.step()
     model.eval()
     return model
 
@@ -260,7 +261,7 @@ def cross_validate(inputs, targets: np.ndarray, groups: Sequence[str], classes: 
 
     ``inputs`` may be a tuple of arrays (the same images in several forms): each is predicted by
     the fold's model and a tuple of probabilities comes back. ``train_inputs`` (an array or a tuple
-    of arrays alternated epoch by epoch, see :func:`train`; each of the inputs' shape) replaces the
+    of arrays alternated batch by batch, see :func:`train`; each of the inputs' shape) replaces the
     inputs of the training folds, for training on augmented images while predicting plain ones (or
     the other way round); by default the (first) inputs.
     """
