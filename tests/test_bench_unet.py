@@ -3,6 +3,8 @@ written as <stem>.png at native size, byte-identical across runs (seeded, determ
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -101,6 +103,47 @@ def test_alternated_training_and_several_predicted_forms():
                               unet.cross_validate(x, y, groups, 1, one, train_inputs=(-x, x)))
     with pytest.raises(ValueError, match="train_inputs must have the shape"):
         unet.cross_validate((x, x[:, :, :4]), y, groups, 1, config)
+
+
+def test_augmented_training_is_seeded_and_warps_labels_with_their_images(tmp_path):
+    """``augment``: two runs write identical maps, the warps change the training, and a warped label
+    map keeps its label values, moved where its image moved."""
+    import torch
+
+    images, masks = _folders(tmp_path, classes=2)
+    outs = [tmp_path / name for name in ("aug1", "aug2", "plain")]
+    for out, extra in zip(outs, (["--augment"], ["--augment"], [])):
+        assert unet.main(["--images", str(images), "--masks", str(masks), "--out", str(out)] + TINY + extra) == 0
+    stems = sorted(p.name for p in outs[0].glob("*.png"))
+    assert all((outs[0] / n).read_bytes() == (outs[1] / n).read_bytes() for n in stems)
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(6, 1, 16, 16)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    config = unet.UNetConfig(size=16, width=2, depth=2, epochs=2, folds=2, batch_size=3)
+    augmented = dataclasses.replace(config, augment=True)
+    groups = list("abcdef")
+    assert not np.array_equal(unet.cross_validate(x, y, groups, 1, config),
+                              unet.cross_validate(x, y, groups, 1, augmented))
+    theta, contrast = unet._random_warp(torch, 4, torch.Generator().manual_seed(0))
+    assert theta.shape == (4, 2, 3) and contrast.shape == (4, 1, 1, 1)
+    assert torch.all((contrast >= np.exp(-0.3) - 1e-6) & (contrast <= np.exp(0.3) + 1e-6))
+    labels = torch.zeros(4, 1, 16, 16)
+    labels[:, :, 4:12, 4:12] = 2
+    warped = unet._warped(torch, labels, theta, "nearest")
+    assert set(torch.unique(warped).tolist()) <= {0.0, 2.0} and not torch.equal(warped, labels)
+    identity = torch.tensor([[[1.0, 0, 0], [0, 1.0, 0]]]).repeat(4, 1, 1)
+    assert torch.equal(unet._warped(torch, labels, identity, "nearest"), labels)
+    moved = unet._warped(torch, labels * 10, theta, "bilinear") > 10  # the image, warped the same way
+    assert (moved != (warped > 1)).float().mean() < 0.05
+
+
+def test_each_shared_set_gets_its_schedule():
+    assert unet.config_for("kvasir") == unet.config_for(None) == unet.UNetConfig()
+    acdc = unet.config_for("acdc")
+    assert acdc.augment and acdc.epochs == unet.SCHEDULES["acdc"]["epochs"] and acdc.size == unet.UNetConfig().size
+    assert unet.config_for("acdc", epochs=3, size=None).epochs == 3  # overrides win, None keeps the schedule
+    with pytest.raises(ValueError, match="augment must be True or False"):
+        unet.UNetConfig(augment=1)
 
 
 def test_bad_configuration_and_arguments_are_clear_errors(tmp_path, capsys):

@@ -106,7 +106,7 @@ def run_table2(model_name: str, dataset: str, limit: int | None, workers: int = 
         "unet_minutes": (trained - start) / 60,
         "refine_minutes": (time.perf_counter() - trained) / 60,
         "encode_s": float(np.mean([shard[2] for shard in shards])),
-        "unet": repr(unet.UNetConfig()),
+        "unet": repr(unet.config_for(dataset)),
         "limit": limit,
     }
 
@@ -207,7 +207,9 @@ def render(out: Path, command: str) -> None:
         "## Table 2: U-Net coarse maps, refined",
         "",
         "Coarse = out-of-fold maps of the small U-Net of `python -m samedenhancer.bench unet` (5 folds, seeded;"
-        f" `{unet.UNetConfig()!r}`), threshold 127 (ACDC: the argmax label map). Rows decode from one embedding"
+        f" `{unet.UNetConfig()!r}`; changed per set: "
+        + "; ".join(f"{name} `{changes}`" for name, changes in unet.SCHEDULES.items())
+        + ", see `bench/unet.py`), threshold 127 (ACDC: the argmax label map). Rows decode from one embedding"
         " per image: `default` = `Enhancer(threshold=127)` (box + soft fusion with the U-Net probability + box"
         " iteration; constants as shipped, not re-fitted here), `default + gate` = `Enhancer(threshold=127, gate=True)`"
         " (the no-harm gate on every region), `box only` = `Enhancer(fusion=False, box_rounds=0)`,"

@@ -187,7 +187,7 @@ def run_dataset(model_name: str, dataset: str, config: unet.UNetConfig, log, wor
 
 def run_table3(model_name: str, dataset: str, config: unet.UNetConfig | None = None, workers: int = 1) -> dict:
     """One dataset's Table 3 result (a JSON-able dict); ``workers`` processes share the encodes."""
-    return run_dataset(model_name, dataset, config or unet.UNetConfig(),
+    return run_dataset(model_name, dataset, config or unet.config_for(dataset),
                        lambda line: print(f"  table 3 {line}", file=sys.stderr, flush=True), workers)
 
 
