@@ -75,13 +75,17 @@ def test_refine_all_encodes_once_per_image_and_keeps_item_order(litemedsam_dir, 
     items = []
     for sample in samples:
         truth = sample.ground_truth()
-        items.append((sample.image(), [(255 * truth).astype(np.uint8), np.zeros_like(truth)]))
+        # an 8-bit probability map of at most 1/255 (a U-Net sure there is nothing) is empty at 127,
+        # not refused as a 0/1 label mask
+        faint = (truth > 0).astype(np.uint8)
+        items.append((sample.image(), [(255 * truth).astype(np.uint8), np.zeros_like(truth), faint]))
     rows = selftrain.refine_all("litemedsam", 127, items, classes=1, workers=1)
-    assert len(rows) == 2 and all(len(row) == 2 for row in rows)
+    assert len(rows) == 2 and all(len(row) == 3 for row in rows)
     for (image, maps), row in zip(items, rows):
-        (refined, verdict), (empty, empty_verdict) = row
+        (refined, verdict), (empty, empty_verdict), (faint, faint_verdict) = row
         assert refined.shape == maps[0].shape and dice(refined, maps[0]) > 0.5 and verdict in ("keep", "flag")
         assert not empty.any() and empty_verdict == "keep"
+        assert not faint.any() and faint_verdict == "keep"
 
 
 def test_fit_predict_gives_native_size_maps(monkeypatch):

@@ -91,7 +91,13 @@ def decoding_row(predictor: Predictor, threshold: float | None, **options) -> Ca
     enhancer = Enhancer(predictor, threshold=threshold, **options)
 
     def run(case, embedding):
-        return enhancer.refine(enhancer.encode(case.image, case.coarse, embedding=embedding), return_details=True)
+        coarse = case.coarse
+        if threshold is not None and threshold >= 1 and coarse.dtype == np.uint8 and coarse.max() <= 1:
+            # an 8-bit probability map of at most 1/255 (a segmenter sure there is nothing) is empty at
+            # the threshold; as_label_map refuses uint8 0/1 maps with a threshold (they look like label
+            # masks given by mistake), so pass it as the empty map it is
+            coarse = np.zeros_like(coarse)
+        return enhancer.refine(enhancer.encode(case.image, coarse, embedding=embedding), return_details=True)
 
     return run
 
