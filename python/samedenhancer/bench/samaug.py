@@ -9,12 +9,13 @@ seconds per prompt of the same run.
 
 The downstream proof uses the U-Net harness of ``bench unet`` (same folds, seeds, epochs and
 size): the U-Net trained and tested on plain images against the same U-Net with SAMAug's recipe —
-every training batch takes a step on the plain and then on the augmented images (:func:`samedenhancer.augment`
-of the default prior grid), and at test time both are predicted and the output with the larger mean
-``|p - 0.5|`` (of the output min-max scaled per image, see :func:`confident`) is kept — and against training and testing on augmented images only. Plain images are
-the augmented ones without the priors (scaled to [0, 1], grey as three channels), so that the three
-variants share one architecture. Dice and HD95 (pixels) at native resolution, out-of-fold, every
-image of the shared set. The augmented images are cached (``--cache``). Writes
+every training batch takes a step on the plain and then on the augmented images
+(:func:`samedenhancer.augment` of the default prior grid), and at test time both are predicted and
+the output with the larger mean ``|p - 0.5|`` (of the output min-max scaled per image, see
+:func:`confident`) is kept —, that model on each input alone, and training and testing on
+augmented images only. Plain images are the augmented ones without the priors (scaled to [0, 1],
+grey as three channels), so that the variants share one architecture. Dice and HD95 (pixels) at
+native resolution, out-of-fold, every image of the shared set. The augmented images are cached (``--cache``). Writes
 ``benchmarks/SAMAUG.md`` and the figure ``benchmarks/SAMAUG.png`` with ``--write``.
 """
 
@@ -144,6 +145,7 @@ def downstream(dataset: str, config, cache: Path, log=None) -> dict:
             "plain U-Net": _scores(base, data),
             "SAMAug (alternating training, confidence rule at test)": _scores(confident(alternate_plain, alternate_aug), data),
             "SAMAug-trained, tested on plain images": _scores(alternate_plain, data),
+            "SAMAug-trained, tested on augmented images": _scores(alternate_aug, data),
             "augmented images only (train and test)": _scores(aug_only, data),
         },
         "samples": (data.images[:1], maps[:1], augmented[:1]),
