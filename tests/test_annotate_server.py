@@ -379,7 +379,7 @@ def test_unreadable_files_are_422_and_the_server_stays_up(folders):
 
 @pytest.mark.parametrize("dtype, low, high", [(np.uint16, 100, 4000), (np.float32, -1000.0, 2000.0)])
 def test_images_beyond_8_bits_are_stretched_for_display(dtype, low, high):
-    from samedenhancer.annotate.workflow import display_png
+    from samedenhancer.annotate.views import display_png
 
     ramp = np.linspace(low, high, 64 * 64).reshape(64, 64).astype(dtype)
     shown = cv2.imdecode(np.frombuffer(display_png(ramp), np.uint8), cv2.IMREAD_UNCHANGED)

@@ -15,7 +15,8 @@ Only :mod:`.server` needs the ``annotate`` extra; the rest imports with the runt
 from __future__ import annotations
 
 from .catalog import LEDGER_COLUMNS, STATES, Catalog, Entry, Ledger
-from .workflow import AnnotateError, Annotator, Conflict, Invalid, UnknownImage, Unprocessable
+from .views import AnnotateError, Conflict, Invalid, UnknownImage, Unprocessable
+from .workflow import Annotator
 
 __all__ = [
     "LEDGER_COLUMNS",

@@ -40,7 +40,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .. import validation
-from .workflow import AnnotateError, Annotator, Invalid
+from .views import AnnotateError, Invalid
+from .workflow import Annotator
 
 __all__ = ["DEFAULT_PORT", "LOCAL_HOSTS", "bind", "create_app", "parse_body", "serve", "server"]
 
