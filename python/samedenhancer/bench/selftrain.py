@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -96,8 +96,6 @@ MIN_STEPS = 1500
 
 
 def _fit(images, labels, classes, config: unet.UNetConfig):
-    from dataclasses import replace
-
     x = unet.stack_inputs(images, config.size)
     y = np.stack([unet.as_target(label, config.size) for label in labels])
     batches = max(1, -(-len(x) // config.batch_size))
@@ -140,8 +138,6 @@ def volume_dice(stems, predictions, truths, classes: int) -> float:
 
 def run_dataset(model_name: str, dataset: str, config: unet.UNetConfig, log, workers: int = 1, seed: int = 0) -> dict:
     """One seed of one dataset: ``seed`` deals the split and seeds every U-Net (``config.seed``)."""
-    from dataclasses import replace
-
     start = time.perf_counter()
     plan = replace(SPLITS[dataset], seed=seed)
     config = replace(config, seed=seed)
