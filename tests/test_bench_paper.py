@@ -42,10 +42,12 @@ def test_the_gate_row_is_reported_beside_the_default(tmp_path):
     assert "<= 10 % images worse: 25 % — **missed**" in text  # the target stays the default's
 
 
-def _table3(seed, a, b, b_post):
+def _table3(seed, a, b, b_post, kept=None):
     rows = {"labelled only": 0.50, "labelled only + Post": 0.52, "labelled + pseudo, raw (a)": a,
             "labelled + pseudo, raw (a) + Post": a + 0.01, "labelled + pseudo, refined (b)": b,
             "labelled + pseudo, refined (b) + Post": b_post}
+    if kept is not None:
+        rows.update({selftrain.KEPT: kept, f"{selftrain.KEPT} + Post": kept + 0.01})
     quality = {"raw": 0.4, "refined": 0.45, "kept": 9, "of": 10, "refined_kept": 0.5, "refined_flagged": None}
     return {"dataset": "busi", "seed": seed, "split": {"labelled": 1, "unlabelled": 2, "test": 3, "seed": seed},
             "images": {"labelled": 1, "unlabelled": 2, "test": 3}, "pseudo_quality": quality, "rows": rows,
@@ -59,8 +61,11 @@ def test_table3_averages_the_seeds_and_judges_the_targets_on_the_means(tmp_path,
     text = "\n".join(selftrain.format_table3(runs))
     assert "seeds [0, 1]" in text and "| test Dice % (mean) | seed 0 | seed 1 |" in text
     assert "| labelled + pseudo, refined (b) | 47.50 | 47.00 | 48.00 | — |" in text
-    assert "(b) >= (a) + 2.0: +2.50 — **met** (per seed -3.00, +8.00)" in text
+    assert "`labelled + pseudo, refined (b)`: >= (a) + 2.0: +2.50 — **met** (per seed -3.00, +8.00)" in text
     assert "best is `labelled + pseudo, refined (b) + Post` — **met**" in text
+    acdc = "\n".join(selftrain.format_table3([dict(runs[0], dataset="acdc")]))
+    assert "| labelled + pseudo, raw (a) + Post | 41.00 | 41.00 | 72.01 |" in acdc  # the paper's + Post rows too
+    assert "QA-kept" not in text.split("## Table 3")[1].split("### busi")[1]  # no such row in these runs
     # the report reads every cached seed of a dataset, and names the seeds of SEEDS not run
     import json
 
@@ -69,6 +74,17 @@ def test_table3_averages_the_seeds_and_judges_the_targets_on_the_means(tmp_path,
     paper.render(tmp_path / "PAPER.md", "test")
     report = (tmp_path / "PAPER.md").read_text()
     assert "seeds [1]" in report and "busi seed 0" in report and "acdc seed 0" in report
+
+
+def test_table3_judges_the_qa_kept_retraining_too_and_skips_rows_a_seed_lacks():
+    runs = [_table3(0, a=0.40, b=0.41, b_post=0.45, kept=0.55), _table3(1, a=0.40, b=0.41, b_post=0.45, kept=0.53),
+            _table3(2, a=0.40, b=0.41, b_post=0.45)]
+    text = "\n".join(selftrain.format_table3(runs[:2]))
+    assert f"`{selftrain.KEPT}`: >= (a) + 2.0: +14.00 — **met**" in text
+    assert "`labelled + pseudo, refined (b)`: >= (a) + 2.0: +1.00 — **missed**" in text
+    assert f"best is `{selftrain.KEPT} + Post`" in text
+    text = "\n".join(selftrain.format_table3(runs))  # seed 2 was cached before the row existed
+    assert selftrain.KEPT not in text.split("| training labels")[1]
 
 
 def test_split_deals_groups_to_disjoint_parts():
@@ -113,8 +129,9 @@ def test_refine_all_encodes_once_per_image_and_keeps_item_order(litemedsam_dir, 
     for (image, maps), row in zip(items, rows):
         (refined, verdict), (empty, empty_verdict), (faint, faint_verdict) = row
         assert refined.shape == maps[0].shape and dice(refined, maps[0]) > 0.5 and verdict in ("keep", "flag")
-        assert not empty.any() and empty_verdict == "keep"
-        assert not faint.any() and faint_verdict == "keep"
+        # Table 3's QA rule flags empty pseudo-labels (selftrain.QA_RULE)
+        assert not empty.any() and empty_verdict == "flag"
+        assert not faint.any() and faint_verdict == "flag"
 
 
 def test_fit_predict_gives_native_size_maps(monkeypatch):

@@ -43,6 +43,21 @@ def test_rule_thresholds_decide_and_empty_labels_are_kept():
     assert empty.review.verdict == "keep" and empty.review.regions == 0 and np.isnan(empty.review.min_iou_prediction)
 
 
+def test_flag_empty_flags_only_empty_pseudo_labels():
+    image = np.zeros((64, 64), np.uint8)
+    enhancer = Enhancer(DoublePredictor(), box_margin=0)
+    rule = Rule(flag_empty=True)
+    empty = pseudolabel(image, np.zeros((64, 64), np.uint8), enhancer=enhancer, rule=rule)
+    assert empty.review.verdict == "flag" and "empty pseudo-label" in empty.review.reason
+    assert pseudolabel(image, _square(), enhancer=enhancer, rule=rule).review.verdict == "keep"
+    # a label with foreground but no region after MSFF (one speck) is still kept: it is not empty
+    speck = np.zeros((64, 64), np.uint8)
+    speck[5, 5] = 1
+    kept = pseudolabel(image, speck, enhancer=enhancer, rule=rule)
+    assert kept.review.regions == 0 and kept.review.verdict == "keep"
+    assert str(rule).endswith("; flag empty labels") and "empty" not in str(Rule())
+
+
 def test_gate_fired_flags_unless_the_rule_says_otherwise():
     image = np.zeros((64, 64), np.uint8)
     enhancer = Enhancer(DoublePredictor(grow=12), box_margin=0, gate=True)
@@ -58,6 +73,8 @@ def test_bad_arguments_name_the_parameter():
         Rule(min_agreement=1.5)
     with pytest.raises(TypeError, match="Rule flag_gate must be True or False"):
         Rule(flag_gate="yes")
+    with pytest.raises(TypeError, match="Rule flag_empty must be True or False"):
+        Rule(flag_empty=1)
     with pytest.raises(TypeError, match="result must be an EnhanceResult"):
         review(np.zeros((4, 4)), np.zeros((4, 4)))
     result = Enhancer(DoublePredictor()).enhance(np.zeros((64, 64)), _square(), return_details=True)
@@ -127,3 +144,15 @@ def test_the_runtime_path_never_imports_torch():
 
     code = "import sys, samedenhancer.cli, samedenhancer.pseudolabel; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_cli_flag_empty_flags_the_empty_pseudo_label(folders, capsys):
+    io.write_mask(folders / "images" / "blank.png", np.full((64, 64), 100, np.uint8))
+    io.write_mask(folders / "pseudo" / "blank.png", np.zeros((64, 64), np.uint8))
+    out = folders / "out"
+    main(["pseudolabel", str(folders / "images"), str(folders / "pseudo"), "--out", str(out), "--threshold", "127",
+          "--quiet", "--flag-empty"])
+    rows = {r["stem"]: r for r in _manifest(out / "manifest.csv")}
+    assert rows["blank"]["verdict"] == "flag" and rows["blank"]["reason"].startswith("empty pseudo-label")
+    assert rows["img0"]["verdict"] == "keep" and rows["img0"]["rule"] == str(Rule(flag_empty=True))
+    assert not io.read_mask(out / "blank.png").any()  # the empty label is still written

@@ -39,25 +39,32 @@ class Rule:
     disagree, so at least one of them is wrong —, when the lowest predicted IoU of its regions is
     below ``min_iou``, or (``flag_gate``) when the no-harm gate sent a region back to the input.
     Empty pseudo-labels (nothing to refine) are kept: an empty label is a statement a training
-    loop may want. ``min_iou`` is 0 by default because LiteMedSAM's predicted IoU barely ranks
-    harm (AUC 0.49-0.78, METHOD.md); raise it for models whose IoU head is trained.
+    loop may want. Where (nearly) every image holds the target, an empty pseudo-label is more often
+    a target the segmenter missed: ``flag_empty`` flags it (the weak ACDC U-Net of the Table 3
+    benchmark leaves slices that hold the heart empty, and the default kept exactly those).
+    ``min_iou`` is 0 by default because LiteMedSAM's predicted IoU barely ranks harm (AUC
+    0.49-0.78, METHOD.md); raise it for models whose IoU head is trained.
     """
 
     min_agreement: float = 0.7
     min_iou: float = 0.0
     flag_gate: bool = True
+    flag_empty: bool = False
 
     def __post_init__(self) -> None:
         for name in ("min_agreement", "min_iou"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
                 raise ValueError(f"Rule {name} must be a number in [0, 1], got {value!r}")
-        if not isinstance(self.flag_gate, (bool, np.bool_)):
-            raise TypeError(f"Rule flag_gate must be True or False, got {self.flag_gate!r}")
+        for name in ("flag_gate", "flag_empty"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise TypeError(f"Rule {name} must be True or False, got {getattr(self, name)!r}")
 
     def __str__(self) -> str:
         gate = "; flag if the gate fired" if self.flag_gate else ""
-        return f"keep if agreement >= {self.min_agreement:.2f} and min IoU prediction >= {self.min_iou:.2f}{gate}"
+        empty = "; flag empty labels" if self.flag_empty else ""
+        return (f"keep if agreement >= {self.min_agreement:.2f} and min IoU prediction >= {self.min_iou:.2f}"
+                f"{gate}{empty}")
 
 
 @dataclass(frozen=True)
@@ -117,7 +124,9 @@ def review(result: EnhanceResult, pseudo_labels: np.ndarray, rule: Rule = Rule()
     present = sorted((set(np.unique(result.mask).tolist()) | set(np.unique(labels).tolist())) - {0})
     agreement = float(np.mean([dice(result.mask == c, labels == c) for c in present])) if present else 1.0
     min_iou = float(ious.min()) if ious.size else float("nan")
-    if not result.regions:
+    if rule.flag_empty and not labels.any():
+        verdict, reason = "flag", "empty pseudo-label (flag_empty)"
+    elif not result.regions:
         verdict, reason = "keep", "nothing to refine (empty pseudo-label or no region after MSFF)"
     elif agreement < rule.min_agreement:
         verdict, reason = "flag", f"agreement {agreement:.2f} < {rule.min_agreement:.2f}"

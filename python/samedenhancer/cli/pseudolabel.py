@@ -30,6 +30,8 @@ def add_parser(sub) -> None:
     p.add_argument("--min-iou", type=float, default=0.0,
                    help="flag a label whose lowest predicted IoU is below this (default 0: off)")
     p.add_argument("--no-flag-gate", action="store_true", help="do not flag labels where the gate fired")
+    p.add_argument("--flag-empty", action="store_true",
+                   help="flag empty pseudo-labels (data where every image holds the target)")
     p.add_argument("--resume", action="store_true", help="skip images already in the manifest with an output")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -65,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
     from ..enhancer import Enhancer
     from ..pseudolabel import Review, Rule, pseudolabel
 
-    rule = Rule(min_agreement=args.min_agreement, min_iou=args.min_iou, flag_gate=not args.no_flag_gate)
+    rule = Rule(min_agreement=args.min_agreement, min_iou=args.min_iou, flag_gate=not args.no_flag_gate,
+                flag_empty=args.flag_empty)
     images = io.files_by_stem(Path(args.images))
     pseudo = io.files_by_stem(Path(args.pseudo))
     out = Path(args.out)
