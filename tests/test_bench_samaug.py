@@ -72,3 +72,25 @@ def test_a_unet_larger_than_the_cache_is_refused(tmp_path):
 
     with pytest.raises(ValueError, match="U-Net size must be <= 128"):
         samaug.downstream("kvasir", UNetConfig(size=256), tmp_path)
+
+
+def test_the_downstream_target_is_judged_on_the_means_over_the_seeds():
+    from samedenhancer.bench.unet import UNetConfig
+
+    def run(plain, samaug_dice):  # per seed: (Dice %, HD95 px, n)
+        others = [(50.0, 10.0, 9)] * len(plain)
+        return {"images": 10, "seeds": [0, 1], "priors_s": 0.0, "unet_s": 1.0,
+                "variants": {samaug.PLAIN: [(d, 20.0, 9) for d in plain],
+                             samaug.SAMAUG: [(d, 18.0, 9) for d in samaug_dice],
+                             "augmented images only (train and test)": others}}
+
+    # one dataset gains on the mean although one seed loses; the other gains on one seed only
+    text = "\n".join(samaug.format_downstream({"kvasir": run([40.0, 44.0], [45.0, 42.0]),
+                                               "busi": run([60.0, 60.0], [63.0, 56.0])}, UNetConfig()))
+    assert "| kvasir | 10 | SAMAug (alternating training, confidence rule at test) | 43.50 | 18.0 (9) | +1.50 | 45.00, 42.00 |" in text
+    assert "kvasir +1.50 (per seed +5.00, -2.00), busi -0.50 (per seed +3.00, -4.00) -> missed (1 of 2)" in text
+    assert "--seeds 0 1" in text and "seeds [0, 1]" in text
+
+    single = {"kvasir": dict(run([40.0], [42.0]), seeds=[0]), "busi": dict(run([60.0], [61.5]), seeds=[0])}
+    text = "\n".join(samaug.format_downstream(single, UNetConfig()))
+    assert "kvasir +2.00, busi +1.50 -> met (2 of 2)" in text and "per seed" not in text

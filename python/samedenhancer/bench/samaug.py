@@ -15,7 +15,9 @@ the output with the larger mean ``|p - 0.5|`` (of the output min-max scaled per 
 :func:`confident`) is kept —, that model on each input alone, and training and testing on
 augmented images only. Plain images are the augmented ones without the priors (scaled to [0, 1],
 grey as three channels), so that the variants share one architecture. Dice and HD95 (pixels) at
-native resolution, out-of-fold, every image of the shared set. The augmented images are cached (``--cache``). Writes
+native resolution, out-of-fold, every image of the shared set. ``--seeds`` trains every variant once
+per seed (each seed deals its own folds) and judges the target on the means: on U-Nets this weak one
+seed moves a variant by several points. The augmented images are cached (``--cache``). Writes
 ``benchmarks/SAMAUG.md`` and the figure ``benchmarks/SAMAUG.png`` with ``--write``.
 """
 
@@ -117,9 +119,14 @@ def confident(first: np.ndarray, second: np.ndarray) -> np.ndarray:
 CACHE_SIZE = 128
 
 
-def downstream(dataset: str, config, cache: Path, log=None) -> dict:
-    """The three U-Net variants on one shared set (see the module docstring): variant -> (Dice %,
-    HD95 px, images with both masks non-empty), plus the images, the cached priors and the seconds."""
+#: The variant SAMAug's target is judged on, and the baseline.
+PLAIN, SAMAUG = "plain U-Net", "SAMAug (alternating training, confidence rule at test)"
+
+
+def downstream(dataset: str, config, cache: Path, log=None, seeds: tuple[int, ...] = (0,)) -> dict:
+    """The U-Net variants on one shared set (see the module docstring), trained once per seed
+    (``config.seed`` replaced: its folds and initialisations): variant -> one (Dice %, HD95 px,
+    images with both masks non-empty) per seed, plus the images, the cached priors and the seconds."""
     from samedenhancer import Predictor
 
     from . import unet
@@ -134,24 +141,70 @@ def downstream(dataset: str, config, cache: Path, log=None) -> dict:
     aug = np.stack([unet.as_input(a, config.size) for a in augmented])
     targets = np.stack([unet.as_target(label, config.size) for label in data.labels])
     start = time.perf_counter()
-    base = unet.cross_validate(plain, targets, data.groups, 1, config, log=log)
-    alternate_plain, alternate_aug = unet.cross_validate((plain, aug), targets, data.groups, 1, config,
-                                                         train_inputs=(plain, aug), log=log)
-    aug_only = unet.cross_validate(aug, targets, data.groups, 1, config, log=log)
-    unet_s = time.perf_counter() - start
+    variants: dict[str, list] = {}
+    for seed in seeds:
+        seeded = dataclasses.replace(config, seed=seed)
+        base = unet.cross_validate(plain, targets, data.groups, 1, seeded, log=log)
+        alternate_plain, alternate_aug = unet.cross_validate((plain, aug), targets, data.groups, 1, seeded,
+                                                             train_inputs=(plain, aug), log=log)
+        aug_only = unet.cross_validate(aug, targets, data.groups, 1, seeded, log=log)
+        for name, probabilities in ((PLAIN, base), (SAMAUG, confident(alternate_plain, alternate_aug)),
+                                    ("SAMAug-trained, tested on plain images", alternate_plain),
+                                    ("SAMAug-trained, tested on augmented images", alternate_aug),
+                                    ("augmented images only (train and test)", aug_only)):
+            variants.setdefault(name, []).append(_scores(probabilities, data))
     return {
         "images": len(data.stems),
-        "variants": {
-            "plain U-Net": _scores(base, data),
-            "SAMAug (alternating training, confidence rule at test)": _scores(confident(alternate_plain, alternate_aug), data),
-            "SAMAug-trained, tested on plain images": _scores(alternate_plain, data),
-            "SAMAug-trained, tested on augmented images": _scores(alternate_aug, data),
-            "augmented images only (train and test)": _scores(aug_only, data),
-        },
+        "seeds": list(seeds),
+        "variants": variants,
         "samples": (data.images[:1], maps[:1], augmented[:1]),
         "priors_s": priors_s,
-        "unet_s": unet_s,
+        "unet_s": time.perf_counter() - start,
     }
+
+
+def format_downstream(results: dict[str, dict], config) -> list[str]:
+    """The downstream section of SAMAUG.md from :func:`downstream`'s results per dataset: each
+    variant's mean over the seeds (and each seed's Dice), and SAMAug's target judged on the means."""
+    seeds = next(iter(results.values()))["seeds"] if results else [config.seed]
+    several = len(seeds) > 1
+    lines = [
+        "",
+        "## Does a downstream segmenter gain? (the U-Net of `bench unet`, plain vs SAMAug)",
+        "",
+        f"`python -m samedenhancer.bench samaug --downstream --seeds {' '.join(map(str, seeds))}`:"
+        f" {dataclasses.replace(config, seed=seeds[0])}, seeds {seeds} (each seed deals its own folds and"
+        " initialises every U-Net; the same folds and seeds for every variant); every image of each shared set,"
+        " 5-fold out-of-fold predictions; Dice (%) and HD95 (px, mean over the images where both masks are"
+        " non-empty, n) at native resolution" + (", means over the seeds" if several else "")
+        + ". Priors: the default box grid.",
+        "",
+        "![SAMAug priors](SAMAUG.png)",
+        "",
+        "| dataset | images | variant | Dice | HD95 (n) | Δ Dice vs plain |" + (" Dice per seed |" if several else ""),
+        "|---|---|---|---|---|---|" + ("---|" if several else ""),
+    ]
+    gains, per_seed = {}, {}
+    for dataset, r in results.items():
+        mean = {name: (float(np.mean([s[0] for s in runs])), float(np.mean([s[1] for s in runs])),
+                       round(float(np.mean([s[2] for s in runs]))))
+                for name, runs in r["variants"].items()}
+        plain = mean[PLAIN][0]
+        for name, (d, h, n) in mean.items():
+            lines.append(f"| {dataset} | {r['images']} | {name} | {d:.2f} | {h:.1f} ({n}) | "
+                         f"{'' if name == PLAIN else f'{d - plain:+.2f}'} |"
+                         + (" " + ", ".join(f"{s[0]:.2f}" for s in r["variants"][name]) + " |" if several else ""))
+        gains[dataset] = mean[SAMAUG][0] - plain
+        per_seed[dataset] = [a[0] - b[0] for a, b in zip(r["variants"][SAMAUG], r["variants"][PLAIN])]
+    met = sum(g >= 1.0 for g in gains.values())
+    lines += ["", "Target: SAMAug >= +1.0 Dice over the plain U-Net on at least two of the three datasets"
+              + (" (on the means over the seeds)" if several else "") + ": "
+              + ", ".join(f"{d} {g:+.2f}" + (f" (per seed {', '.join(f'{x:+.2f}' for x in per_seed[d])})" if several else "")
+                          for d, g in gains.items())
+              + f" -> {'met' if met >= 2 else 'missed'} ({met} of {len(gains)}).", "",
+              "Seconds: " + "; ".join(f"{d}: priors {r['priors_s']:.0f} s (0 when cached), U-Nets {r['unet_s']:.0f} s"
+                                      for d, r in results.items()) + "."]
+    return lines
 
 
 def figure(samples: dict, path: Path) -> None:
@@ -190,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=None,
                         help=f"U-Net input side for --downstream (default the bench unet's; at most {CACHE_SIZE})")
     parser.add_argument("--threads", type=int, default=None, help="torch threads of the U-Net training")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0],
+                        help="U-Net seeds of --downstream (each its own folds; the target is judged on the mean)")
     args = parser.parse_args(argv)
 
     from samedenhancer import Predictor, priors
@@ -258,38 +313,12 @@ def _downstream_section(args) -> list[str]:
 
     config = downstream_config(args.size, args.threads)
     cache = Path(args.cache) if args.cache else cache_dir() / "priors"
-    results = {}
-    for dataset in args.datasets:
-        results[dataset] = downstream(dataset, config, cache, log=lambda line: print(line, file=sys.stderr, flush=True))
+    results = {dataset: downstream(dataset, config, cache, log=lambda line: print(line, file=sys.stderr, flush=True),
+                                   seeds=tuple(args.seeds))
+               for dataset in args.datasets}
     if args.write:
         figure({d: r["samples"] for d, r in results.items()}, Path("benchmarks/SAMAUG.png"))
-    lines = [
-        "",
-        "## Does a downstream segmenter gain? (the U-Net of `bench unet`, plain vs SAMAug)",
-        "",
-        f"`python -m samedenhancer.bench samaug --downstream`: {config}; every image of each shared set, 5-fold "
-        "out-of-fold predictions (the same folds and seeds for every variant); Dice (%) and HD95 (px, mean over "
-        "the images where both masks are non-empty, n) at native resolution. Priors: the default box grid.",
-        "",
-        "![SAMAug priors](SAMAUG.png)",
-        "",
-        "| dataset | images | variant | Dice | HD95 (n) | Δ Dice vs plain |",
-        "|---|---|---|---|---|---|",
-    ]
-    gains = {}
-    for dataset, r in results.items():
-        plain = r["variants"]["plain U-Net"][0]
-        for name, (d, h, n) in r["variants"].items():
-            lines.append(f"| {dataset} | {r['images']} | {name} | {d:.2f} | {h:.1f} ({n}) | "
-                         f"{'' if name == 'plain U-Net' else f'{d - plain:+.2f}'} |")
-        gains[dataset] = r["variants"]["SAMAug (alternating training, confidence rule at test)"][0] - plain
-    met = sum(g >= 1.0 for g in gains.values())
-    lines += ["", "Target: SAMAug >= +1.0 Dice over the plain U-Net on at least two of the three datasets: "
-              + ", ".join(f"{d} {g:+.2f}" for d, g in gains.items())
-              + f" -> {'met' if met >= 2 else 'missed'} ({met} of {len(gains)}).", "",
-              "Seconds: " + "; ".join(f"{d}: priors {r['priors_s']:.0f} s (0 when cached), U-Nets {r['unet_s']:.0f} s"
-                                      for d, r in results.items()) + "."]
-    return lines
+    return format_downstream(results, config)
 
 
 if __name__ == "__main__":
