@@ -295,9 +295,10 @@ async function openImage(id) {
     fit();
     updateFooter();
     afterPaint(() => {
-      if (!known && page.current === id) {
-        const ms = performance.now() - started;
-        metrics.open.push(ms);
+      if (page.current !== id) return;
+      const ms = performance.now() - started;
+      metrics.open.push(ms);  // every open, a prefetched one too (then it is the time to show it)
+      if (!known) {
         const server = view.timings_ms || {};
         say(`opened in ${ms.toFixed(0)} ms` + (server.encode !== undefined ?
           ` (encoder ${server.encode.toFixed(0)} ms, refinement ${server.refine.toFixed(0)} ms)` : ""));
