@@ -383,3 +383,23 @@ def test_benchmark_protocol_on_a_fake_model(fake, tmp_path):
     path = tmp_path / "plot.png"
     bench.plot({("BUSI", s): np.linspace(0.5, 0.9, bench.CLICKS + 1) for s in bench.STARTS}, ["BUSI"], path)
     assert cv2.imread(str(path)).shape[2] == 3
+
+
+def test_shortfall_names_the_images_that_make_the_gap():
+    """The mask start's gap to the box start's five clicks, split into the images' shares."""
+    nan = float("nan")
+
+    def run(stem, start, three, five):
+        return bench.Run([start, nan, nan, three, nan, five, nan, nan, nan], [], stem)
+
+    ours = {
+        ("CVC-ClinicDB", "box", "farthest"): [run("a", 0.9, 0.94, 0.96), run("b", 0.9, 0.94, 0.96), run("c", 0.9, 0.95, 0.96)],
+        ("CVC-ClinicDB", "mask", "farthest"): [run("a", 0.92, 0.96, 0.97), run("b", 0.0, 0.30, 0.40), run("c", 0.9, 0.97, 0.97)],
+    }
+    lines = bench.shortfall(["CVC-ClinicDB"], ours)
+    row = next(line for line in lines if line.startswith("| CVC-ClinicDB"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    # start gap: (0.9 - 0.92 + 0.9 - 0 + 0.9 - 0.9) / 3; gap: (0.96 - 0.96 + 0.96 - 0.30 + 0.96 - 0.97) / 3
+    assert cells[1] == "+29.3" and cells[2] == "+21.7"
+    assert cells[3].startswith("b (0.0 -> 30.0 vs 96.0), +22.0")
+    assert cells[4] == "-0.5"  # without image b the mask start's 3 clicks beat the box's 5

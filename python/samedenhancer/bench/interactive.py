@@ -175,10 +175,12 @@ SHIFTS = (-10, -5, 5, 10)
 
 @dataclass
 class Run:
-    """Dice after 0..CLICKS clicks (NaN where a clicker has no such count) and seconds per click."""
+    """Dice after 0..CLICKS clicks (NaN where a clicker has no such count), seconds per click and
+    the image's stem."""
 
     dice: list
     seconds: list
+    stem: str = ""
 
 
 def start_session(session: InteractiveSession, case: Case, start: str, box=None) -> np.ndarray:
@@ -211,7 +213,7 @@ def simulate(session: InteractiveSession, case: Case, start: str, user: str, cli
             seconds.append(time.perf_counter() - t0)
         done += 1 if user == "farthest" else 2
         curve[done] = dice(mask, case.truth)
-    return Run(curve, seconds)
+    return Run(curve, seconds, case.stem)
 
 
 def run_cases(predictor: Predictor, cases: list[Case], correction: str, *, full: bool) -> dict:
@@ -401,6 +403,7 @@ def report(model: str, limit: int, names: list[str], ours: dict, competitor: dic
             f"| {name} | {100 * box[0]:.1f} | {100 * box[5]:.1f} | {gain:+.1f} | {('met' if gain >= 3.0 else 'missed') if gain_target else '(no target)'} |"
             f" {'met' if never_down else 'missed'} | {100 * m3:.1f} | {'met' if m3 >= box[5] else 'missed'} |"
         )
+    lines += shortfall(names, ours)
     lat = lambda s: (1000 * float(np.median(s)), 1000 * float(np.percentile(s, 95)), len(s)) if len(s) else (float("nan"),) * 2 + (0,)
     lines += [
         "",
@@ -435,6 +438,39 @@ def report(model: str, limit: int, names: list[str], ours: dict, competitor: dic
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += [""]
     return lines, dict(summary, curves={f"{k[0]}/{k[1]}": v.tolist() for k, v in curves.items()})
+
+
+def shortfall(names: list[str], ours: dict, worst: int = 3) -> list[str]:
+    """Why the mask start misses the box start's five clicks: how far below the box it begins, and
+    the images that make up most of the gap between its three clicks and the box's five (each
+    image's share of the mean gap, and the mean gap without the worst image)."""
+    lines = [
+        "",
+        "### Where the mask start falls short (farthest-point user)",
+        "",
+        "Gap = mean Dice of the box start after 5 clicks minus the mask start after 3, on the same images;"
+        " per image, (box after 5 - mask after 3) / images is its share of that gap.",
+        "",
+        "| dataset | start gap (box 0 - mask 0) | gap (box 5 - mask 3) | largest shares: image (mask 0 -> mask 3 vs box 5), share |"
+        " gap without the worst image |",
+        "|---|---|---|---|---|",
+    ]
+    for name in names:
+        box, mask = ours.get((name, "box", "farthest")), ours.get((name, "mask", "farthest"))
+        if not box or not mask:
+            continue
+        by_stem = {r.stem: r for r in box}
+        pairs = [(m, by_stem[m.stem]) for m in mask if m.stem in by_stem]
+        if len(pairs) < 2:
+            continue
+        shares = sorted((((b.dice[5] - m.dice[3]) / len(pairs), m, b) for m, b in pairs), key=lambda t: -t[0])
+        gap = sum(s for s, _, _ in shares)
+        start_gap = float(np.mean([b.dice[0] - m.dice[0] for m, b in pairs]))
+        rest = (gap * len(pairs) - shares[0][0] * len(pairs)) / (len(pairs) - 1)
+        cells = "; ".join(f"{m.stem} ({100 * m.dice[0]:.1f} -> {100 * m.dice[3]:.1f} vs {100 * b.dice[5]:.1f}), {100 * s:+.1f}"
+                          for s, m, b in shares[:worst])
+        lines.append(f"| {name} | {100 * start_gap:+.1f} | {100 * gap:+.1f} | {cells} | {100 * rest:+.1f} |")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
