@@ -48,6 +48,15 @@ class FakePredictor:
         self.decode_calls.append(dict(points=None if point_coords is None else np.array(point_coords),
                                       labels=None if point_labels is None else np.array(point_labels),
                                       boxes=None if boxes is None else np.array(boxes), mask_input=mask_input))
+        if boxes is not None and np.asarray(boxes).reshape(-1, 4).shape[0] > 1:  # one mask per box;
+            # predicted IoU grows with the box's area (the largest box is the fake's best answer)
+            out = np.full((len(boxes), 1, SIZE, SIZE), -5.0, np.float32)
+            areas = []
+            for i, box in enumerate(np.round(np.asarray(boxes)).astype(int)):
+                x0, y0, x1, y1 = box
+                out[i, 0, y0 : y1 + 1, x0 : x1 + 1] = 5.0
+                areas.append((x1 - x0 + 1) * (y1 - y0 + 1))
+            return out, (np.array(areas, np.float32) / max(areas))[:, None]
         logits = np.full((SIZE, SIZE), -5.0, np.float32)
         if boxes is not None:
             x0, y0, x1, y1 = np.round(np.asarray(boxes).reshape(4)).astype(int)
@@ -403,3 +412,55 @@ def test_shortfall_names_the_images_that_make_the_gap():
     assert cells[1] == "+29.3" and cells[2] == "+21.7"
     assert cells[3].startswith("b (0.0 -> 30.0 vs 96.0), +22.0")
     assert cells[4] == "-0.5"  # without image b the mask start's 3 clicks beat the box's 5
+
+
+def _blob_session(fake, start):
+    image = image_with_square()
+    session = InteractiveSession(image, fake, correction="local")
+    wrong = np.zeros(image.shape[:2], bool)
+    wrong[4:16, 44:60] = True  # a blob away from the square: the start found the wrong object
+    if start == "mask":
+        session.start(mask=wrong)
+    else:
+        session.start(box=[44, 4, 59, 15])
+    return session, wrong
+
+
+def test_a_deep_negative_click_deletes_a_wrong_object_found_by_a_mask_start(fake):
+    session, wrong = _blob_session(fake, "mask")
+    decodes = len(fake.decode_calls)
+    after = session.click(51, 9, positive=False)  # the blob's centre
+    assert not (after & wrong).any() and len(fake.decode_calls) == decodes  # no decoder call
+    session.undo()
+    edge = session.click(45, 5, positive=False)  # near its rim: an edit, not a deletion
+    assert (edge & wrong).sum() > 0.5 * wrong.sum()
+
+
+def test_a_component_holding_a_positive_click_is_not_deleted(fake):
+    session, wrong = _blob_session(fake, "mask")
+    session.click(45, 5, positive=False)
+    session.click(45, 5, positive=True)  # the user confirmed this part
+    after = session.click(51, 9, positive=False)
+    assert after[5, 45] and after.sum() > 0.4 * wrong.sum()
+
+
+def test_a_box_start_is_never_deleted_by_one_click(fake):
+    session, _ = _blob_session(fake, "box")
+    start = session.mask
+    after = session.click(51, 9, positive=False)
+    assert after.sum() >= 0.4 * start.sum()
+
+
+def test_a_positive_click_on_an_empty_mask_asks_the_model_with_boxes_around_it(fake):
+    image = image_with_square()
+    session = InteractiveSession(image, fake, correction="local")
+    session.start(mask=np.zeros(image.shape[:2], bool))
+    after = session.click(30, 30, positive=True)  # inside the square
+    boxes = fake.decode_calls[-1]["boxes"]
+    assert boxes.shape == (3, 4)  # three sizes around the click, one decoder call
+    assert np.allclose((boxes[:, :2] + boxes[:, 2:]) / 2, 30)
+    # the fake's best predicted IoU is its largest box: 0.35 x 64 = 22.4 px wide -> pixels 19..41
+    expected = np.zeros_like(after)
+    expected[19:42, 19:42] = True
+    assert np.array_equal(after, expected)
+    assert session.encodes == 1 and fake.encode_calls == 1

@@ -12,7 +12,11 @@ history and calls these. Two families of correction, chosen per model by its man
   max-flow, PyMaxflow) on the window decides which pixels take the click's label; its data term is
   the model's probability (sigmoid of the start's logits) pulled towards the click's label near the
   click, its smoothness term follows the image's edges. A positive click only adds pixels connected
-  to it, a negative click only removes them; no decoder call.
+  to it, a negative click only removes them; no decoder call. Two cases are not edits of the
+  object: where the start may have found the wrong object (a mask or point start, not a box), a
+  negative click deep inside a component no positive click holds removes that component
+  (:func:`delete_component`); a positive click on an empty mask asks the model with boxes around
+  the click (:func:`segment_around_click`, one decoder call).
 
 References
 ----------
@@ -37,11 +41,13 @@ __all__ = [
     "correct_by_prompts",
     "correct_locally",
     "correction_for",
+    "delete_component",
     "guide_image",
     "mask_to_low_res",
     "segment_from_box",
     "segment_from_mask",
     "segment_from_points",
+    "segment_around_click",
 ]
 
 
@@ -84,6 +90,21 @@ class LocalOptions(NamedTuple):
         part within ``fallback_reach`` x the distance: a click edits an object, it does not delete
         it (on a ring such as ACDC's myocardium, LiteMedSAM's box answer is the cavity with a rim
         of the ring; removing all of it took the mean Dice from 6.0 to 0.0, the capped click to 9.6).
+    delete_depth : float
+        In a session not started from a box, a negative click at least this fraction of its
+        component's equivalent radius deep, on a component no positive click lies in, removes the
+        whole component (:func:`delete_component`): the start found the wrong object (CVC-ClinicDB,
+        from the refined PraNet mask, image 154: the mask lies on another structure and local
+        corrections trimmed it by one disc per click). 0.5 also deleted half-right components on
+        Kvasir (first click 92.6 -> 88.3); 0.7 leaves the box starts and the other sets' mask starts
+        as they were.
+    empty_box_sides : tuple of float
+        A positive click on an empty mask is answered by box decodes around it, these fractions of
+        the image's shorter side wide (:func:`segment_around_click`), the one with the best
+        predicted IoU among those that hold the click: a box-trained model asked as it was trained.
+        With ``delete_depth``, 30 images per set, the refined mask start after 3 clicks: CVC-ClinicDB
+        93.6 -> 95.8, BUSI, DDTI and Kvasir unchanged; box starts unchanged; a point start (its
+        one-point decode is nearly empty) after 1 click: BUSI 13.9 -> 55.2, ACDC LV 4.7 -> 92.1.
     max_depth_fraction : float
         A positive click's distance to the mask counts as at most this fraction of the mask's
         equivalent radius, sqrt(area / pi), wherever the click is. A click on a missed part far
@@ -105,6 +126,8 @@ class LocalOptions(NamedTuple):
     max_removal: float = 0.5
     fallback_reach: float = 1.0
     max_depth_fraction: float = 0.5
+    delete_depth: float = 0.7
+    empty_box_sides: tuple = (0.1, 0.2, 0.35)
 
 
 def _decode(predictor, embedding, mask_input=None, **prompts) -> Segmentation:
@@ -301,3 +324,53 @@ def correct_locally(guide: np.ndarray, current: Segmentation, x: int, y: int, po
     new_mask[y0:y1, x0:x1][region] = positive
     new_logits[y0:y1, x0:x1][region] = 1.0 if positive else -1.0
     return Segmentation(new_mask, new_logits, current.low_res)
+
+
+def delete_component(current: Segmentation, x: int, y: int, options: LocalOptions = LocalOptions(),
+                     fixed: np.ndarray | None = None) -> Segmentation | None:
+    """The mask without the connected component (8-connected) the negative click ``(x, y)`` lies
+    in, when the click is at least ``options.delete_depth`` x the component's equivalent radius
+    sqrt(area / pi) deep inside it and no pixel a positive click fixed lies in it; else ``None``
+    (correct locally instead). The session calls it only when it did not start from a box: a box
+    says where the object is, a mask or a point may have found the wrong one."""
+    mask = current.mask
+    if not mask[y, x]:
+        return None
+    _, comp = cv2.connectedComponents(mask.view(np.uint8), connectivity=8)
+    region = comp == comp[y, x]
+    depth = cv2.distanceTransform(np.pad(region.view(np.uint8), 1), cv2.DIST_L2, 5)[1:-1, 1:-1][y, x]
+    if depth < options.delete_depth * np.sqrt(region.sum() / np.pi):
+        return None
+    if fixed is not None and (fixed[region] == 1).any():
+        return None
+    logits = current.logits.copy()
+    logits[region] = -1.0
+    return Segmentation(mask & ~region, logits, current.low_res)
+
+
+def segment_around_click(predictor, embedding, x: int, y: int, current: Segmentation,
+                         options: LocalOptions = LocalOptions(), fixed: np.ndarray | None = None) -> Segmentation | None:
+    """The object at a positive click on an empty mask: boxes centred on ``(x, y)``,
+    ``options.empty_box_sides`` of the image's shorter side wide, in one decoder call; of the masks
+    that hold the click, the one with the best predicted IoU gives its component at the click
+    (pixels a negative click fixed excluded). ``None`` when no mask holds the click."""
+    h, w = current.mask.shape
+    side = min(h, w)
+    boxes = np.array([[x - f * side / 2, y - f * side / 2, x + f * side / 2, y + f * side / 2] for f in options.empty_box_sides],
+                     np.float64)
+    boxes = np.clip(boxes, 0, [w - 1, h - 1, w - 1, h - 1])
+    low, iou = predictor.decode(embedding, boxes=boxes)
+    logits = predictor.upscale(embedding, np.ascontiguousarray(low[:, :1], np.float32))[:, 0]
+    holding = [i for i in range(len(boxes)) if logits[i][y, x] > 0]
+    if not holding:
+        return None
+    best = max(holding, key=lambda i: float(iou[i, 0]))
+    found = logits[best] > 0
+    _, comp = cv2.connectedComponents(found.view(np.uint8), connectivity=8)
+    add = comp == comp[y, x]
+    if fixed is not None:
+        add &= fixed != -1
+    add[y, x] = True
+    new_logits = current.logits.copy()
+    new_logits[add] = np.maximum(logits[best][add], 1e-3)
+    return Segmentation(current.mask | add, new_logits, current.low_res)

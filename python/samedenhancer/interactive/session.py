@@ -159,7 +159,14 @@ class InteractiveSession:
             segmentation = mech.correct_by_prompts(self.predictor, self.embedding, clicks, step.segmentation, self._box)
             fixed = None
         else:
-            segmentation = mech.correct_locally(self._guide, step.segmentation, x, y, positive, self.local_options, step.fixed)
+            segmentation = None
+            if not positive and self._box is None:
+                segmentation = mech.delete_component(step.segmentation, x, y, self.local_options, step.fixed)
+            elif positive and not step.segmentation.mask.any():
+                segmentation = mech.segment_around_click(self.predictor, self.embedding, x, y, step.segmentation,
+                                                         self.local_options, step.fixed)
+            if segmentation is None:
+                segmentation = mech.correct_locally(self._guide, step.segmentation, x, y, positive, self.local_options, step.fixed)
             fixed = step.fixed.copy()
             fixed[y, x] = 1 if positive else -1
         self._history.append(_Step(segmentation, clicks, fixed))
