@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import samedenhancer as se
 from samedenhancer.bench import datasets
+from samedenhancer.bench import _interactive_protocol as protocol
 from samedenhancer.bench import interactive as bench
 from samedenhancer.interactive import InteractiveSession
 from samedenhancer.interactive import mechanisms as mech
@@ -313,17 +314,17 @@ def test_simulated_users():
     mask = truth.copy()
     mask[10:40, 30:50] = False  # a 30 x 20 false-negative block
     mask[45:48, 0:5] = True  # a small false positive
-    x, y, positive = bench.farthest_click(mask, truth)
+    x, y, positive = protocol.farthest_click(mask, truth)
     assert positive and 38 <= x <= 41 and 18 <= y <= 31  # 10 px from the block's sides
-    assert bench.farthest_click(truth, truth) is None
-    clicks = bench.random_clicks(mask, truth, np.random.default_rng(0))
+    assert protocol.farthest_click(truth, truth) is None
+    clicks = protocol.random_clicks(mask, truth, np.random.default_rng(0))
     assert [c[2] for c in clicks] == [True, False]
     assert all(truth[c[1], c[0]] != mask[c[1], c[0]] for c in clicks)
     rng = np.random.default_rng(1)
     for _ in range(20):
-        x0, y0, x1, y1 = bench.jittered_box(truth, rng)
+        x0, y0, x1, y1 = protocol.jittered_box(truth, rng)
         assert 0 <= x0 <= 10 and 0 <= y0 <= 10 and 49 <= x1 <= 59 and 39 <= y1 <= 49
-    x, y = bench.center_point(truth)  # 15 px deep: on the 40 x 30 block's long midline
+    x, y = protocol.center_point(truth)  # 15 px deep: on the 40 x 30 block's long midline
     assert truth[y, x] and 24 <= y <= 25 and 24 <= x <= 35
 
 
@@ -350,24 +351,24 @@ def test_real_positive_click_grows_the_mask_in_a_false_negative_region(busi):
     cut = int(xs.min() + 0.66 * (xs.max() - xs.min()))
     start = session.start(box=[xs.min(), ys.min(), cut, ys.max()])
     missed = truth & ~start
-    x, y, positive = bench.farthest_click(start, truth)
+    x, y, positive = protocol.farthest_click(start, truth)
     assert positive and missed[y, x]
     after = session.click(x, y, positive)
     gained = after & ~start
     assert gained[y, x] and gained.sum() > 20
     assert (gained & truth).sum() > 0.7 * gained.sum()  # it grows into the lesion, not around it
-    assert bench.dice(after, truth) > bench.dice(start, truth)
+    assert protocol.dice(after, truth) > protocol.dice(start, truth)
     assert len(calls) == 1
 
 
 def test_real_clicks_from_the_box_improve_dice(busi):
     predictor, image, truth = busi
     session = InteractiveSession(image, predictor)
-    mask = session.start(box=bench.jittered_box(truth, np.random.default_rng(0)))
-    scores = [bench.dice(mask, truth)]
+    mask = session.start(box=protocol.jittered_box(truth, np.random.default_rng(0)))
+    scores = [protocol.dice(mask, truth)]
     for _ in range(3):
-        mask = session.click(*bench.farthest_click(mask, truth))
-        scores.append(bench.dice(mask, truth))
+        mask = session.click(*protocol.farthest_click(mask, truth))
+        scores.append(protocol.dice(mask, truth))
     assert scores[-1] > scores[0] + 0.01
     assert np.array_equal(session.undo(), session.mask) and len(session.clicks) == 2
 
@@ -377,20 +378,20 @@ def test_benchmark_protocol_on_a_fake_model(fake, tmp_path):
     truth = image > 100
     coarse = np.zeros_like(truth)
     coarse[18:46, 18:40] = True
-    case = bench.Case("busi", "BUSI", "x", image, fake.encode(image), truth, coarse)
-    ours = bench.run_cases(fake, [case], None, full=True)
+    case = protocol.Case("busi", "BUSI", "x", image, fake.encode(image), truth, coarse)
+    ours = protocol.run_cases(fake, [case], None, full=True)
     runs = ours[("BUSI", "box", "farthest")]
-    assert len(runs) == 1 and len(runs[0].dice) == bench.CLICKS + 1 and len(runs[0].seconds) <= bench.CLICKS
+    assert len(runs) == 1 and len(runs[0].dice) == protocol.CLICKS + 1 and len(runs[0].seconds) <= protocol.CLICKS
     random_run = ours[("BUSI", "mask", "random")][0]
-    assert all(np.isnan(random_run.dice[k]) for k in range(1, bench.CLICKS + 1, 2))
+    assert all(np.isnan(random_run.dice[k]) for k in range(1, protocol.CLICKS + 1, 2))
     assert ("BUSI", "expand", 20) in ours and ("BUSI", "shift", -10) in ours
-    competitor = bench.run_cases(fake, [case], "prompt", full=False)
+    competitor = protocol.run_cases(fake, [case], "prompt", full=False)
     lines, summary = bench.report("fake", 1, ["BUSI"], ours, competitor, [0.01], [0.05], [], 1.0, "cmd")
     text = "\n".join(lines)
     assert "## Targets" in text and "| BUSI | box | farthest | 1 |" in text
     assert summary["targets"]["BUSI"]["box"] == runs[0].dice[0]
     path = tmp_path / "plot.png"
-    bench.plot({("BUSI", s): np.linspace(0.5, 0.9, bench.CLICKS + 1) for s in bench.STARTS}, ["BUSI"], path)
+    bench.plot({("BUSI", s): np.linspace(0.5, 0.9, protocol.CLICKS + 1) for s in protocol.STARTS}, ["BUSI"], path)
     assert cv2.imread(str(path)).shape[2] == 3
 
 
@@ -399,7 +400,7 @@ def test_shortfall_names_the_images_that_make_the_gap():
     nan = float("nan")
 
     def run(stem, start, three, five):
-        return bench.Run([start, nan, nan, three, nan, five, nan, nan, nan], [], stem)
+        return protocol.Run([start, nan, nan, three, nan, five, nan, nan, nan], [], stem)
 
     ours = {
         ("CVC-ClinicDB", "box", "farthest"): [run("a", 0.9, 0.94, 0.96), run("b", 0.9, 0.94, 0.96), run("c", 0.9, 0.95, 0.96)],
