@@ -56,6 +56,20 @@ class FadingPredictor(DoublePredictor):
         return logits, iou
 
 
+class DecayingPredictor(FadingPredictor):
+    """Logits ``decay ** d`` inside each box on the slice ``d`` slices from ``centre``: the model's
+    confidence falls a little with every slice away from the annotation."""
+
+    def __init__(self, decay, centre):
+        super().__init__(fade_from=None)
+        self.decay, self.centre = decay, centre
+
+    def decode(self, embedding, point_coords=None, point_labels=None, boxes=None, multimask_output=False):
+        logits, iou = DoublePredictor.decode(self, embedding[:2], point_coords, point_labels, boxes, multimask_output)
+        scale = self.decay ** abs(embedding[2] - self.centre)
+        return np.where(logits > 0, scale, logits).astype(np.float32), iou
+
+
 def test_hull_overlap_is_relative_to_the_smaller_hull():
     from samedenhancer.volumes.propagate import hull_overlap
 
@@ -158,6 +172,10 @@ def test_propagate_stops_where_the_model_grows_unsure():
     assert result.labels[:7].any(axis=(1, 2)).all() and not result.labels[7:].any()
     steady = se.propagate(volume, seed, 4, model=FadingPredictor(fade_from=0), axis=0, return_details=True)
     assert steady.status.count("propagated") == 9  # equally unsure everywhere: no drop, no stop
+    # confidence 0.8, 0.64, 0.51 ... away from slice 4: each slice keeps 0.8 of the one before, but
+    # the third is 0.64 of the first propagated slice's (< CONFIDENCE_DROP): a slow fade stops too
+    fading = se.propagate(volume, seed, 4, model=DecayingPredictor(0.8, 4), axis=0, return_details=True)
+    assert fading.class_status[1] == ("stopped",) * 2 + ("propagated",) * 2 + ("annotated",) + ("propagated",) * 2 + ("stopped",) * 3
 
 
 def test_propagate_draws_a_ring_around_its_inner_class():

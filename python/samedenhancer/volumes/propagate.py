@@ -4,9 +4,10 @@ micro-sam's ``segment_mask_in_volume`` semantics (Archit et al., 2025): from the
 highest annotated slice the segmentation is extrapolated outward, each slice prompted from the
 previous slice's result; a direction stops for a class when the overlap between the previous and
 the new mask falls below ``iou_threshold`` (the new mask is not kept), when the model's confidence
-in the new mask drops below ``CONFIDENCE_DROP`` of the last kept slice's (also not kept), when the
-result is empty for two slices in a row, or at the volume's edge. The overlap is measured on the
-two masks' convex hulls, grown by ``HULL_TOLERANCE`` pixels, and relative to the smaller hull,
+in the new mask drops below ``CONFIDENCE_DROP`` of the last kept slice's or of the first
+propagated slice's, whichever is higher (also not kept), when the result is empty for two slices
+in a row, or at the volume's edge. The overlap is measured on the two masks' convex hulls, grown
+by ``HULL_TOLERANCE`` pixels, and relative to the smaller hull,
 |H(a) & H(b)| / min(|H(a)|, |H(b)|), not as the plain IoU: between two 10-mm slices a structure
 grows or shrinks by up to 2x and a thin ring moves by about its own width, so on ACDC's 60
 expert-annotated volumes the plain IoU of two neighbouring slices of one structure is below 0.5 for
@@ -229,7 +230,12 @@ REFINE_MARGIN = 0.05
 BOX_MARGIN_MIN = 5.0
 #: A direction stops for a class when its confidence (the mean logit inside the new mask) falls
 #: below this fraction of the last kept slice's: past the end of a structure the model still answers
-#: the grown box with something, less sure of it.
+#: the grown box with something, less sure of it. The first propagated slice's confidence (the
+#: slice next to the annotation) is a second reference: a confidence that fades a little with each
+#: slice never drops by 0.7 from one slice to the next, and the direction ran on past the
+#: structure's end (ACDC's 60 volumes from the middle slice, the reference anchored there: right
+#: ventricle 84.8 -> 85.5 Dice, kept on 40 slices outside the expert extent instead of 46; left
+#: ventricle 92.6 -> 92.7, myocardium unchanged; ``bench volumes``).
 CONFIDENCE_DROP = 0.7
 #: Pixels by which :func:`hull_overlap` grows both hulls: a small structure that moved by a few
 #: pixels between two slices (the right ventricle near the apex, 40-100 px) has hulls that barely
@@ -284,7 +290,8 @@ def propagate(volume, seed_mask=None, seed_slice=None, *, seeds: Mapping[int, np
         A direction stops for a class when the overlap of the previous and the new mask
         (:func:`hull_overlap`: their convex hulls, relative to the smaller one) is below it, in
         [0, 1]; 0 never stops on overlap. A direction also stops when the mean logit inside the
-        new mask is below ``CONFIDENCE_DROP`` times the last kept slice's.
+        new mask is below ``CONFIDENCE_DROP`` times the last kept slice's or the first propagated
+        slice's.
     axis : int
         Slice axis (2: NIfTI's and :func:`samedenhancer.io.read_dicom_series`' slice axis).
     providers : sequence of str, optional
@@ -362,6 +369,7 @@ def propagate(volume, seed_mask=None, seed_slice=None, *, seeds: Mapping[int, np
         previous = {c: masks[c][start] for c in cls if masks[c][start].any()}
         empty = {c: 0 for c in previous}
         trust = {c: math.nan for c in previous}  # the last kept slice's confidence
+        anchor = {c: math.nan for c in previous}  # the first kept slice's (the one next to the annotation)
         for z in range(start + increment, stop, increment):
             if not previous:
                 return
@@ -373,12 +381,15 @@ def propagate(volume, seed_mask=None, seed_slice=None, *, seeds: Mapping[int, np
                     if empty[c] >= 2:
                         del previous[c]
                     continue  # the next slice is prompted from the last non-empty mask
-                if hull_overlap(previous[c], mask) < iou_threshold or confidence[c] < CONFIDENCE_DROP * trust[c]:
+                reference = max((t for t in (trust[c], anchor[c]) if not math.isnan(t)), default=math.nan)
+                if hull_overlap(previous[c], mask) < iou_threshold or confidence[c] < CONFIDENCE_DROP * reference:
                     del previous[c]
                     continue
                 empty[c] = 0
                 masks[c][z], status[c][z] = mask, PROPAGATED
                 previous[c], trust[c] = mask, confidence[c]
+                if math.isnan(anchor[c]):
+                    anchor[c] = confidence[c]
 
     def between(low: int, high: int) -> None:
         """Fill the slices between two annotated slices from both ends towards the middle."""
