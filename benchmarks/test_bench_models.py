@@ -9,7 +9,7 @@ import pytest
 
 from samedenhancer import Predictor
 from samedenhancer.bench import datasets
-from samedenhancer.engines import ModelMissingError, load_model, model_dir
+from samedenhancer.registry import ModelMissingError, load_model, model_dir
 from samedenhancer.metrics import dice
 
 
@@ -44,7 +44,7 @@ def test_decoder(benchmark, predictor, sample, count):
     image, truth, box = sample
     embedding = predictor.encode(image)
     boxes = np.repeat(box[None], count, 0)
-    low, iou = benchmark(predictor.decode, embedding, boxes=boxes)
+    low, iou = benchmark(predictor.decode, embedding, box=boxes)
     assert low.shape == (count, 1, 256, 256)
     masks = predictor.upscale(embedding, low) > 0
     assert all(dice(m[0], truth) > 0.9 for m in masks)

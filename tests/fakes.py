@@ -34,7 +34,8 @@ class DoublePredictor:
         self.calls.append(("encode", image.shape))
         return image.shape[:2]
 
-    def decode(self, embedding, point_coords=None, point_labels=None, boxes=None, multimask_output=False):
+    def decode(self, embedding, point_coords=None, point_labels=None, box=None, multimask_output=False):
+        boxes = box
         h, w = embedding
         n = len(boxes) if boxes is not None else len(point_coords)
         c = 3 if multimask_output else 1
@@ -104,26 +105,16 @@ class FailingPredictor(DoublePredictor):
 
 
 def use_fake_model(monkeypatch=None, predictor_factory=DoublePredictor) -> None:
-    """Make every Enhancer / Predictor built from a model name or folder (what the CLI builds) use
-    ``predictor_factory()`` instead; with ``monkeypatch`` undone after the test, without it for the
-    rest of the process (a subprocess running the CLI)."""
-    import samedenhancer.enhancer
+    """Make every predictor built from a model name or folder (what the CLI builds: they all go
+    through ``samedenhancer.predictor.as_predictor``) use ``predictor_factory()`` instead; with
+    ``monkeypatch`` undone after the test, without it for the rest of the process (a subprocess
+    running the CLI)."""
     import samedenhancer.predictor
-
-    real = samedenhancer.enhancer.Enhancer
-
-    class FakeModelEnhancer(real):
-        def __init__(self, model="litemedsam", providers=None, *args, **options):
-            if isinstance(model, (str, os.PathLike)):
-                model, providers = predictor_factory(), None
-            super().__init__(model, providers, *args, **options)
 
     def fake_predictor(model="litemedsam", providers=None, **options):
         return predictor_factory()
 
-    for module, name, value in ((samedenhancer.enhancer, "Enhancer", FakeModelEnhancer),
-                                (samedenhancer.predictor, "Predictor", fake_predictor)):
-        if monkeypatch is not None:
-            monkeypatch.setattr(module, name, value)
-        else:
-            setattr(module, name, value)
+    if monkeypatch is not None:
+        monkeypatch.setattr(samedenhancer.predictor, "Predictor", fake_predictor)
+    else:
+        samedenhancer.predictor.Predictor = fake_predictor

@@ -242,7 +242,8 @@ def test_the_static_files_are_package_data_of_the_wheel():
     tomllib = pytest.importorskip("tomllib", reason="tomllib is Python >= 3.11")
     root = Path(__file__).resolve().parents[1]
     config = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["scikit-build"]
-    source = root / config["wheel"]["packages"]["samedenhancer"]
+    (package,) = config["wheel"]["packages"]
+    source = root / package
     static = source / "annotate" / "static"
     files = sorted(p.relative_to(source).as_posix() for p in static.iterdir())
     assert files == ["annotate/static/annotate.css", "annotate/static/annotate.js", "annotate/static/index.html"]

@@ -17,11 +17,11 @@ from samedenhancer.enhancer.results import EnhanceResult, Timings, VolumeResult
 class ThresholdEnhancer:
     """Refines by thresholding the coarse mask at 127: the result a real Enhancer returns, without a model."""
 
-    def enhance(self, image, coarse, *, return_details=False):
+    def enhance(self, image, coarse):
         mask = (coarse > 127).astype(np.uint8)
         return EnhanceResult(mask, "box", (), np.unique(mask[mask > 0]), np.zeros(0, np.int64), Timings())
 
-    def enhance_volume(self, image, coarse, *, return_details=False):
+    def enhance_volume(self, image, coarse):
         slices = tuple(self.enhance(image[..., k], coarse[..., k]) for k in range(coarse.shape[2]))
         return VolumeResult(np.stack([s.mask for s in slices], axis=2), 2, slices)
 

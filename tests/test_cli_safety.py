@@ -123,12 +123,12 @@ def test_stream_reports_a_bad_out_folder_without_a_traceback(clip, fake_model, t
     assert code == 2 and "is not a writable folder" in capsys.readouterr().err
 
 
-def test_demo_reports_a_bad_out_and_a_bad_index_without_a_traceback(data_root, fake_model, tmp_path, capsys):
+def test_demo_reports_bad_arguments_without_a_traceback(fake_model, tmp_path, capsys):
     (tmp_path / "afile").write_text("x")
     code = main(["demo", "--out", str(tmp_path / "afile" / "demo.png")])
     assert code == 2 and "afile exists and is not a folder" in capsys.readouterr().err
-    code = main(["demo", "--index", "1000", "--out", str(tmp_path / "demo.png")])
-    assert code == 2 and "--index must be in [0, " in capsys.readouterr().err
+    code = main(["demo", "--image", str(tmp_path / "afile"), "--out", str(tmp_path / "demo.png")])
+    assert code == 2 and "give --image and --coarse together" in capsys.readouterr().err
     assert not fake_model
     assert main(["demo", "--out", str(tmp_path / "demo.png")]) == 0
     assert io.read_image(tmp_path / "demo.png").ndim == 3
@@ -265,7 +265,7 @@ def test_a_damaged_model_cache_says_what_to_run(litemedsam_dir, tmp_path):
 
 def test_a_garbage_checkpoint_never_advises_unsafe_loading(tmp_path):
     pytest.importorskip("torch", reason="checkpoints are read by the export extra (torch)")
-    from samedenhancer.export._torch_models import _state_dict
+    from samedenhancer.export.torch_models import _state_dict
 
     for i, garbage in enumerate((b"not a checkpoint" * 10, b"", b"PK\x03\x04" + b"x" * 40)):
         path = tmp_path / f"bad{i}.pt"

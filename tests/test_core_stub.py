@@ -13,7 +13,7 @@ import pytest
 import samedenhancer
 from samedenhancer import _core, metrics
 from samedenhancer.core import geometry, labels, prompts
-from samedenhancer.bench import corruption
+from studies import corruption
 
 
 def _split_top_level(text: str) -> list[str]:

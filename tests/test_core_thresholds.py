@@ -22,7 +22,7 @@ def test_a_uint8_probability_map_without_threshold_is_refused():
     with pytest.raises(ValueError, match=r"looks like a 0..255 probability map.*give threshold"):
         as_label_map(soft)
     with pytest.raises(ValueError, match="probability map"):
-        Enhancer(DoublePredictor()).enhance(np.zeros((64, 80), np.uint8), soft)
+        Enhancer(DoublePredictor()).enhance(np.zeros((64, 80), np.uint8), soft).mask
     assert as_label_map(soft, threshold=127).max() == 1
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import samedenhancer as se
 from samedenhancer import io
 from samedenhancer.bench import datasets
 from samedenhancer.cli import main
@@ -198,7 +199,7 @@ def test_gpu_actors_ask_onnx_runtime_for_cuda(litemedsam_dir):
     if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         pytest.skip("CUDA is available: test_gpu_workers_refine_on_cuda runs the real GPU actors")
     with pytest.raises(ValueError, match="'CUDAExecutionProvider' is not available"):
-        EnhanceWorker("litemedsam", None, gpu=True, threads=1, options={})
+        EnhanceWorker("litemedsam", None, gpu=True, threads=1, options=se.EnhanceOptions())
 
 
 @pytest.mark.parametrize(("kwargs", "error", "match"), [

@@ -24,7 +24,7 @@ def test_one_encode_and_one_batched_decode_for_all_regions_of_all_classes():
     _blob((64, 64), 40, 50, 40, 50, 1, coarse)
     _blob((64, 64), 5, 20, 40, 60, 2, coarse)
     double = DoublePredictor()
-    result = Enhancer(double, policy="box", box_rounds=0).enhance(np.zeros((64, 64), np.uint8), coarse, return_details=True)
+    result = Enhancer(double, policy="box", box_rounds=0).enhance(np.zeros((64, 64), np.uint8), coarse)
     assert [c[0] for c in double.calls] == ["encode", "decode"]
     assert double.calls[1][1] == 3  # three regions, one decoder call
     assert sorted(r.class_id for r in result.regions) == [1, 1, 2]
@@ -34,7 +34,7 @@ def test_one_encode_and_one_batched_decode_for_all_regions_of_all_classes():
 def test_hierarchical_policy_decodes_points_then_points_and_box():
     coarse = _blob((64, 64), 5, 15, 5, 15)
     double = DoublePredictor()
-    result = Enhancer(double, policy="hierarchical").enhance(np.zeros((64, 64)), coarse, return_details=True)
+    result = Enhancer(double, policy="hierarchical").enhance(np.zeros((64, 64)), coarse)
     decodes = [c for c in double.calls if c[0] == "decode"]
     assert decodes == [("decode", 1, False, True, True), ("decode", 1, True, True, False)]
     assert result.regions[0].stage1_mask is not None and not np.isnan(result.regions[0].stage1_iou)
@@ -43,7 +43,7 @@ def test_hierarchical_policy_decodes_points_then_points_and_box():
 def test_empty_coarse_mask_costs_no_model_call():
     double = DoublePredictor()
     coarse = np.zeros((32, 48), np.uint16)
-    result = Enhancer(double).enhance(np.zeros((32, 48)), coarse, return_details=True)
+    result = Enhancer(double).enhance(np.zeros((32, 48)), coarse)
     assert double.calls == []
     assert result.mask.dtype == np.uint16 and not result.mask.any() and result.regions == ()
 
@@ -56,7 +56,7 @@ def test_overlapping_classes_go_to_the_higher_logit():
     enhancer = Enhancer(double, policy="box", box_margin=0, box_rounds=0)
     prompts = enhancer.mine(coarse)
     double.heights = [1.0 if c == 1 else 2.0 for c in prompts.class_ids]
-    mask = enhancer.enhance(np.zeros((64, 64)), coarse)
+    mask = enhancer.enhance(np.zeros((64, 64)), coarse).mask
     assert (mask[25:30, 25:30] == 2).all()
     assert (mask[10:25, 10:25] == 1).all()
 
@@ -69,7 +69,7 @@ def test_gate_falls_back_to_the_coarse_region_exactly_where_it_fires():
     prompts = enhancer.mine(coarse)
     first = int(np.argmin(prompts.boxes[:, 0]))
     double.ious = [0.1 if i == first else 0.9 for i in range(len(prompts.class_ids))]
-    result = enhancer.enhance(np.zeros((64, 64)), coarse, return_details=True)
+    result = enhancer.enhance(np.zeros((64, 64)), coarse)
     assert result.gate_fired == 1 and result.regions[first].fell_back
     # the gated region keeps exactly its coarse pixels; the other grew by the double's 6 px
     assert np.array_equal(result.mask[:25, :25], coarse[:25, :25])
@@ -80,7 +80,7 @@ def test_a_class_with_no_surviving_region_is_returned_unchanged_and_reported():
     coarse = _blob((64, 64), 5, 25, 5, 25, 1)
     coarse[50, 50] = 2  # one pixel: below min_area, class 2 has no region
     double = DoublePredictor()
-    result = Enhancer(double, policy="box").enhance(np.zeros((64, 64)), coarse, return_details=True)
+    result = Enhancer(double, policy="box").enhance(np.zeros((64, 64)), coarse)
     assert result.dropped_classes.tolist() == [2]
     assert result.mask[50, 50] == 2
 
@@ -89,9 +89,9 @@ def test_bad_input_names_the_problem():
     enhancer = Enhancer(DoublePredictor())
     coarse = _blob((64, 64), 5, 15, 5, 15)
     with pytest.raises(ValueError, match="does not match"):
-        enhancer.enhance(np.zeros((60, 64)), coarse)
+        enhancer.enhance(np.zeros((60, 64)), coarse).mask
     with pytest.raises(ValueError, match="shape"):
-        enhancer.enhance(np.zeros((1, 64, 64, 3)), coarse)
+        enhancer.enhance(np.zeros((1, 64, 64, 3)), coarse).mask
     with pytest.raises(ValueError, match="policy"):
         Enhancer(DoublePredictor(), policy="clicks")
     with pytest.raises(TypeError, match="gate"):
@@ -138,7 +138,7 @@ def test_fusion_is_inert_on_binary_input(coarse, threshold):
     assert coarse_log_odds(coarse, threshold) is None
     results = [
         Enhancer(DoublePredictor(grow=3), box_rounds=0, fusion=fusion, threshold=threshold).enhance(
-            np.zeros((64, 64)), coarse, return_details=True
+            np.zeros((64, 64)), coarse
         )
         for fusion in (True, False)
     ]
@@ -171,8 +171,8 @@ def test_fusion_lets_the_coarse_map_decide_where_the_model_is_unsure():
     coarse[30:32, 10:30] = 0.4  # below the threshold but uncertain
     coarse[10:30, 30:32] = 0.01  # confident background inside the model's box
     double = DoublePredictor(heights=[1.0])  # +1 inside the box (8..31 with the margin), -1 outside
-    fused = Enhancer(double, box_rounds=0).enhance(np.zeros((64, 64)), coarse, return_details=True)
-    plain = Enhancer(double, box_rounds=0, fusion=False).enhance(np.zeros((64, 64)), coarse)
+    fused = Enhancer(double, box_rounds=0).enhance(np.zeros((64, 64)), coarse)
+    plain = Enhancer(double, box_rounds=0, fusion=False).enhance(np.zeros((64, 64)), coarse).mask
     assert fused.fused and plain[8:32, 8:32].all() and not plain[33:].any()
     expected = np.zeros((64, 64), np.uint8)
     expected[10:32, 10:30] = 1  # coarse foreground + the uncertain band the model supports
@@ -189,14 +189,14 @@ def _decodes(double):
 def test_iteration_stops_when_the_box_is_stable():
     coarse = _blob((64, 64), 20, 40, 20, 40)
     double = DoublePredictor()  # the refined mask is the box itself: re-boxing gives the same box
-    result = Enhancer(double, box_margin=0, box_rounds=5).enhance(np.zeros((64, 64)), coarse, return_details=True)
+    result = Enhancer(double, box_margin=0, box_rounds=5).enhance(np.zeros((64, 64)), coarse)
     assert len(_decodes(double)) == 1 and result.regions[0].rounds == 1
 
 
 def test_iteration_follows_a_growing_mask_for_at_most_box_rounds():
     coarse = _blob((64, 64), 28, 36, 28, 36)
     double = DoublePredictor(grow=2)  # every decode grows its box by 2 px per side
-    result = Enhancer(double, box_margin=0, box_rounds=2).enhance(np.zeros((64, 64)), coarse, return_details=True)
+    result = Enhancer(double, box_margin=0, box_rounds=2).enhance(np.zeros((64, 64)), coarse)
     assert len(_decodes(double)) == 3 and result.regions[0].rounds == 3
     assert result.regions[0].box.tolist() == [24, 24, 39, 39]  # 28..35 grown twice by 2 px
     assert result.mask[22:42, 22:42].all() and result.mask.sum() == 20 * 20
@@ -206,7 +206,7 @@ def test_iteration_only_decodes_the_regions_whose_box_moved():
     coarse = _blob((64, 64), 5, 15, 5, 15)
     _blob((64, 64), 40, 50, 40, 50, 1, coarse)
     double = DoublePredictor(grow=2, grow_where=lambda box: box[0] < 32)  # only the top-left one grows
-    result = Enhancer(double, box_margin=0, box_rounds=1).enhance(np.zeros((64, 64)), coarse, return_details=True)
+    result = Enhancer(double, box_margin=0, box_rounds=1).enhance(np.zeros((64, 64)), coarse)
     assert [c[1] for c in _decodes(double)] == [2, 1]
     rounds = {int(r.box[0] < 32): r.rounds for r in result.regions}
     assert rounds == {1: 2, 0: 1}
@@ -233,7 +233,7 @@ def test_default_iteration_runs_only_on_soft_maps_with_the_box_policy(policy):
     soft[27, 28:36] = 0.3  # a soft map: more than two values
     for coarse, iterated in ((soft, policy == "box"), ((soft > 0.5).astype(np.uint8), False)):
         double = DoublePredictor(grow=2, heights=[20.0] * 3)  # the model outweighs the coarse map
-        result = Enhancer(double, policy=policy, box_margin=0).enhance(np.zeros((64, 64)), coarse, return_details=True)
+        result = Enhancer(double, policy=policy, box_margin=0).enhance(np.zeros((64, 64)), coarse)
         assert result.fused == (policy == "box" and coarse.dtype.kind == "f")
         assert (result.regions[0].rounds > 1) == iterated
 
@@ -247,7 +247,7 @@ def test_gate_falls_back_to_the_coarse_labels_of_a_fused_region():
     enhancer = Enhancer(double, box_margin=0, box_rounds=0, gate=Gate(min_iou=0.5, min_agreement=0.0))
     first = int(np.argmin(enhancer.mine(coarse).boxes[:, 0]))
     double.ious = [0.1 if i == first else 0.9 for i in range(2)]
-    result = enhancer.enhance(np.zeros((64, 64)), coarse, return_details=True)
+    result = enhancer.enhance(np.zeros((64, 64)), coarse)
     assert result.fused and [r.fell_back for r in result.regions] == [i == first for i in range(2)]
     assert np.array_equal(result.mask[:25, :25], (coarse[:25, :25] > 0.5).astype(np.uint8))
     assert result.mask[34:56, 34:56].all()  # the other region: the model's grown box wins
@@ -262,14 +262,14 @@ def test_the_default_gate_runs_on_multi_class_maps_only():
     one = (two == 1).astype(np.uint8)  # the small blob alone (with the large one they would merge)
     image = np.zeros((64, 64))
     default = Enhancer(DoublePredictor(grow=8, grow_where=grown), box_margin=0, box_rounds=0)
-    multi = default.enhance(image, two, return_details=True)
-    single = default.enhance(image, one, return_details=True)
+    multi = default.enhance(image, two)
+    single = default.enhance(image, one)
     assert multi.gate_fired == 1 and np.array_equal(multi.mask[:20, :20], two[:20, :20])
     assert single.gate_fired == 0 and single.mask[:18, :18].all()
     off = Enhancer(DoublePredictor(grow=8, grow_where=grown), box_margin=0, box_rounds=0, gate=False)
-    assert off.enhance(image, two, return_details=True).gate_fired == 0
+    assert off.enhance(image, two).gate_fired == 0
     on = Enhancer(DoublePredictor(grow=8, grow_where=grown), box_margin=0, box_rounds=0, gate=True)
-    assert on.options.gate == Gate() and on.enhance(image, one, return_details=True).gate_fired == 1
+    assert on.options.gate == Gate() and on.enhance(image, one).gate_fired == 1
 
 
 def test_region_results_keep_their_masks_inside_small_windows():
@@ -279,7 +279,7 @@ def test_region_results_keep_their_masks_inside_small_windows():
         y, x = 20 + (k // 6) * 100, 20 + (k % 6) * 100
         coarse[y : y + 30, x : x + 30] = 1
     enhancer = Enhancer(DoublePredictor(grow=2), min_fraction=0.0, box_rounds=0)
-    result = enhancer.enhance(np.zeros(coarse.shape, np.uint8), coarse, return_details=True)
+    result = enhancer.enhance(np.zeros(coarse.shape, np.uint8), coarse)
     assert len(result.regions) == 36
     areas = [r.window_mask.size for r in result.regions]
     assert sum(areas) < 0.2 * coarse.size  # O(sum of box areas), not O(regions x pixels)

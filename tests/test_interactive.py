@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 import samedenhancer as se
 from samedenhancer.bench import datasets
-from samedenhancer.bench import _interactive_protocol as protocol
-from samedenhancer.bench import interactive as bench
+from studies import interactive_protocol as protocol
+from studies import interactive as bench
 from samedenhancer.interactive import InteractiveSession
 from samedenhancer.interactive import mechanisms as mech
 from samedenhancer.predictor import ImageEmbedding
@@ -45,7 +45,8 @@ class FakePredictor:
         self.encode_calls += 1
         return ImageEmbedding((np.zeros((1, 1), np.float32),), image.shape[:2], (1.0, 1.0), image.shape[:2], "fake")
 
-    def decode(self, embedding, point_coords=None, point_labels=None, boxes=None, multimask_output=False, mask_input=None):
+    def decode(self, embedding, point_coords=None, point_labels=None, box=None, multimask_output=False, mask_input=None):
+        boxes = box
         self.decode_calls.append(dict(points=None if point_coords is None else np.array(point_coords),
                                       labels=None if point_labels is None else np.array(point_labels),
                                       boxes=None if boxes is None else np.array(boxes), mask_input=mask_input))

@@ -153,7 +153,7 @@ def test_enhancer_streams_a_dicom_cine_loop():
     enhancer = Enhancer(DoublePredictor(grow=2), box_margin=0, box_rounds=0)
     results = list(stream(FILES / "examples_ybr_color.dcm", [coarse] * 30, enhancer=enhancer))
     assert [r.index for r in results] == list(range(30)) and all(r.ok for r in results)
-    expected = enhancer.enhance(next(iter(frames)), coarse)
+    expected = enhancer.enhance(next(iter(frames)), coarse).mask
     assert np.array_equal(results[0].mask, expected) and not np.array_equal(expected, coarse)
 
 
@@ -174,7 +174,7 @@ def test_cli_enhances_real_endoscopy_images_stored_as_dicom(tmp_path, data_root,
     assert code == 1  # the broken file is reported; the good ones are written
     enhancer = Enhancer(litemedsam_dir, threshold=127)
     for s in samples:
-        assert np.array_equal(io.read_mask(out / f"{s.stem}.png"), enhancer.enhance(s.image(), s.coarse("pranet")))
+        assert np.array_equal(io.read_mask(out / f"{s.stem}.png"), enhancer.enhance(s.image(), s.coarse("pranet")).mask)
     assert not (out / "broken.png").exists()
 
 
@@ -191,6 +191,6 @@ def test_cli_streams_a_dicom_cine_loop_with_dicom_masks(tmp_path, litemedsam_dir
     enhancer = Enhancer(litemedsam_dir)
     for i in range(3):
         refined = io.read_mask(out / f"frame_{i:06d}.png")
-        assert np.array_equal(refined, enhancer.enhance(cine[i], labels[i].astype(np.uint8)))
+        assert np.array_equal(refined, enhancer.enhance(cine[i], labels[i].astype(np.uint8)).mask)
         assert refined.any()
     assert (out / "overlay.avi").stat().st_size > 0

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from samedenhancer import Enhancer, io
-from samedenhancer.bench.corruption import corrupt_label_map
+from studies.corruption import corrupt_label_map
 from samedenhancer.cli import main
 
 from fakes import DoublePredictor
@@ -62,17 +62,17 @@ def test_enhance_volume_is_enhance_on_every_slice(axis):
     image = np.random.default_rng(0).random(coarse.shape).astype(np.float32)
     double = DoublePredictor(grow=2)
     enhancer = Enhancer(double, box_margin=0, box_rounds=0)
-    result = enhancer.enhance_volume(image, coarse, axis=axis, mining="2d", return_details=True)
-    expected = [enhancer.enhance(np.take(image, i, axis), np.take(coarse, i, axis)) for i in range(40)]
+    result = enhancer.enhance_volume(image, coarse, axis=axis)  # one block: the 3-D mining keeps every slice as is
+    expected = [enhancer.enhance(np.take(image, i, axis), np.take(coarse, i, axis)).mask for i in range(40)]
     assert result.mask.shape == coarse.shape and result.axis == axis
     assert np.array_equal(result.mask, np.stack(expected, axis=axis))
     assert not np.array_equal(result.mask, coarse)  # the double grew every region
     # slices without a region cost no model call: one encode per slice that has one
     assert sum(call[0] == "encode" for call in double.calls) == 2 * (10 if axis == 0 else 20)
     with pytest.raises(ValueError, match="same shape"):
-        enhancer.enhance_volume(image[:, :, :3], coarse)
+        enhancer.enhance_volume(image[:, :, :3], coarse).mask
     with pytest.raises(ValueError, match="axis"):
-        enhancer.enhance_volume(image, coarse, axis=3)
+        enhancer.enhance_volume(image, coarse, axis=3).mask
 
 
 def test_cli_enhances_a_real_mri_volume(tmp_path, data_root, litemedsam_dir, capsys):
@@ -90,7 +90,7 @@ def test_cli_enhances_a_real_mri_volume(tmp_path, data_root, litemedsam_dir, cap
     refined = np.asanyarray(written.dataobj)
     assert np.allclose(written.affine, _affine()) and refined.dtype == coarse.dtype and refined.shape == coarse.shape
     enhancer = Enhancer(litemedsam_dir)
-    assert np.array_equal(refined, enhancer.enhance_volume(image, coarse))  # exactly the Enhancer's 3-D path
+    assert np.array_equal(refined, enhancer.enhance_volume(image, coarse).mask)  # exactly the Enhancer's 3-D path
     details = json.loads((out / "p011.json").read_text())
     assert details["axis"] == 2 and len(details["slices"]) == len(slices)
     assert sum(d["gate_fired"] for d in details["slices"]) > 0  # the multi-class default gate ran

@@ -15,7 +15,8 @@ import pytest
 import samedenhancer
 from samedenhancer import ImageEmbedding, Predictor
 from samedenhancer.bench import datasets
-from samedenhancer.engines import Manifest, ModelMissingError, load_model, resolve_providers, static_manifest, tensorrt_missing
+from samedenhancer.registry import ModelMissingError, load_model
+from samedenhancer.engines import Manifest, resolve_providers, static_manifest, tensorrt_missing
 from samedenhancer.transforms import preprocess, resize_bilinear
 from samedenhancer.metrics import dice
 
@@ -92,7 +93,7 @@ def test_return_logits_thresholds_to_masks(predictor, kvasir):
 def test_upscale_window_holds_everything_above_the_floor_and_equals_the_full_upscale(predictor, kvasir, floor):
     image, _, box = kvasir
     embedding = predictor.encode(image)
-    low, _ = predictor.decode(embedding, boxes=[box])
+    low, _ = predictor.decode(embedding, box=[box])
     full = predictor.upscale(embedding, low)[0, 0]
     window, logits = predictor.upscale_window(embedding, low[0, 0], floor=floor)
     x0, y0, x1, y1 = window
@@ -149,7 +150,7 @@ def test_resize_bilinear_matches_the_align_corners_false_formula():
 def test_encode_and_decode_in_parallel_threads(predictor, kvasir):
     image, _, box = kvasir
     first = predictor.encode(image)
-    expected, _ = predictor.decode(first, boxes=box)
+    expected, _ = predictor.decode(first, box=box)
     results = {}
 
     def encode():
@@ -157,7 +158,7 @@ def test_encode_and_decode_in_parallel_threads(predictor, kvasir):
 
     thread = threading.Thread(target=encode)
     thread.start()
-    low, _ = predictor.decode(first, boxes=box)
+    low, _ = predictor.decode(first, box=box)
     thread.join()
     np.testing.assert_array_equal(low, expected)
     assert isinstance(results["embedding"], ImageEmbedding)
@@ -254,7 +255,7 @@ def test_embedding_of_another_model_is_rejected(predictor, kvasir):
     embedding = predictor.encode(kvasir[0])
     foreign = ImageEmbedding(embedding.features, embedding.original_size, embedding.scale, embedding.valid_size, "medsam2")
     with pytest.raises(ValueError, match="made by 'medsam2'"):
-        predictor.decode(foreign, boxes=[0, 0, 5, 5])
+        predictor.decode(foreign, box=[0, 0, 5, 5])
 
 
 def test_unknown_model_is_rejected():
@@ -308,7 +309,7 @@ _TORCH_BLOCKED = textwrap.dedent(
     sys.meta_path.insert(0, Block())
     import numpy as np
     import samedenhancer
-    from samedenhancer.engines import ModelMissingError
+    from samedenhancer.registry import ModelMissingError
     image = np.zeros((120, 160), np.uint8)
     image[40:80, 50:110] = 200
     try:

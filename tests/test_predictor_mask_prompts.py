@@ -35,8 +35,8 @@ def test_manifest_declares_the_mask_inputs(predictor):
 
 def test_previous_logits_as_mask_prompt(predictor, busi):
     embedding, truth, box = busi
-    low, _ = predictor.decode(embedding, boxes=box)
-    again, iou = predictor.decode(embedding, boxes=box, mask_input=low)
+    low, _ = predictor.decode(embedding, box=box)
+    again, iou = predictor.decode(embedding, box=box, mask_input=low)
     assert again.shape == low.shape == (1, 1, 256, 256) and iou.shape == (1, 1)
     assert np.abs(again - low).max() > 1.0  # the mask prompt reaches the decoder
     masks = predictor.upscale(embedding, again) > 0
@@ -46,38 +46,38 @@ def test_previous_logits_as_mask_prompt(predictor, busi):
 @pytest.mark.parametrize("shape", [(256, 256), (1, 256, 256), (1, 1, 256, 256)])
 def test_mask_shapes_are_equivalent(predictor, busi, shape):
     embedding, _, box = busi
-    low, _ = predictor.decode(embedding, boxes=box)
-    expected, _ = predictor.decode(embedding, boxes=box, mask_input=low)
-    got, _ = predictor.decode(embedding, boxes=box, mask_input=low.reshape(shape))
+    low, _ = predictor.decode(embedding, box=box)
+    expected, _ = predictor.decode(embedding, box=box, mask_input=low)
+    got, _ = predictor.decode(embedding, box=box, mask_input=low.reshape(shape))
     np.testing.assert_array_equal(got, expected)
 
 
 def test_one_mask_is_shared_by_all_prompts(predictor, busi):
     embedding, _, box = busi
     boxes = np.stack([box, box + [-6, -4, 5, 3], box + [4, 2, -3, -5]])
-    low, _ = predictor.decode(embedding, boxes=box)
-    shared, _ = predictor.decode(embedding, boxes=boxes, mask_input=low)
-    repeated, _ = predictor.decode(embedding, boxes=boxes, mask_input=np.repeat(low, 3, axis=0))
+    low, _ = predictor.decode(embedding, box=box)
+    shared, _ = predictor.decode(embedding, box=boxes, mask_input=low)
+    repeated, _ = predictor.decode(embedding, box=boxes, mask_input=np.repeat(low, 3, axis=0))
     np.testing.assert_allclose(shared, repeated, atol=1e-4)
     for i in range(3):
-        single, _ = predictor.decode(embedding, boxes=boxes[i], mask_input=low)
+        single, _ = predictor.decode(embedding, box=boxes[i], mask_input=low)
         np.testing.assert_allclose(shared[i : i + 1], single, atol=1e-4)
 
 
 def test_chunked_decoder_calls_slice_the_masks(predictor, busi, monkeypatch):
     embedding, _, box = busi
     boxes = np.stack([box + k for k in range(-4, 5, 2)])
-    masks = np.stack([predictor.decode(embedding, boxes=b)[0][0] for b in boxes])
-    whole, whole_iou = predictor.decode(embedding, boxes=boxes, mask_input=masks)
+    masks = np.stack([predictor.decode(embedding, box=b)[0][0] for b in boxes])
+    whole, whole_iou = predictor.decode(embedding, box=boxes, mask_input=masks)
     monkeypatch.setattr(predictor._model.decoder, "max_prompts", 2)
-    chunked, chunked_iou = predictor.decode(embedding, boxes=boxes, mask_input=masks)
+    chunked, chunked_iou = predictor.decode(embedding, box=boxes, mask_input=masks)
     np.testing.assert_allclose(chunked, whole, atol=1e-4)
     np.testing.assert_allclose(chunked_iou, whole_iou, atol=1e-5)
 
 
 def test_mask_prompt_alone(predictor, busi):
     embedding, _, box = busi
-    low, _ = predictor.decode(embedding, boxes=box)
+    low, _ = predictor.decode(embedding, box=box)
     alone, iou = predictor.decode(embedding, mask_input=low, multimask_output=True)
     assert alone.shape == (1, 3, 256, 256) and iou.shape == (1, 3)
     prediction = predictor.predict(mask_input=low)
@@ -97,4 +97,4 @@ def test_mask_prompt_alone(predictor, busi):
 def test_bad_mask_inputs_are_rejected(predictor, busi, mask, error, match):
     embedding, _, box = busi
     with pytest.raises(error, match=match):
-        predictor.decode(embedding, boxes=np.stack([box, box, box]), mask_input=mask)
+        predictor.decode(embedding, box=np.stack([box, box, box]), mask_input=mask)

@@ -7,12 +7,11 @@ import csv
 
 import numpy as np
 import pytest
-import samedenhancer.enhancer
 from samedenhancer import io
 from samedenhancer.cli import main
 from samedenhancer.enhancer import Enhancer
 from samedenhancer.pseudolabel import Review, Rule, pseudolabel, review
-from fakes import DoublePredictor
+from fakes import DoublePredictor, use_fake_model
 
 
 def _square(shape=(64, 64), y0=20, y1=40, x0=20, x1=40):
@@ -35,7 +34,7 @@ def test_a_refinement_that_agrees_is_kept_and_one_that_moves_far_is_flagged():
 def test_rule_thresholds_decide_and_empty_labels_are_kept():
     image = np.zeros((64, 64), np.uint8)
     enhancer = Enhancer(DoublePredictor(ious=[0.3]), box_margin=0)
-    result = enhancer.enhance(image, _square(), return_details=True)
+    result = enhancer.enhance(image, _square())
     assert review(result, _square()).verdict == "keep"
     strict = review(result, _square(), Rule(min_iou=0.5))
     assert strict.verdict == "flag" and "IoU prediction 0.30 < 0.50" in strict.reason
@@ -61,7 +60,7 @@ def test_flag_empty_flags_only_empty_pseudo_labels():
 def test_gate_fired_flags_unless_the_rule_says_otherwise():
     image = np.zeros((64, 64), np.uint8)
     enhancer = Enhancer(DoublePredictor(grow=12), box_margin=0, gate=True)
-    result = enhancer.enhance(image, _square(), return_details=True)
+    result = enhancer.enhance(image, _square())
     assert result.gate_fired == 1
     loose = Rule(min_agreement=0.0)
     assert review(result, _square(), loose).verdict == "flag"
@@ -77,19 +76,14 @@ def test_bad_arguments_name_the_parameter():
         Rule(flag_empty=1)
     with pytest.raises(TypeError, match="result must be an EnhanceResult"):
         review(np.zeros((4, 4)), np.zeros((4, 4)))
-    result = Enhancer(DoublePredictor()).enhance(np.zeros((64, 64)), _square(), return_details=True)
+    result = Enhancer(DoublePredictor()).enhance(np.zeros((64, 64)), _square())
     with pytest.raises(ValueError, match="pseudo_labels must have the shape"):
         review(result, np.zeros((8, 8)))
 
 
 @pytest.fixture()
 def folders(tmp_path, monkeypatch):
-    real = samedenhancer.enhancer.Enhancer
-
-    def double(model, providers=None, **options):  # the CLI's Enhancer, on the model double
-        return real(DoublePredictor(grow=1), **options)
-
-    monkeypatch.setattr(samedenhancer.enhancer, "Enhancer", double)
+    use_fake_model(monkeypatch, lambda: DoublePredictor(grow=1))  # the CLI's model, the double
     images, pseudo = tmp_path / "images", tmp_path / "pseudo"
     images.mkdir()
     pseudo.mkdir()

@@ -36,11 +36,10 @@ def _stream_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("samedenhancer-stream")]
 
 
-@pytest.mark.parametrize("pipelined", [True, False])
-def test_order_kept_and_masks_equal_enhance(enhancer, clip, pipelined):
+def test_order_kept_and_masks_equal_enhance(enhancer, clip):
     frames, maps = clip
     frames, maps = frames + [frames[0]], maps + [np.zeros_like(maps[0])]
-    results = list(stream(frames, maps, drop="none", pipelined=pipelined, enhancer=enhancer))
+    results = list(stream(frames, maps, drop="none", enhancer=enhancer))
     assert [r.index for r in results] == [0, 1, 2]
     assert all(isinstance(r, FrameResult) and r.status == "ok" and r.error is None for r in results)
     for result, expected in zip(results, _enhanced(enhancer, frames, maps)):
@@ -57,7 +56,7 @@ def _enhanced(enhancer, frames, maps) -> list[np.ndarray]:
     """``enhancer.enhance`` per frame, computed once for the module (the encoder is the slow part)."""
     key = tuple(id(f) for f in frames) + tuple(id(m) for m in maps)
     if key not in _ENHANCED:
-        _ENHANCED[key] = [enhancer.enhance(f, m) for f, m in zip(frames, maps)]
+        _ENHANCED[key] = [enhancer.enhance(f, m).mask for f, m in zip(frames, maps)]
     return _ENHANCED[key]
 
 
@@ -185,7 +184,6 @@ def test_a_failing_source_ends_the_stream_with_its_error(enhancer, clip):
         ({"drop": "none", "max_latency_ms": 50}, ValueError, "max_latency_ms"),
         ({"max_latency_ms": -1}, ValueError, "max_latency_ms must be a number > 0"),
         ({"queue_size": 0}, ValueError, "queue_size must be an integer >= 1"),
-        ({"pipelined": "yes"}, TypeError, "pipelined must be True or False"),
     ],
 )
 def test_bad_options_are_rejected_by_name(enhancer, clip, options, error, match):
@@ -227,7 +225,7 @@ def test_video_file_and_mask_video_sources(enhancer, videos, clip):
     assert len(frames) == 2 and frames[0].shape == (256, 320, 3)
     results = list(stream(video, coarse_video, drop="none", enhancer=enhancer))
     assert [r.status for r in results] == ["ok"] * 2
-    expected = enhancer.enhance(frames[1], next(m for i, m in enumerate(io.VideoFrames(coarse_video, as_mask=True)) if i == 1))
+    expected = enhancer.enhance(frames[1], next(m for i, m in enumerate(io.VideoFrames(coarse_video, as_mask=True)) if i == 1)).mask
     np.testing.assert_array_equal(results[1].mask, expected)
     assert all(r.mask.any() for r in results)
 

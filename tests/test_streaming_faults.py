@@ -23,15 +23,14 @@ def masks(tmp_path):
     return tmp_path / "masks"
 
 
-@pytest.mark.parametrize("pipelined", [True, False])
-def test_a_corrupt_mask_in_a_coarse_folder_is_that_frames_error(masks, pipelined):
+def test_a_corrupt_mask_in_a_coarse_folder_is_that_frames_error(masks):
     frames = [np.full((40, 56), 100, np.uint8)] * 4
     enhancer = Enhancer(DoublePredictor(), box_margin=0, box_rounds=0)
-    results = list(stream(frames, masks, drop="none", pipelined=pipelined, enhancer=enhancer))
+    results = list(stream(frames, masks, drop="none", enhancer=enhancer))
     assert [r.index for r in results] == [0, 1, 2, 3]
     assert [r.status for r in results] == ["ok", "error", "ok", "ok"]
     assert "m1.png" in results[1].error and "ValueError" in results[1].error
-    assert np.array_equal(results[3].mask, enhancer.enhance(frames[3], io.read_mask(masks / "m3.png")))
+    assert np.array_equal(results[3].mask, enhancer.enhance(frames[3], io.read_mask(masks / "m3.png")).mask)
 
 
 def test_the_stream_command_goes_on_after_a_corrupt_mask(masks, tmp_path, monkeypatch, capsys):

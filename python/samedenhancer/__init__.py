@@ -5,21 +5,10 @@ from __future__ import annotations
 from . import io, metrics
 from ._core import __version__
 from .core import ComponentStats, MiningOptions, Prompts, as_label_map, connected_components, distance_transform, mine_prompts
-from .enhancer import (
-    BatchItem,
-    Encoded,
-    Enhancer,
-    EnhanceResult,
-    Gate,
-    RegionResult,
-    Timings,
-    VolumeResult,
-    enhance,
-    enhance_batch,
-)
+from .enhancer import BatchItem, Encoded, EnhanceOptions, Enhancer, EnhanceResult, Gate, RegionResult, Timings, VolumeResult
 from .interactive import InteractiveSession
 from .predictor import ImageEmbedding, Prediction, Predictor, PreparedImage
-from .priors import Priors, augment, priors
+from .prior_maps import PriorMaps, augment, prior_maps
 from .streaming import FrameResult, stream
 from .volumes import PropagationResult, propagate
 
@@ -27,6 +16,7 @@ __all__ = [
     "BatchItem",
     "ComponentStats",
     "Encoded",
+    "EnhanceOptions",
     "EnhanceResult",
     "Enhancer",
     "FrameResult",
@@ -37,7 +27,7 @@ __all__ = [
     "Prediction",
     "PreparedImage",
     "Predictor",
-    "Priors",
+    "PriorMaps",
     "Prompts",
     "PropagationResult",
     "RegionResult",
@@ -48,12 +38,10 @@ __all__ = [
     "augment",
     "connected_components",
     "distance_transform",
-    "enhance",
-    "enhance_batch",
     "io",
     "metrics",
     "mine_prompts",
-    "priors",
+    "prior_maps",
     "propagate",
     "stream",
 ]

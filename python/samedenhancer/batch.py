@@ -178,14 +178,14 @@ def enhance_file(enhancer, job: Job) -> FileResult:
             volume, _ = io.read_volume(job.image)
             mask, reference = io.read_volume(job.coarse, as_mask=True)
             read_s = time.perf_counter() - start
-            result = enhancer.enhance_volume(volume, mask, return_details=True)
+            result = enhancer.enhance_volume(volume, mask)
             enhance_s = time.perf_counter() - start - read_s
             io.write_volume(job.target, result.mask, reference)
             details = {"axis": result.axis, "slices": [details_json(r) for r in result.slices]}
         else:
             image, mask = io.read_image(job.image), io.read_mask(job.coarse)
             read_s = time.perf_counter() - start
-            result = enhancer.enhance(image, mask, return_details=True)
+            result = enhancer.enhance(image, mask)
             enhance_s = time.perf_counter() - start - read_s
             io.write_mask(job.target, result.mask)
             details = details_json(result)

@@ -18,7 +18,6 @@ Nothing else in the package imports ray.
 
 from __future__ import annotations
 
-import inspect
 import math
 import os
 import socket
@@ -39,18 +38,6 @@ COLUMNS = ("stem", "image", "coarse", "output", "status", "error", "read_s", "en
 STATUSES = ("ok", "failed", "skipped", "missing")
 
 
-def _enhancer_keywords() -> tuple[str, ...]:
-    """The keywords :class:`~samedenhancer.Enhancer` takes besides ``model`` and ``providers`` (its
-    own and those of :class:`~samedenhancer.MiningOptions`), checked on the driver before any actor
-    starts."""
-    from .core import MiningOptions
-    from .enhancer import Enhancer
-
-    own = [name for name, parameter in inspect.signature(Enhancer.__init__).parameters.items()
-           if parameter.kind is not parameter.VAR_KEYWORD and name not in ("self", "model", "providers")]
-    return tuple(own + [name for name in MiningOptions.__dataclass_fields__ if name not in own])
-
-
 def _schema():
     import pyarrow as pa
 
@@ -61,7 +48,8 @@ def _schema():
 def _is_tensorrt_export(model) -> bool:
     """Whether ``model`` names an existing TensorRT export (which takes no ONNX Runtime providers);
     a model not exported yet is exported as ONNX on first use."""
-    from .engines import Manifest, model_dir
+    from .engines import Manifest
+    from .registry import model_dir
 
     try:
         return Manifest.load(model_dir(model)).format == "engine"
@@ -82,17 +70,16 @@ class EnhanceWorker:
         Whether this actor holds a GPU.
     threads : int
         ONNX Runtime intra-op threads of this actor's sessions.
-    options : dict
-        Keyword arguments of :class:`~samedenhancer.Enhancer`.
+    options : EnhanceOptions
+        How to refine, validated on the driver.
     """
 
-    def __init__(self, model, providers, gpu: bool, threads: int, options: dict) -> None:
+    def __init__(self, model, providers, gpu: bool, threads: int, options) -> None:
         from .enhancer import Enhancer
-        from .predictor import Predictor
 
         if gpu and providers is None and not _is_tensorrt_export(model):
             providers = ["cuda"]
-        self.enhancer = Enhancer(Predictor(model, providers, intra_op_threads=threads), **options)
+        self.enhancer = Enhancer(model, options, providers=providers, threads=threads)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
 
     def __call__(self, jobs):
@@ -203,7 +190,8 @@ def enhance_dataset(
     manifest: str = "parquet",
     model: str | os.PathLike = "litemedsam",
     providers=None,
-    **enhancer_options,
+    options=None,
+    **option_fields,
 ) -> DistributedReport:
     """Refine every image / coarse-mask pair of two folders on a Ray cluster.
 
@@ -247,9 +235,9 @@ def enhance_dataset(
         Format of ``OUT/manifest.*``: one row per stem, columns :data:`COLUMNS`.
     model, providers
         As for :class:`~samedenhancer.Enhancer`.
-    **enhancer_options
-        Any other keyword of :class:`~samedenhancer.Enhancer` (``threshold=127``, ``policy=``,
-        ``gate=``, ``fusion=``, ...).
+    options : EnhanceOptions, optional
+        How to refine (the same object the Python API and the command line use); its fields may
+        also be given as keywords (``threshold=127``, ``policy=``, ``gate=``, ...).
 
     Returns
     -------
@@ -271,9 +259,11 @@ def enhance_dataset(
         raise ValueError(f"num_gpus_per_worker must be a number >= 0, got {num_gpus_per_worker!r}")
     if manifest not in MANIFEST_FORMATS:
         raise ValueError(f"manifest must be one of {MANIFEST_FORMATS}, got {manifest!r}")
-    unknown = sorted(set(enhancer_options) - set(_enhancer_keywords()))
-    if unknown:
-        raise TypeError(f"enhance_dataset got unexpected keyword arguments {unknown} (Enhancer takes {_enhancer_keywords()})")
+    from .enhancer import EnhanceOptions
+
+    if options is not None and not isinstance(options, EnhanceOptions):
+        raise TypeError(f"options must be a samedenhancer.EnhanceOptions, got {type(options).__name__}")
+    options = (options or EnhanceOptions()).replace(**option_fields)  # checked here, before any actor starts
     for name, value in (("images", images), ("coarse", coarse), ("out", out)):
         if "://" in os.fspath(value):
             raise ValueError(f"{name} must be a folder every worker sees (local or a shared/mounted file system); "
@@ -288,14 +278,14 @@ def enhance_dataset(
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         return _run(ray, work, Path(out), num_workers, num_gpus_per_worker, threads_per_worker, batch_size, manifest,
-                    model, providers, enhancer_options)
+                    model, providers, options)
     finally:
         if started_here:
             ray.shutdown()
 
 
 def _run(ray, work: batch.Plan, out: Path, num_workers, gpus: float, threads, batch_size: int, manifest: str,
-         model, providers, options: dict) -> DistributedReport:
+         model, providers, options) -> DistributedReport:
     import pyarrow as pa
     import pyarrow.csv as pa_csv
     import pyarrow.parquet as pa_parquet

@@ -12,11 +12,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .engines import LoadedModel, Manifest, load_model
+from .engines import Manifest
 from .engines.manifest import DEFAULT_MODEL
+from .registry import LoadedModel, load_model
 from .transforms import logits_window, preprocess, resize_bilinear
 
-__all__ = ["ImageEmbedding", "Prediction", "Predictor", "PreparedImage"]
+__all__ = ["ImageEmbedding", "Prediction", "Predictor", "PreparedImage", "as_predictor"]
 
 
 @dataclass(frozen=True)
@@ -228,7 +229,7 @@ class Predictor:
             raise ValueError("mask_input must be finite")
         return np.ascontiguousarray(mask, dtype=np.float32), np.ones(mask.shape[0], np.float32)
 
-    def decode(self, embedding: ImageEmbedding, point_coords=None, point_labels=None, boxes=None, mask_input=None,
+    def decode(self, embedding: ImageEmbedding, point_coords=None, point_labels=None, box=None, mask_input=None,
                multimask_output: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Decode N prompts against ``embedding`` in one decoder call.
 
@@ -239,7 +240,7 @@ class Predictor:
             ``x, y`` in native pixels.
         point_labels : (N, P) or (P,) array, optional
             1 positive, 0 negative, -1 padding (ignored by the decoder).
-        boxes : (N, 4) or (4,) array, optional
+        box : (N, 4) or (4,) array, optional
             XYXY in native pixels.
         mask_input : (L, L), (1, L, L) or (N or 1, 1, L, L) float array, optional
             Mask prompt: low-resolution logits in the padded model frame, ``L = manifest.low_res_size``
@@ -261,7 +262,7 @@ class Predictor:
         if embedding.model != self.manifest.name:
             raise ValueError(f"embedding was made by {embedding.model!r}, this predictor runs {self.manifest.name!r}")
         mask, has_mask = self._mask_prompt(mask_input)
-        coords, labels = self._prompts(embedding, point_coords, point_labels, boxes, None if mask_input is None else len(mask))
+        coords, labels = self._prompts(embedding, point_coords, point_labels, box, None if mask_input is None else len(mask))
         if len(mask) not in (1, len(coords)):
             raise ValueError(f"mask_input must hold 1 mask or one per prompt ({len(coords)}), got {len(mask)}")
         decoder = self._model.decoder
@@ -381,3 +382,24 @@ class Predictor:
         logits = self.upscale(self._embedding, low_res)
         masks = logits if return_logits else logits > 0
         return Prediction(masks, iou, low_res)
+
+
+#: What a ready predictor must offer to stand in for a :class:`Predictor` (a test double may).
+PREDICTOR_INTERFACE = ("encode", "decode", "manifest")
+
+
+def as_predictor(model, *, providers=None, threads: int | None = None, needs: tuple = PREDICTOR_INTERFACE):
+    """The one place where "a model name, an export folder or a ready Predictor" becomes a predictor.
+
+    ``model`` as a name or folder opens a :class:`Predictor` with ``providers`` and ``threads``
+    (ONNX Runtime threads per operator); a ready predictor is returned as is (then ``providers``
+    and ``threads`` must be ``None``: they belong to the engine it already has). Anything offering
+    the methods ``needs`` counts as a predictor.
+    """
+    if isinstance(model, (str, os.PathLike)):
+        return Predictor(model, providers=providers, intra_op_threads=threads)
+    if all(hasattr(model, name) for name in needs):
+        if providers is not None or threads is not None:
+            raise ValueError("providers and threads cannot be given together with a ready Predictor: they belong to its engine")
+        return model
+    raise TypeError(f"model must be a model name, a model folder or a Predictor, got {type(model).__name__}")

@@ -107,13 +107,13 @@ def review(result: EnhanceResult, pseudo_labels: np.ndarray, rule: Rule = Rule()
     Parameters
     ----------
     result : EnhanceResult
-        From ``Enhancer.enhance(image, pseudo, return_details=True)`` (or ``refine_encoded``).
+        From ``Enhancer.enhance(image, pseudo)``.
     pseudo_labels : ndarray, H x W
         The input pseudo-label as a label map (a soft map thresholded as the Enhancer did).
     rule : Rule
     """
     if not isinstance(result, EnhanceResult):
-        raise TypeError(f"result must be an EnhanceResult (return_details=True), got {type(result).__name__}")
+        raise TypeError(f"result must be an EnhanceResult (from Enhancer.enhance), got {type(result).__name__}")
     if not isinstance(rule, Rule):
         raise TypeError(f"rule must be a samedenhancer.pseudolabel.Rule, got {type(rule).__name__}")
     labels = np.asarray(pseudo_labels)
@@ -171,6 +171,6 @@ def pseudolabel(image: np.ndarray, pseudo: np.ndarray, *, enhancer: Enhancer | N
     PseudoLabel
     """
     enhancer = enhancer if enhancer is not None else Enhancer()
-    result = enhancer.enhance(image, pseudo, return_details=True)
-    labels = as_label_map(pseudo, enhancer.threshold)
+    result = enhancer.enhance(image, pseudo)
+    labels = as_label_map(pseudo, enhancer.options.threshold)
     return PseudoLabel(result.mask, review(result, labels, rule), result)

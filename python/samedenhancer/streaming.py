@@ -34,8 +34,8 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from . import io
-from .enhancer import Encoded, Enhancer, Timings
-from .validation import flag, integer, number
+from .enhancer import Encoded, EnhanceOptions, Enhancer, Timings
+from .validation import integer, number
 
 __all__ = ["DROP_POLICIES", "STATUSES", "FrameResult", "stream"]
 
@@ -257,7 +257,7 @@ class _Stages:
     def decode(self, work: _Work) -> None:
         """Decode and paste an encoded frame."""
         try:
-            result = self.enhancer.refine(work.encoded, return_details=True)
+            result = self.enhancer.refine(work.encoded)
             work.mask = result.mask
             work.times["decode"], work.times["paste"] = result.timings.decode, result.timings.paste
             work.encoded = None
@@ -268,38 +268,6 @@ class _Stages:
 
 def _stale(work: _Work, budget: float | None) -> bool:
     return budget is not None and work.droppable and time.perf_counter() - work.arrived > budget
-
-
-def run_stream(
-    enhancer,
-    frames,
-    coarse_masks,
-    *,
-    max_latency_ms: float | None = None,
-    drop: str | None = None,
-    queue_size: int = 1,
-    pipelined: bool = True,
-) -> Iterator[FrameResult]:
-    """The generator behind :func:`stream` for a ready ``enhancer`` (see there)."""
-    drop = default_drop(frames, max_latency_ms) if drop is None else drop
-    _check_options(max_latency_ms, drop, queue_size)
-    flag(pipelined, "pipelined")
-    frames, coarse_masks = _frames(frames), coarse_source(coarse_masks)
-    stages = _Stages(enhancer)
-    budget = None if max_latency_ms is None else max_latency_ms / 1e3
-    pairs = itertools.zip_longest(frames, coarse_masks, fillvalue=_MISSING)
-    if not pipelined:
-        return _sequential(stages, pairs)
-    return _pipelined(stages, pairs, budget, drop == "oldest", queue_size)
-
-
-def _sequential(stages: _Stages, pairs) -> Iterator[FrameResult]:
-    for index, (image, coarse) in enumerate(pairs):
-        work = _Work(index, time.perf_counter(), image, coarse)
-        stages.encode(work)
-        if work.status == "encoded":
-            stages.decode(work)
-        yield work.result()
 
 
 def _pipelined(stages: _Stages, pairs, budget, drop_oldest: bool, queue_size: int) -> Iterator[FrameResult]:
@@ -358,8 +326,8 @@ def _pipelined(stages: _Stages, pairs, budget, drop_oldest: bool, queue_size: in
 
 
 def stream(frames, coarse_masks, *, enhancer: Enhancer | None = None, model: str = "litemedsam",
-           max_latency_ms: float | None = None, drop: str | None = None, queue_size: int = 1, pipelined: bool = True,
-           **options) -> Iterator[FrameResult]:
+           options: EnhanceOptions | None = None, max_latency_ms: float | None = None, drop: str | None = None,
+           queue_size: int = 1, **option_fields) -> Iterator[FrameResult]:
     """Refine a stream of frames: a generator of one :class:`FrameResult` per input frame, in input
     order.
 
@@ -373,7 +341,7 @@ def stream(frames, coarse_masks, *, enhancer: Enhancer | None = None, model: str
         its first channel). A mask that cannot be read is that frame's error.
     enhancer : Enhancer, optional
         The Enhancer to run (one engine for many streams); else one is built from ``model`` and
-        ``options`` (keywords of :class:`Enhancer`).
+        ``options`` (an :class:`EnhanceOptions`, whose fields may also be given as keywords).
     max_latency_ms : float, optional
         Budget from a frame being taken from the source to its result; older frames are dropped
         (reported with status ``"dropped"``). Needs ``drop="oldest"`` (the default with a budget).
@@ -385,9 +353,6 @@ def stream(frames, coarse_masks, *, enhancer: Enhancer | None = None, model: str
     queue_size : int
         Frames waiting between the encoder and decoder stages, and between the decoder and the
         consumer.
-    pipelined : bool
-        Encode the next frame while the current one is decoded (threads). ``False`` runs the
-        stages one after the other in the consumer's thread (for measurements).
 
     Yields
     ------
@@ -406,11 +371,15 @@ def stream(frames, coarse_masks, *, enhancer: Enhancer | None = None, model: str
     >>> for result in stream("video.avi", "masks/", threshold=127):  # doctest: +SKIP
     ...     print(result.index, result.status, result.latency)
     """
+    drop = default_drop(frames, max_latency_ms) if drop is None else drop
+    _check_options(max_latency_ms, drop, queue_size)
     if enhancer is None:
-        enhancer = Enhancer(model, **options)
+        enhancer = Enhancer(model, options, **option_fields)
     elif not isinstance(enhancer, Enhancer):
         raise TypeError(f"enhancer must be a samedenhancer.Enhancer, got {type(enhancer).__name__}")
-    elif options:
-        raise TypeError(f"Enhancer options {sorted(options)} cannot be given together with a ready enhancer")
-    return run_stream(enhancer, frames, coarse_masks, max_latency_ms=max_latency_ms, drop=drop, queue_size=queue_size,
-                      pipelined=pipelined)
+    elif options is not None or option_fields:
+        raise TypeError("options cannot be given together with a ready enhancer: they are the enhancer's")
+    frames, coarse_masks = _frames(frames), coarse_source(coarse_masks)
+    budget = None if max_latency_ms is None else max_latency_ms / 1e3
+    pairs = itertools.zip_longest(frames, coarse_masks, fillvalue=_MISSING)
+    return _pipelined(_Stages(enhancer), pairs, budget, drop == "oldest", queue_size)

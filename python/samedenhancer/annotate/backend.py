@@ -25,10 +25,9 @@ class ModelBackend:
 
     def __init__(self, model="litemedsam", *, threshold: float | None = None, providers=None) -> None:
         from ..enhancer import Enhancer
-        from ..predictor import Predictor
 
-        self.predictor = Predictor(model, providers=providers)
-        self.enhancer = Enhancer(self.predictor, threshold=threshold)
+        self.enhancer = Enhancer(model, providers=providers, threshold=threshold)
+        self.predictor = self.enhancer.predictor
 
     def open(self, image: np.ndarray, coarse: np.ndarray | None):
         """``(session, refined, timings_ms)`` for ``image``: the session encodes the image once and
@@ -42,6 +41,6 @@ class ModelBackend:
         refined = None
         if coarse is not None:
             encoded = self.enhancer.encode(image, coarse, embedding=session.embedding)
-            refined = self.enhancer.refine(encoded) > 0
+            refined = self.enhancer.refine(encoded).mask > 0
         done = time.perf_counter()
         return session, refined, {"encode": 1e3 * (after_encode - begin), "refine": 1e3 * (done - after_encode)}

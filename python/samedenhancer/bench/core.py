@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from ..core import distance_transform, mine_prompts
-from . import _report
+from . import report
 from .reference import mine_prompts_reference
 
 
@@ -79,14 +79,14 @@ def real_coarse_maps(limit: int | None = None) -> list[np.ndarray]:
 
 
 def _time(fn, repeat: int) -> float:
-    return _report.median_ms(_report.measure(fn, repeat=repeat, warmup=1))
+    return report.median_ms(report.measure(fn, repeat=repeat, warmup=1))
 
 
-def run(quick: bool = False) -> tuple[list[_report.Row], list[str]]:
+def run(quick: bool = False) -> tuple[list[report.Row], list[str]]:
     cv2.setNumThreads(1)
     import edt
 
-    rows: list[_report.Row] = []
+    rows: list[report.Row] = []
     sides = (256, 1024) if quick else (256, 512, 1024, 2048)
     repeat = 3 if quick else 7
     for side in sides:
@@ -97,30 +97,30 @@ def run(quick: bool = False) -> tuple[list[_report.Row], list[str]]:
             case = f"{side}^2, {components} comp. ({regions} regions)"
             if components == 50 or side == 256:
                 ref = _time(lambda: mine_prompts_reference(mask, min_fraction=0.0), 1 if side >= 1024 else 3)
-                rows.append(_report.Row(f"mine_prompts {case}", ours, ref, "research OpenCV+SciPy", target=">= 10x at 1024^2/50"))
+                rows.append(report.Row(f"mine_prompts {case}", ours, ref, "research OpenCV+SciPy", target=">= 10x at 1024^2/50"))
             ccl = _time(lambda: cv2.connectedComponentsWithStats(mask, connectivity=8), repeat)
-            rows.append(_report.Row(f"mine_prompts {case}", ours, ccl, "cv2.connectedComponentsWithStats", target="ratio >= 0.5"))
+            rows.append(report.Row(f"mine_prompts {case}", ours, ccl, "cv2.connectedComponentsWithStats", target="ratio >= 0.5"))
         background = (1 - synthetic_mask(side, 50)).astype(np.uint8)  # distance to the nearest component
         ours = _time(lambda: distance_transform(background), repeat)
         cv = _time(lambda: cv2.distanceTransform(background, cv2.DIST_L2, cv2.DIST_MASK_PRECISE), repeat)
         seung = _time(lambda: edt.edt(background, parallel=1), repeat)
         target = "> 1x" if side >= 1024 else ""
-        rows.append(_report.Row(f"distance_transform {side}^2", ours, cv, "cv2.distanceTransform PRECISE", target=target))
-        rows.append(_report.Row(f"distance_transform {side}^2", ours, seung, "edt.edt(parallel=1)", target=target))
+        rows.append(report.Row(f"distance_transform {side}^2", ours, cv, "cv2.distanceTransform PRECISE", target=target))
+        rows.append(report.Row(f"distance_transform {side}^2", ours, seung, "edt.edt(parallel=1)", target=target))
     structures = synthetic_volume()
     for what, volume in (("ellipsoids", structures), ("background", (1 - structures).astype(np.uint8))):
         ours = _time(lambda: distance_transform(volume, spacing=VOLUME_SPACING), repeat)
         seung = _time(lambda: edt.edt(volume, anisotropy=VOLUME_SPACING, parallel=1), repeat)
         case = f"distance_transform 256x256x64 volume, {what}, spacing {VOLUME_SPACING}"
-        rows.append(_report.Row(case, ours, seung, "edt.edt(anisotropy, parallel=1)", target="> 1x"))
+        rows.append(report.Row(case, ours, seung, "edt.edt(anisotropy, parallel=1)", target="> 1x"))
     maps = real_coarse_maps(limit=5 if quick else None)
     if maps:
         case = f"{len(maps)} real PraNet maps (Kvasir+CVC), total"
         ours = _time(lambda: [mine_prompts(m) for m in maps], 3)
         ref = _time(lambda: [mine_prompts_reference(m) for m in maps], 1)
         ccl = _time(lambda: [cv2.connectedComponentsWithStats(m, connectivity=8) for m in maps], 3)
-        rows.append(_report.Row(f"mine_prompts {case}", ours, ref, "research OpenCV+SciPy"))
-        rows.append(_report.Row(f"mine_prompts {case}", ours, ccl, "cv2.connectedComponentsWithStats", target="ratio >= 0.5"))
+        rows.append(report.Row(f"mine_prompts {case}", ours, ref, "research OpenCV+SciPy"))
+        rows.append(report.Row(f"mine_prompts {case}", ours, ccl, "cv2.connectedComponentsWithStats", target="ratio >= 0.5"))
     notes = [
         "Single thread (cv2.setNumThreads(1), edt parallel=1). Ratio = competitor time / ours. "
         "Synthetic rows keep every component (min_fraction=0): each becomes a region with two distance transforms.",
@@ -134,5 +134,5 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer sizes and repeats")
     args = parser.parse_args(argv)
     rows, notes = run(quick=args.quick)
-    _report.report("samedenhancer core", rows, as_json=args.json, notes=notes)
+    report.report("samedenhancer core", rows, as_json=args.json, notes=notes)
     return 0

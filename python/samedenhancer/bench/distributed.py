@@ -25,7 +25,7 @@ import threading
 import time
 from pathlib import Path
 
-from ._report import Row, report
+from .report import Row, report, write_report
 
 
 def _folders(base: Path, count: int) -> tuple[Path, Path]:
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                              "is a small part of it)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2],
                         help="Ray actor counts to measure (threads per actor = cores / actors; default 1 2)")
-    parser.add_argument("--out", default="benchmarks/DISTRIBUTED.md", help="report file ('' for none)")
+    parser.add_argument("--out", default=None, help="also write the report to this Markdown file")
     args = parser.parse_args(argv)
     try:
         import ray
@@ -143,7 +143,5 @@ def main(argv: list[str] | None = None) -> int:
                     f"load average {load_before:.1f} before and {os.getloadavg()[0]:.1f} after the run on {cores} cores "
                     f"(other jobs on the machine slow both sides).")
     text = report("Distributed: Ray Data pipeline against the single-process CLI", rows, as_json=args.json, notes=notes)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
+    write_report(args.out, text)
     return 0

@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from ._report import Row, report
+from .report import Row, report
 
 #: (dataset, segmenter) pairs with real coarse predictions.
 SETS = (("kvasir", "pranet"), ("cvc_clinicdb", "pranet"))
@@ -42,7 +42,7 @@ class ResearchPipeline:
 
     def __init__(self) -> None:
         from samedenhancer.engines import Manifest, static_manifest
-        from samedenhancer.export._torch_models import TorchReference, build_litemedsam
+        from samedenhancer.export.torch_models import TorchReference, build_litemedsam
 
         model, _ = build_litemedsam()
         self.reference = TorchReference("litemedsam", model.eval())
@@ -65,7 +65,7 @@ class ResearchPipeline:
         features = self.reference.encode(tensor)
         height, width = label_map.shape
         for class_id, box in zip(prompts.class_ids, prompts.boxes):
-            low, _ = self.reference.decode(features, boxes=box[None].astype(np.float32) * scale)
+            low, _ = self.reference.decode(features, box=box[None].astype(np.float32) * scale)
             with torch.no_grad():
                 logits = F.interpolate(torch.from_numpy(low[:, :1, :valid_h, :valid_w]), size=(height, width),
                                        mode="bilinear", align_corners=False)
@@ -85,44 +85,25 @@ def _throughput(fn, cases, rounds: int) -> tuple[float, list[np.ndarray]]:
     return len(cases) / best, masks
 
 
-def int8_comparison(limit: int, threads: int, repeat: int) -> tuple[list[Row], list[str]]:
-    """The int8 encoder against the fp32 one: encoder latency (interleaved runs on a real image) and
-    the Dice change of the refined masks on Kvasir (PraNet maps) and BUSI (corrupted expert masks,
-    the quality benchmark's seeded protocol)."""
-    from samedenhancer import Enhancer, Predictor
+def int8_latency(threads: int, repeat: int) -> Row:
+    """The int8 encoder against the fp32 one on a real image (interleaved runs, so load from other
+    processes hits both alike). Its Dice change is a quality study: ``python -m studies int8``."""
+    from samedenhancer import Predictor
     from samedenhancer.bench import datasets
-    from samedenhancer.metrics import dice
-
-    from .quality import load_cases
 
     fp32 = Predictor("litemedsam", intra_op_threads=threads)
     int8 = Predictor("litemedsam-int8", intra_op_threads=threads)
-    image = datasets.samples("kvasir")[0].image()
-    prepared = fp32.prepare(image)
+    prepared = fp32.prepare(datasets.samples("kvasir")[0].image())
     times = {"fp32": [], "int8": []}
     for predictor in (fp32, int8):
         predictor.encode_prepared(prepared)  # warm-up
-    for _ in range(repeat):  # interleaved, so load from other processes hits both alike
+    for _ in range(repeat):
         for name, predictor in (("fp32", fp32), ("int8", int8)):
             start = time.perf_counter()
             predictor.encode_prepared(prepared)
             times[name].append(time.perf_counter() - start)
-    rows = [Row(f"LiteMedSAM encoder int8 (dynamic), ONNX Runtime CPU ({threads} threads)", 1e3 * float(np.median(times["int8"])),
-                1e3 * float(np.median(times["fp32"])), "fp32 encoder, same engine", target=">= 2x")]
-    notes = []
-    for dataset, source in (("kvasir", "pranet"), ("busi", "corrupted")):
-        cases, threshold = load_cases(dataset, source, limit)
-        scores = {}
-        for name, predictor in (("fp32", fp32), ("int8", int8)):
-            enhancer = Enhancer(predictor, threshold=threshold)
-            scores[name] = np.array([dice(enhancer.enhance(c.image, c.coarse), c.truth) for c in cases])
-        change = 100 * float(np.mean(scores["int8"] - scores["fp32"]))
-        rows.append(Row(f"mean Dice, {dataset} ({source}), {len(cases)} images", 100 * float(scores["int8"].mean()),
-                        100 * float(scores["fp32"].mean()), "fp32 encoder", unit="Dice %", target="within 0.5 points",
-                        extra={"change_points": change, "worst_image_change_points": 100 * float(np.min(scores["int8"] - scores["fp32"]))}))
-        notes.append(f"int8 - fp32 Dice on {dataset} ({source}): {change:+.2f} points over {len(cases)} images "
-                     f"(worst image {100 * float(np.min(scores['int8'] - scores['fp32'])):+.2f}).")
-    return rows, notes
+    return Row(f"LiteMedSAM encoder int8 (dynamic), ONNX Runtime CPU ({threads} threads)", 1e3 * float(np.median(times["int8"])),
+               1e3 * float(np.median(times["fp32"])), "fp32 encoder, same engine", target=">= 2x")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,8 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for ONNX Runtime and PyTorch alike")
     parser.add_argument("--rounds", type=int, default=1, help="passes over the images (the best counts)")
     parser.add_argument("--int8", action="store_true", help="also the int8 encoder (litemedsam-int8, exported on first use): "
-                        "its img/s, its encoder latency against fp32 and its Dice change on Kvasir and BUSI")
-    parser.add_argument("--dice-limit", type=int, default=20, help="images per dataset for the int8 Dice change (default 20)")
+                        "its img/s and its encoder latency against fp32 (its Dice change: python -m studies int8)")
     args = parser.parse_args(argv)
     try:
         import torch
@@ -163,9 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                         extra={"dice_ours": float(our_dice), "dice_reference": float(their_dice)}))
         notes.append(f"Mean Dice vs the expert masks, {label}: ours {100 * our_dice:.2f}, reference {100 * their_dice:.2f}.")
     if args.int8:
-        extra_rows, extra_notes = int8_comparison(args.dice_limit, args.threads, repeat=5)
-        rows += extra_rows
-        notes += extra_notes
+        rows.append(int8_latency(args.threads, repeat=5))
     notes.insert(0, f"{len(cases)} real images ({', '.join(f'{d} with {s} maps > 127' for d, s in SETS)}; first {args.limit} of each), "
                     f"native sizes 384x288 to 1348x1070; best of {args.rounds} pass(es) after one warm-up image.")
     report("Enhance: images/s against the research-style pipeline", rows, as_json=args.json, notes=notes)

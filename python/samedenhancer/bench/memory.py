@@ -24,7 +24,7 @@ import sys
 import cv2
 import numpy as np
 
-from ._report import Row, report
+from .report import Row, report
 
 TARGET_GB = 1.5
 
@@ -57,12 +57,12 @@ def _child(variant: str, size: int, regions: int) -> dict:
         raise RuntimeError(f"the synthetic map gave {len(prompts)} regions, not {regions}")
     out = {"variant": variant, "regions": len(prompts)}
     if variant == "ours":
-        refined = enhancer.enhance(image, coarse)
+        refined = enhancer.enhance(image, coarse).mask
         out["foreground"] = int((refined > 0).sum())
     elif variant == "dense":
         predictor = enhancer.predictor
         embedding = predictor.encode(image)
-        low, _ = predictor.decode(embedding, boxes=prompts.boxes.astype(np.float32))
+        low, _ = predictor.decode(embedding, box=prompts.boxes.astype(np.float32))
         logits = predictor.upscale(embedding, low[:, :1])[:, 0]  # (R, H, W) float32
         refined = np.zeros(coarse.shape, np.uint8)
         best = np.full(coarse.shape, -np.inf, np.float32)

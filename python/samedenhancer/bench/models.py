@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from ._report import Row, measure, median_ms, report
+from .report import Row, measure, median_ms, report
 
 _COLD_OURS = """
 import numpy as np, samedenhancer
@@ -33,7 +33,7 @@ assert masks.any()
 _COLD_TORCH = """
 import numpy as np, torch
 torch.set_num_threads({threads})
-from samedenhancer.export._torch_models import TorchReference, build_litemedsam
+from samedenhancer.export.torch_models import TorchReference, build_litemedsam
 from samedenhancer.transforms import preprocess
 from samedenhancer.engines import Manifest, static_manifest
 import torch.nn.functional as F
@@ -42,7 +42,7 @@ ref = TorchReference("litemedsam", model)
 image = np.zeros((480, 640, 3), np.uint8); image[100:300, 200:450] = 180
 tensor, scale, valid = preprocess(image, Manifest.from_dict(static_manifest("litemedsam")))
 features = ref.encode(tensor)
-low, iou = ref.decode(features, boxes=np.array([[190, 90, 460, 310]]) * scale[0])
+low, iou = ref.decode(features, box=np.array([[190, 90, 460, 310]]) * scale[0])
 up = F.interpolate(torch.from_numpy(low[..., :valid[0], :valid[1]]), size=(480, 640), mode="bilinear", align_corners=False)
 assert (up > 0).any()
 """
@@ -107,9 +107,9 @@ def bench_model(name: str, folder, reference, threads: int, repeat: int, provide
         for count in (1, 8):
             boxes = _prompts(image, count)
             model_boxes = (boxes.reshape(-1, 2, 2) * np.array(scale)).reshape(-1, 4)
-            ours = measure(lambda: predictor.decode(embedding, boxes=boxes), repeat=repeat * 2, warmup=2)
+            ours = measure(lambda: predictor.decode(embedding, box=boxes), repeat=repeat * 2, warmup=2)
             if features is not None:
-                theirs = measure(lambda: reference.decode(features, boxes=model_boxes), repeat=repeat * 2, warmup=2)
+                theirs = measure(lambda: reference.decode(features, box=model_boxes), repeat=repeat * 2, warmup=2)
                 rows.append(Row(f"{name} decoder per prompt, {count} prompt(s), {engine}", median_ms(ours) / count,
                                 median_ms(theirs) / count, "PyTorch eager cpu", target=">= 2x"))
         # One correction click: three accumulated points and the previous logits as mask prompt.
@@ -146,9 +146,10 @@ def main(argv: list[str] | None = None) -> int:
         print("bench models needs torch (the export extra) to measure PyTorch eager", file=sys.stderr)
         return 2
 
-    from samedenhancer.engines import available_providers, load_model, model_dir
-    from samedenhancer.export import _export
-    from samedenhancer.export._torch_models import TorchReference, build_litemedsam, build_sam, build_sam2
+    from samedenhancer.engines import available_providers
+    from samedenhancer.registry import load_model, model_dir
+    from samedenhancer.export import export, export_random
+    from samedenhancer.export.torch_models import TorchReference, build_litemedsam, build_sam, build_sam2
 
     providers_list = [None]
     if "CUDAExecutionProvider" in available_providers():
@@ -164,17 +165,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.sam2:
         sam2_model, _ = build_sam2("medsam2", seed=0)
         with tempfile.TemporaryDirectory() as tmp:
-            out = _export("medsam2", out=os.path.join(tmp, "medsam2"), seed=0)
+            out = export_random("medsam2", out=os.path.join(tmp, "medsam2"), seed=0)
             rows += bench_model("MedSAM2-512 (random weights)", out, TorchReference("sam2", sam2_model), args.threads, args.repeat, providers_list)
     if args.sam:
         sam_model, _ = build_sam("sam_vit_b", "vit_b", seed=0)
         with tempfile.TemporaryDirectory() as tmp:
-            out = _export("sam_vit_b", out=os.path.join(tmp, "sam_vit_b"), seed=0)
+            out = export_random("sam_vit_b", out=os.path.join(tmp, "sam_vit_b"), seed=0)
             rows += bench_model("SAM ViT-B-1024 (random weights)", out, TorchReference("sam", sam_model), args.threads, args.repeat, providers_list)
     if not args.no_cold:
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
-            _export("litemedsam", out=os.path.join(tmp, "litemedsam"))
+            export("litemedsam", out=os.path.join(tmp, "litemedsam"))
             notes.append(f"Export of litemedsam to ONNX (build, trace, write, hash): {time.perf_counter() - start:.1f} s.")
         env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
         ours = [_cold(_COLD_OURS.format(model=os.fspath(folder), threads=args.threads), env) for _ in range(3)]

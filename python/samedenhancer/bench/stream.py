@@ -20,7 +20,7 @@ import numpy as np
 
 from samedenhancer import stream
 
-from ._report import Row, report
+from .report import Row, report
 
 #: (ONNX Runtime intra-op threads of the encoder and decoder sessions, pipelined) per measured
 #: configuration; the first is the competitor (the stages one after the other, all cores per operator).
@@ -40,18 +40,28 @@ def load_clip(size: tuple[int, int], images: int) -> tuple[list[np.ndarray], lis
 
 
 def run(enhancer, frames, maps, count: int, pipelined: bool) -> tuple[float, np.ndarray, dict]:
-    """fps, per-frame latencies (s) and mean stage times (ms) of one stream of ``count`` frames."""
+    """fps, per-frame latencies (s) and mean stage times (ms) of ``count`` frames: through
+    :func:`samedenhancer.stream` (``pipelined``), or one ``Enhancer.enhance`` after the other, the
+    way a caller without the stream refines frames (the competitor)."""
     n = len(frames)
-    source = (frames[i % n] for i in range(count))
-    masks = (maps[i % n] for i in range(count))
     start = time.perf_counter()
-    results = list(stream(source, masks, drop="none", pipelined=pipelined, enhancer=enhancer))
+    if pipelined:
+        source = (frames[i % n] for i in range(count))
+        masks = (maps[i % n] for i in range(count))
+        results = list(stream(source, masks, drop="none", enhancer=enhancer))
+        bad = [r for r in results if not r.ok]
+        if bad:
+            raise RuntimeError(f"{len(bad)} frames failed, first: {bad[0].error}")
+        timings, latencies = [r.timings for r in results], [r.latency for r in results]
+    else:
+        timings, latencies = [], []
+        for i in range(count):
+            taken = time.perf_counter()
+            timings.append(enhancer.enhance(frames[i % n], maps[i % n]).timings)
+            latencies.append(time.perf_counter() - taken)
     elapsed = time.perf_counter() - start
-    bad = [r for r in results if not r.ok]
-    if bad:
-        raise RuntimeError(f"{len(bad)} frames failed, first: {bad[0].error}")
-    stages = {k: 1e3 * float(np.mean([getattr(r.timings, k) for r in results])) for k in ("preprocess", "encode", "mine", "decode", "paste")}
-    return len(results) / elapsed, np.array([r.latency for r in results]), stages
+    stages = {k: 1e3 * float(np.mean([getattr(t, k) for t in timings])) for k in ("preprocess", "encode", "mine", "decode", "paste")}
+    return count / elapsed, np.array(latencies), stages
 
 
 def main(argv: list[str] | None = None) -> int:

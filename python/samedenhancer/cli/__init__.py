@@ -1,6 +1,6 @@
 """``samedenhancer`` command line: one module per subcommand, each adding its own parser.
 
-enhance, pseudolabel, evaluate, stream, priors, propagate, annotate, demo and export; every subcommand
+enhance, pseudolabel, evaluate, stream, prior-maps, propagate, annotate, demo and export; every subcommand
 reports a bad argument or input as ``samedenhancer COMMAND: message`` with exit status 2, never a traceback.
 """
 
@@ -9,10 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import annotate, demo, enhance, evaluate, export, priors, propagate, pseudolabel, stream
+from . import annotate, demo, enhance, evaluate, export, prior_maps, propagate, pseudolabel, stream
 
 #: The subcommands in the order ``--help`` lists them.
-COMMANDS = (enhance, pseudolabel, evaluate, stream, priors, propagate, annotate, demo, export)
+COMMANDS = (enhance, pseudolabel, evaluate, stream, prior_maps, propagate, annotate, demo, export)
 
 
 def build_parser() -> argparse.ArgumentParser:

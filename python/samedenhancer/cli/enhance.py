@@ -102,7 +102,7 @@ def _enhance_series(args: argparse.Namespace, make_enhancer) -> int:
     enhancer = make_enhancer(args.model, providers=args.providers, prior=args.prior, policy=args.policy,
                              gate=args.gate, threshold=args.threshold, fusion=False if args.no_fusion else None,
                              box_rounds=args.box_rounds)
-    refined = enhancer.enhance_volume(volume, coarse, series.spacing)
+    refined = enhancer.enhance_volume(volume, coarse, series.spacing).mask
     written = _volumes.write_labels(target, refined, series, fmt)
     print(f"enhanced the series {scan} into {written}", file=sys.stderr)
     return 0

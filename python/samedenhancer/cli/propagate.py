@@ -43,9 +43,9 @@ def run(args) -> int:
         if not seeds:
             raise ValueError(f"{seed_path}: the seed volume has no annotated slice")
     result = propagate(volume, seeds=seeds, model=args.model, providers=args.providers,
-                       iou_threshold=args.iou_threshold, axis=2, return_details=True)
+                       iou_threshold=args.iou_threshold, axis=2)
     name = io.stem(scan_path) if scan_path.is_file() else scan_path.name
-    written = write_labels(output_path(Path(args.out), name, fmt), result.labels, reference, fmt)
+    written = write_labels(output_path(Path(args.out), name, fmt), result.mask, reference, fmt)
     print(json.dumps({"output": str(written), "status": list(result.status), "encodes": result.encodes}))
     print(f"propagated {result.status.count('propagated')} slices from {len(seeds)} annotated into {written}",
           file=sys.stderr)

@@ -53,10 +53,10 @@ def _status(counts: collections.Counter, latencies: list[float], elapsed: float)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..drawing import overlay
+    from ..drawing import outlines
     from ..enhancer import Enhancer
     from ..predictor import Predictor
-    from ..streaming import coarse_source, default_drop, run_stream
+    from ..streaming import coarse_source, default_drop, stream
 
     video = int(args.video) if args.video.isdigit() else args.video
     lossy = args.coarse_video is not None and not io.is_dicom(args.coarse_video)  # DICOM masks keep their labels
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
                     kept[index] = frame
                 yield frame
 
-        results = run_stream(enhancer, tapped(), masks, max_latency_ms=args.max_latency_ms, drop=drop)
+        results = stream(tapped(), masks, enhancer=enhancer, max_latency_ms=args.max_latency_ms, drop=drop)
     except (FileNotFoundError, ValueError, TypeError) as error:
         print(f"samedenhancer stream: {error}", file=sys.stderr)
         return 2
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
                 latencies.append(result.latency)
                 io.write_mask(out / f"frame_{result.index:06d}.png", result.mask)
                 if args.overlay and frame is not None:
-                    panel = overlay(frame, [result.mask], [f"frame {result.index}"])
+                    panel = outlines(frame, {"refined": result.mask}, f"frame {result.index}")
                     if writer is None:
                         fps = frames.fps if frames.fps > 0 else 25.0
                         writer = cv2.VideoWriter(os.fspath(out / "overlay.avi"), cv2.VideoWriter_fourcc(*"MJPG"), fps,

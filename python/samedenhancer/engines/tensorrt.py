@@ -14,6 +14,11 @@ import numpy as np
 
 from .ort import TensorInfo
 
+#: Prompt-batch and points-per-prompt ranges of the decoder's optimisation profile (min, opt, max):
+#: the exporter builds native engines with them, ONNX Runtime's TensorRT provider is given them.
+TRT_PROMPTS = (1, 8, 64)
+TRT_POINTS = (1, 4, 16)
+
 
 def _cudart():
     try:

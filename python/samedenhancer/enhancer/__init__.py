@@ -26,12 +26,12 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ..core import MiningOptions, Prompts, coarse_log_odds, mine_prompts
-from ..predictor import Predictor
+from ..core import Prompts, coarse_log_odds, mine_prompts
+from ..predictor import Predictor, as_predictor
 from ..transforms import check_image
-from ..validation import integer
+from ..validation import integer, spacing as check_spacing
 from . import decoding
-from .options import DEFAULT_BOX_ROUNDS, POLICIES, Gate, Options
+from .options import DEFAULT_BOX_ROUNDS, POLICIES, EnhanceOptions, Gate
 from .paste import paste
 from .results import BatchItem, Encoded, EnhanceResult, RegionResult, Timings, VolumeResult
 
@@ -40,14 +40,13 @@ __all__ = [
     "POLICIES",
     "BatchItem",
     "Encoded",
+    "EnhanceOptions",
     "EnhanceResult",
     "Enhancer",
     "Gate",
     "RegionResult",
     "Timings",
     "VolumeResult",
-    "enhance",
-    "enhance_batch",
 ]
 
 #: The duck-typed predictor interface the Enhancer needs (a :class:`Predictor` has it).
@@ -59,109 +58,35 @@ class Enhancer:
 
     Parameters
     ----------
-    model : str or Predictor
-        Model name or directory (``"litemedsam"``, the embedded default, is exported on first use),
-        or a ready :class:`Predictor` to share one engine.
+    model : str, path or Predictor
+        Model name or export folder (``"litemedsam"``, the embedded default, is exported on first
+        use), or a ready :class:`Predictor` to share one engine.
+    options : EnhanceOptions, optional
+        How to refine (:class:`EnhanceOptions`); its fields may also be given as keywords
+        (``Enhancer(threshold=127, prior="single")``), which replace those of ``options``.
     providers : sequence of str, optional
-        ONNX Runtime execution providers (CPU when omitted).
-    prior : {"multi", "single"} or dict
-        Domain prior per class (METHOD.md §1.5): ``"single"`` keeps the largest merged region.
-    policy : {"box", "points", "points+box", "hierarchical"}, optional
-        Which prompts the decoder gets. ``None`` takes the model's manifest default: ``"box"`` for
-        LiteMedSAM (trained with boxes only), ``"hierarchical"`` for MedSAM2 / SAM2.1.
-    gate : Gate or bool, optional
-        No-harm gate: ``Gate(...)`` or ``True`` (``Gate()``) checks every region, ``False`` keeps
-        every refinement. ``None`` (default): ``Gate()`` for the ``"box"`` policy on a coarse map
-        holding more than one class, off otherwise. Anatomy with several classes is nested (the
-        myocardium's box holds the left ventricle, the right ventricle's box part of the
-        myocardium), so a box can ask the model for the neighbouring structure; the gate keeps the
-        coarse region where the refined one disagrees with it (ACDC, corrupted masks: box only
-        -8.6 Dice, with the gate +6.7). On single-class maps it fires on 0-4 % of the regions
-        and costs up to 0.6 points, so it stays off there.
-    threshold : float, optional
-        Threshold for soft coarse maps (probabilities in [0, 1], or 0..255 bytes).
-    fusion : bool, optional
-        Soft fusion of the model with the coarse probability map. Where the coarse input is a soft
-        map with more than two values, a pixel is foreground where
-        ``fusion_weight * logit + evidence > 0``, ``logit`` being the model's and ``evidence`` the
-        coarse map's log-odds against its threshold (:func:`samedenhancer.core.coarse_log_odds`):
-        the two segmenters' log-odds add up (with weight 1 this is ``mean(sigmoid(logit), p) >
-        0.5``). The model's logits are large (about +-30) away from its boundary and small near
-        it, so the model decides the extent of the lesion and the coarse map, at native
-        resolution, decides the boundary inside the model's uncertain band (the model sees the
-        image at 256 px). Inert on label maps and on binary soft maps. ``None`` (default): on for
-        the ``"box"`` policy, off for the others.
-    fusion_weight : float
-        Weight of the model's logits in the fusion (> 0).
-    box_rounds : int, optional
-        Box iteration: up to this many extra decoder calls per region, each prompted with the box
-        of the previous refined (fused) mask (its largest merged region, METHOD.md §1, with the
-        usual box margin). A region stops as soon as its box moves by no more than
-        ``box_tolerance`` times its longer side (at least one pixel). ``None`` (default): 2 rounds
-        for the ``"box"`` policy when soft fusion runs (the coarse probabilities anchor the mask
-        each new box comes from), 0 otherwise: on a label map the re-box follows the model's own
-        mask and its errors compound (thyroid DDTI, corrupted masks: -0.6 Dice, 15 -> 23 % of
-        images worse), and the point policies keep the paper's two stages.
-    box_tolerance : float
-        Relative box movement under which the iteration stops, in [0, 1].
-    mining : MiningOptions, optional
-        How prompts are mined (:class:`samedenhancer.MiningOptions`); ``prior``, ``ipq_filter``,
-        ``ring_radius``, ``box_margin``, ``min_area`` and ``min_fraction`` may also be given
-        directly as keywords.
+        ONNX Runtime execution providers (CPU when omitted; ``"cuda"``, ``"tensorrt"``).
+    threads : int, optional
+        ONNX Runtime threads per operator (default: one per core).
+
+    Every call returns a result object whose ``mask`` is the refined label map: :meth:`enhance`
+    an :class:`EnhanceResult`, :meth:`enhance_volume` a :class:`VolumeResult`.
 
     Examples
     --------
-    >>> enhancer = Enhancer()                                    # doctest: +SKIP
-    >>> refined = enhancer.enhance(image, coarse)                # doctest: +SKIP
+    >>> enhancer = Enhancer(threshold=127)                        # doctest: +SKIP
+    >>> refined = enhancer.enhance(image, coarse).mask            # doctest: +SKIP
     """
 
-    def __init__(
-        self,
-        model: str | Predictor = "litemedsam",
-        providers: Sequence[str] | None = None,
-        prior: str | Mapping[int, str] | None = None,
-        policy: str | None = None,
-        gate: Gate | bool | None = None,
-        *,
-        threshold: float | None = None,
-        fusion: bool | None = None,
-        fusion_weight: float = 1.0,
-        box_rounds: int | None = None,
-        box_tolerance: float = 0.02,
-        mining: MiningOptions | None = None,
-        **mining_options,
-    ) -> None:
-        if prior is not None:
-            mining_options["prior"] = prior
-        if mining is not None and not isinstance(mining, MiningOptions):
-            raise TypeError(f"mining must be a samedenhancer.MiningOptions, got {type(mining).__name__}")
-        unknown = sorted(set(mining_options) - set(MiningOptions.__dataclass_fields__))
-        if unknown:
-            raise TypeError(f"Enhancer got unexpected keyword arguments {unknown}")
-        mining = (mining or MiningOptions()).replace(**mining_options) if mining_options else mining
-        if isinstance(model, (str, os.PathLike)):
-            predictor = Predictor(model, providers=providers)
-        elif all(hasattr(model, name) for name in PREDICTOR_METHODS):
-            if providers is not None:
-                raise ValueError("providers cannot be given together with a ready Predictor")
-            predictor = model
-        else:
-            raise TypeError(f"model must be a model name, a model folder or a Predictor, got {type(model).__name__}")
-        self.options = Options.make(
-            predictor.manifest.default_policy, policy=policy, gate=gate, threshold=threshold, fusion=fusion,
-            fusion_weight=fusion_weight, box_rounds=box_rounds, box_tolerance=box_tolerance, mining=mining,
-        )
-        self.predictor = predictor
-
-    @property
-    def policy(self) -> str:
-        """The prompt policy in use (the model's default unless one was given)."""
-        return self.options.policy
-
-    @property
-    def threshold(self) -> float | None:
-        """The soft-map threshold given to the constructor."""
-        return self.options.threshold
+    def __init__(self, model: str | os.PathLike | Predictor = "litemedsam", options: EnhanceOptions | None = None, *,
+                 providers: Sequence[str] | None = None, threads: int | None = None, **option_fields) -> None:
+        if options is not None and not isinstance(options, EnhanceOptions):
+            raise TypeError(f"options must be a samedenhancer.EnhanceOptions, got {type(options).__name__}")
+        options = options or EnhanceOptions()
+        if option_fields:
+            options = options.replace(**option_fields)
+        self.predictor = as_predictor(model, providers=providers, threads=threads, needs=PREDICTOR_METHODS)
+        self.options = options.for_model(self.predictor.manifest.default_policy)
 
     # -- one image, in two halves -------------------------------------------------------------
     def mine(self, coarse: np.ndarray) -> Prompts:
@@ -182,6 +107,8 @@ class Enhancer:
         check_image(image)
         if image.shape[:2] != prompts.label_map.shape:
             raise ValueError(f"coarse mask shape {prompts.label_map.shape} does not match image shape {image.shape[:2]}")
+        # the coarse map's evidence for soft fusion, read once with the same threshold as the mining
+        evidence = coarse_log_odds(coarse, self.options.threshold) if self.options.fusion and len(prompts) else None
         mined = time.perf_counter()
         preprocess_s = encode_s = 0.0
         if embedding is not None or not len(prompts.class_ids):
@@ -195,21 +122,21 @@ class Enhancer:
                 preprocess_s = time.perf_counter() - mined
                 embedding = self.predictor.encode_prepared(prepared)
             encode_s = time.perf_counter() - mined - preprocess_s
-        return Encoded(prompts, coarse, embedding, Timings(mine=mined - start, preprocess=preprocess_s, encode=encode_s))
+        return Encoded(prompts, np.asarray(coarse).dtype, evidence, embedding,
+                       Timings(mine=mined - start, preprocess=preprocess_s, encode=encode_s))
 
-    def refine(self, encoded: Encoded, *, return_details: bool = False):
+    def refine(self, encoded: Encoded) -> EnhanceResult:
         """The second half of :meth:`enhance`: decode, fuse, iterate and paste an :class:`Encoded`
         image (from :meth:`encode`)."""
         if not isinstance(encoded, Encoded):
             raise TypeError(f"encoded must be an Encoded (from Enhancer.encode), got {type(encoded).__name__}")
-        options, prompts, coarse = self.options, encoded.prompts, encoded.coarse
+        options, prompts = self.options, encoded.prompts
         start = time.perf_counter()
         if len(prompts.class_ids) == 0:
-            mask, regions, fused = _like(prompts.label_map, coarse), (), False
+            mask, regions, fused = _like(prompts.label_map, encoded.dtype), (), False
             decoded = start
         else:
-            embedding = encoded.embedding
-            evidence = coarse_log_odds(coarse, options.threshold) if options.fusion else None
+            embedding, evidence = encoded.embedding, encoded.evidence
             weight = options.fusion_weight if evidence is not None else 1.0
             low, iou, stage1_low, stage1_iou = decoding.decode(self.predictor, embedding, prompts, options.policy)
             regions = decoding.RegionSource(self.predictor, embedding, low, prompts.tight_boxes, evidence, weight)
@@ -221,12 +148,10 @@ class Enhancer:
                 )
             decoded = time.perf_counter()
             stage1 = None
-            if return_details and stage1_low is not None:
+            if stage1_low is not None:
                 stage1 = decoding.RegionSource(self.predictor, embedding, stage1_low, prompts.tight_boxes, None, 1.0)
             mask, regions = paste(prompts, regions, iou, boxes, rounds, options.gate_for(prompts), stage1, stage1_iou)
-            mask, fused = _like(mask, coarse), evidence is not None
-        if not return_details:
-            return mask
+            mask, fused = _like(mask, encoded.dtype), evidence is not None
         pasted = time.perf_counter()
         t = encoded.timings
         return EnhanceResult(
@@ -240,7 +165,7 @@ class Enhancer:
             fused=fused,
         )
 
-    def enhance(self, image: np.ndarray, coarse: np.ndarray, *, return_details: bool = False):
+    def enhance(self, image: np.ndarray, coarse: np.ndarray) -> EnhanceResult:
         """Refine ``coarse`` on ``image``.
 
         Parameters
@@ -248,21 +173,24 @@ class Enhancer:
         image : ndarray, H x W or H x W x 3, uint8 / uint16 / float
         coarse : ndarray, H x W
             Label map (0 = background) or soft map, see :func:`samedenhancer.as_label_map`.
-        return_details : bool
-            Return an :class:`EnhanceResult` instead of the label map alone.
 
         Returns
         -------
-        ndarray or EnhanceResult
-            The refined label map, same shape and dtype as ``coarse`` (a soft map gives uint8).
+        EnhanceResult
+            ``mask``: the refined label map, same shape and dtype as ``coarse`` (a soft map gives
+            uint8); per region the prompts, the predicted IoU and whether the gate fired; timings.
         """
-        return self.refine(self.encode(image, coarse), return_details=return_details)
+        return self.refine(self.encode(image, coarse))
 
     # -- a volume ----------------------------------------------------------------------------
-    def enhance_volume(self, image: np.ndarray, coarse: np.ndarray, spacing=None, *, axis: int = 2,
-                       mining: str = "3d", return_details: bool = False):
+    def enhance_volume(self, image: np.ndarray, coarse: np.ndarray, spacing=None, *, axis: int = 2) -> VolumeResult:
         """Refine a 3-D coarse label volume (a NIfTI scan, :func:`samedenhancer.io.read_volume`, or a
         DICOM series, :func:`samedenhancer.io.read_dicom_series`).
+
+        The coarse volume is mined as a volume (:mod:`samedenhancer.enhancer.volume`): regions are
+        3-D connected components, the domain prior applies per 3-D component, gaps inside a
+        structure's extent are filled from the neighbouring slices, and each slice is prompted from
+        its part of the kept regions. Slices without any region cost no model call.
 
         Parameters
         ----------
@@ -275,45 +203,22 @@ class Enhancer:
             counts, which any spacing scales alike.
         axis : int
             Axis of the slices (2: the third voxel axis, NIfTI's usual slice axis).
-        mining : {"3d", "2d"}
-            ``"3d"`` (default): regions from the 3-D connected components of the coarse volume,
-            the domain prior per 3-D component, gaps inside a structure's extent filled from the
-            neighbouring slices, each slice prompted from its part of the kept regions
-            (:mod:`samedenhancer.enhancer.volume`). ``"2d"``: every slice mined on its own, as
-            :meth:`enhance` does.
-        return_details : bool
-            Return a :class:`VolumeResult` instead of the label volume alone.
 
         Returns
         -------
-        ndarray or VolumeResult
-            The refined volume, same shape as ``coarse`` and in the dtype :meth:`enhance` gives.
-            Slices without any coarse region cost no model call.
+        VolumeResult
+            ``mask``: the refined volume, same shape as ``coarse`` and in the dtype :meth:`enhance`
+            gives; ``slices``: the :class:`EnhanceResult` of each slice.
         """
+        from .volume import refine_volume
+
         image, coarse = np.asarray(image), np.asarray(coarse)
         if coarse.ndim != 3 or image.shape != coarse.shape:
             raise ValueError(f"image and coarse must be 3-D volumes of the same shape, got {image.shape} and {coarse.shape}")
         axis = integer(axis, "axis", -3, 2) % 3
-        if mining not in ("3d", "2d"):
-            raise ValueError(f"mining must be '3d' or '2d', got {mining!r}")
-        if spacing is not None:
-            values = np.asarray(spacing, dtype=float).ravel() if np.ndim(spacing) == 1 else None
-            if values is None or len(values) != 3 or not (np.isfinite(values) & (values > 0)).all():
-                raise ValueError(f"spacing must be three positive numbers (mm per voxel along each axis), got {spacing!r}")
-            spacing = tuple(float(v) for v in values)
-        if mining == "3d":
-            from .volume import refine_volume
-
-            results = refine_volume(self, image, coarse, axis)
-        else:
-            results = []
-            for index in range(coarse.shape[axis]):
-                try:
-                    results.append(self.enhance(np.take(image, index, axis), np.take(coarse, index, axis), return_details=True))
-                except ValueError as error:
-                    raise ValueError(f"slice {index} along axis {axis}: {error}") from error
-        mask = np.stack([r.mask for r in results], axis=axis)
-        return VolumeResult(mask, axis, tuple(results), spacing) if return_details else mask
+        spacing = None if spacing is None else check_spacing(spacing, "spacing", 3)
+        results = refine_volume(self, image, coarse, axis)
+        return VolumeResult(np.stack([r.mask for r in results], axis=axis), axis, tuple(results), spacing)
 
     # -- many images -------------------------------------------------------------------------
     def enhance_batch(self, images: Iterable[np.ndarray], coarse_masks: Iterable[np.ndarray]) -> list[BatchItem]:
@@ -326,7 +231,7 @@ class Enhancer:
             raise ValueError(f"images and coarse_masks must have the same length, got {len(images)} and {len(coarse_masks)}")
         for index, (image, coarse) in enumerate(zip(images, coarse_masks)):
             try:
-                result = self.enhance(image, coarse, return_details=True)
+                result = self.enhance(image, coarse)
             except Exception as error:  # one item's failure is that item's result
                 items.append(BatchItem(index, None, error))
                 continue
@@ -334,20 +239,8 @@ class Enhancer:
         return items
 
 
-def _like(mask: np.ndarray, coarse: np.ndarray) -> np.ndarray:
-    """``mask`` in the dtype of ``coarse`` (soft maps come back as uint8 label maps)."""
-    coarse = np.asarray(coarse)
-    if coarse.dtype.kind in "biu":
-        return mask.astype(coarse.dtype, copy=False)
+def _like(mask: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``mask`` in the coarse mask's ``dtype`` (soft maps come back as uint8 label maps)."""
+    if dtype.kind in "biu":
+        return mask.astype(dtype, copy=False)
     return mask.astype(np.uint8, copy=False)
-
-
-def enhance(image: np.ndarray, coarse: np.ndarray, *, model: str = "litemedsam", return_details: bool = False, **options):
-    """One-shot :meth:`Enhancer.enhance` (builds an engine per call: use :class:`Enhancer` for
-    many images)."""
-    return Enhancer(model, **options).enhance(image, coarse, return_details=return_details)
-
-
-def enhance_batch(images, coarse_masks, *, model: str = "litemedsam", **options) -> list[BatchItem]:
-    """One-shot :meth:`Enhancer.enhance_batch` with one engine for the whole batch."""
-    return Enhancer(model, **options).enhance_batch(images, coarse_masks)

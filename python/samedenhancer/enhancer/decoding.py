@@ -41,9 +41,9 @@ def decode(predictor, embedding, prompts: Prompts, policy: str):
         if policy == "points":
             return stage1_low, stage1_iou, stage1_low, stage1_iou
     if policy == "box":
-        low, iou = predictor.decode(embedding, boxes=boxes)
+        low, iou = predictor.decode(embedding, box=boxes)
     else:  # "points+box" and stage 2 of "hierarchical"
-        low, iou = predictor.decode(embedding, point_coords=points, point_labels=labels, boxes=boxes)
+        low, iou = predictor.decode(embedding, point_coords=points, point_labels=labels, box=boxes)
     return low[:, :1], iou[:, 0], stage1_low, stage1_iou
 
 
@@ -126,7 +126,7 @@ def iterate_boxes(predictor, embedding, prompts: Prompts, regions: RegionSource,
         moved = np.flatnonzero(active)
         if not len(moved):
             break
-        low, new_iou = predictor.decode(embedding, boxes=boxes[moved].astype(np.float32))
+        low, new_iou = predictor.decode(embedding, box=boxes[moved].astype(np.float32))
         regions.replace(moved, low[:, :1])
         iou[moved] = new_iou[:, 0]
         calls[moved] += 1

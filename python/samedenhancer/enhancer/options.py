@@ -1,9 +1,12 @@
-"""The Enhancer's options and the one place their defaults are decided: which prompt policy, and
-per image whether soft fusion, box iteration and the no-harm gate run."""
+"""The Enhancer's options: one validated object (:class:`EnhanceOptions`) that the Python API, the
+command line, the stream and the Ray path all build and pass on, and the one place where the
+per-image defaults are decided (which policy, whether soft fusion, box iteration and the no-harm
+gate run)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 
 from ..core import MiningOptions, Prompts, validate_threshold
 from ..validation import choice, flag, integer, number
@@ -12,6 +15,9 @@ from ..validation import choice, flag, integer, number
 POLICIES = ("box", "points", "points+box", "hierarchical")
 #: Extra box rounds of the "box" policy when ``box_rounds`` is not given.
 DEFAULT_BOX_ROUNDS = 2
+#: The fields of :class:`~samedenhancer.MiningOptions` that :class:`EnhanceOptions` also takes as
+#: keywords (``EnhanceOptions(prior="single")``).
+MINING_FIELDS = tuple(f.name for f in dataclasses.fields(MiningOptions))
 
 
 @dataclass(frozen=True)
@@ -32,48 +38,109 @@ class Gate:
 
 
 @dataclass(frozen=True)
-class Options:
-    """Validated Enhancer options with the model's default policy filled in.
+class EnhanceOptions:
+    """How a coarse mask is refined: every choice of the method in one validated, picklable object.
 
-    ``gate``, ``fusion`` and ``box_rounds`` keep ``None`` ("the default for this image"); the
-    methods below decide it per image, so the rules live here and nowhere else.
+    ``None`` means "the default for this model and this image", decided by the methods below, so the
+    rules live in one place. Build it once and hand it to :class:`~samedenhancer.Enhancer`,
+    :func:`~samedenhancer.stream` or :func:`~samedenhancer.distributed.enhance_dataset`;
+    ``samedenhancer enhance`` builds the same object from its flags.
+
+    Attributes
+    ----------
+    policy : {"box", "points", "points+box", "hierarchical"}, optional
+        Which prompts the decoder gets. ``None``: the model's manifest default, ``"box"`` for
+        LiteMedSAM (trained with boxes only), ``"hierarchical"`` (points, then points + box) for
+        MedSAM2 / SAM2.1.
+    threshold : float, optional
+        Threshold of soft coarse maps: probabilities in [0, 1], or 0..255 bytes (e.g. 127).
+    gate : Gate or bool, optional
+        No-harm gate. ``None``: ``Gate()`` for the box policy on a map holding more than one class
+        (nested anatomy, where a box can ask for the neighbouring structure), off otherwise.
+    fusion : bool, optional
+        Soft fusion: where the coarse map is a probability map, a pixel is foreground where
+        ``fusion_weight * model logit + coarse log-odds > 0`` (the model decides the extent, the
+        native-resolution map the boundary inside the model's uncertain band). ``None``: on for the
+        box policy.
+    fusion_weight : float
+        Weight of the model's logits in the fusion (> 0).
+    box_rounds : int, optional
+        Box iteration: up to this many extra decoder calls per region, each with the box of the
+        previous refined mask, until the box stops moving. ``None``: 2 for the box policy when soft
+        fusion runs, else 0.
+    box_tolerance : float
+        Relative box movement, in [0, 1], under which the iteration stops.
+    mining : MiningOptions
+        How prompts are mined; its fields (``prior``, ``ipq_filter``, ``ring_radius``,
+        ``box_margin``, ``min_area``, ``min_fraction``) may be given as keywords here too.
+
+    Examples
+    --------
+    >>> options = EnhanceOptions(threshold=127, prior="single")
+    >>> options.mining.prior, options.threshold
+    ('single', 127.0)
+    >>> EnhanceOptions(box_rounds=-1)
+    Traceback (most recent call last):
+    ...
+    ValueError: box_rounds must be an integer >= 0, got -1
     """
 
-    policy: str
-    gate: Gate | bool | None
-    threshold: float | None
-    fusion: bool
-    fusion_weight: float
-    box_rounds: int | None
-    box_tolerance: float
-    mining: MiningOptions
+    policy: str | None = None
+    threshold: float | None = None
+    gate: Gate | bool | None = None
+    fusion: bool | None = None
+    fusion_weight: float = 1.0
+    box_rounds: int | None = None
+    box_tolerance: float = 0.02
+    mining: MiningOptions = field(default_factory=MiningOptions)
 
-    @classmethod
-    def make(cls, default_policy: str, *, policy=None, gate=None, threshold=None, fusion=None, fusion_weight=1.0,
-             box_rounds=None, box_tolerance=0.02, mining: MiningOptions | None = None) -> "Options":
-        """Check every option (a bad one is reported now, not at the first image)."""
-        policy = choice(default_policy if policy is None else policy, "policy", POLICIES)
+    def __init__(self, policy: str | None = None, threshold: float | None = None, gate: Gate | bool | None = None,
+                 fusion: bool | None = None, fusion_weight: float = 1.0, box_rounds: int | None = None,
+                 box_tolerance: float = 0.02, mining: MiningOptions | None = None, **mining_fields) -> None:
+        unknown = sorted(set(mining_fields) - set(MINING_FIELDS))
+        if unknown:
+            raise TypeError(f"EnhanceOptions got unexpected keyword arguments {unknown}")
+        if mining is not None and not isinstance(mining, MiningOptions):
+            raise TypeError(f"mining must be a samedenhancer.MiningOptions, got {type(mining).__name__}")
+        mining = mining or MiningOptions()
+        if mining_fields:
+            mining = mining.replace(**mining_fields)
         if gate is True:
             gate = Gate()
         if not (gate is None or gate is False or isinstance(gate, Gate)):
             raise TypeError(f"gate must be a samedenhancer.Gate, True, False or None, got {type(gate).__name__}")
-        fusion = policy == "box" if fusion is None else flag(fusion, "fusion")
-        if box_rounds is not None:
-            box_rounds = integer(box_rounds, "box_rounds", 0)
-            if box_rounds and policy != "box":
-                raise ValueError(
-                    f"box_rounds applies to the 'box' policy only, got box_rounds={box_rounds} with policy {policy!r}"
-                )
-        return cls(
-            policy=policy,
-            gate=gate,
+        values = dict(
+            policy=None if policy is None else choice(policy, "policy", POLICIES),
             threshold=validate_threshold(threshold),
-            fusion=fusion,
+            gate=gate,
+            fusion=None if fusion is None else flag(fusion, "fusion"),
             fusion_weight=number(fusion_weight, "fusion_weight", above=0),
-            box_rounds=box_rounds,
+            box_rounds=None if box_rounds is None else integer(box_rounds, "box_rounds", 0),
             box_tolerance=number(box_tolerance, "box_tolerance", 0, 1),
-            mining=MiningOptions() if mining is None else mining,
+            mining=mining,
         )
+        if values["box_rounds"] and values["policy"] not in (None, "box"):
+            raise ValueError(f"box_rounds applies to the 'box' policy only, got box_rounds={box_rounds} "
+                             f"with policy {policy!r}")
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    def replace(self, **changes) -> "EnhanceOptions":
+        """A copy with ``changes`` applied (validated; mining fields may be given directly)."""
+        mining_fields = {k: changes.pop(k) for k in list(changes) if k in MINING_FIELDS}
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)} | changes
+        if mining_fields:
+            values["mining"] = values["mining"].replace(**mining_fields)
+        return EnhanceOptions(**values)
+
+    def for_model(self, default_policy: str) -> "EnhanceOptions":
+        """These options with the model's default policy filled in, and the policy's default fusion
+        (on for the box policy); a box-rounds setting the resulting policy cannot use is refused."""
+        policy = self.policy or default_policy
+        if self.box_rounds and policy != "box":
+            raise ValueError(f"box_rounds applies to the 'box' policy only, got box_rounds={self.box_rounds} "
+                             f"with the model's policy {policy!r}")
+        return self.replace(policy=policy, fusion=policy == "box" if self.fusion is None else self.fusion)
 
     def gate_for(self, prompts: Prompts) -> Gate | None:
         """The gate for one image: ``gate``, or when it is None ``Gate()`` for the box policy on a

@@ -29,14 +29,17 @@ class Timings:
 class Encoded:
     """An image whose prompts are mined and whose embedding is computed: the first half of
     :meth:`Enhancer.enhance`, finished by :meth:`Enhancer.refine` (the stream runs the halves in
-    two threads).
+    two threads). The coarse mask is read and thresholded once, here.
 
     Attributes
     ----------
     prompts : Prompts
-        The regions and prompts of the coarse mask.
-    coarse : ndarray
-        The coarse mask as given (its dtype decides the output's; soft maps are fused from it).
+        The regions and prompts of the coarse mask (``prompts.label_map``: the thresholded map).
+    dtype : numpy.dtype
+        The coarse mask's dtype, which decides the output's (soft maps give uint8).
+    evidence : ndarray or None
+        The coarse map's log-odds for soft fusion (float32 H x W); ``None`` when fusion is off or
+        the coarse mask holds no probabilities.
     embedding : ImageEmbedding or None
         The encoder's output; ``None`` when no region was mined (no model call).
     timings : Timings
@@ -44,7 +47,8 @@ class Encoded:
     """
 
     prompts: Prompts
-    coarse: np.ndarray
+    dtype: np.dtype
+    evidence: np.ndarray | None
     embedding: object
     timings: Timings
 

@@ -111,7 +111,7 @@ def refine_volume(enhancer, image: np.ndarray, coarse: np.ndarray, axis: int):
     per-slice :class:`EnhanceResult` list in slice order."""
     start = time.perf_counter()
     moved_image, moved_coarse = np.moveaxis(image, axis, 0), np.moveaxis(coarse, axis, 0)
-    labels = np.stack([as_label_map(s, enhancer.threshold) for s in moved_coarse])
+    labels = np.stack([as_label_map(s, enhancer.options.threshold) for s in moved_coarse])
     mining = enhancer.options.mining
     cleaned, _ = clean_volume(labels, mining)
     volume_mining = (time.perf_counter() - start) / len(labels)
@@ -121,7 +121,7 @@ def refine_volume(enhancer, image: np.ndarray, coarse: np.ndarray, axis: int):
             # the 3-D filter decided which regions are real: no 2-D size filter on top
             prompts = mine_prompts(cleaned[z], mining, min_fraction=0.0)
             encoded = enhancer.encode(np.ascontiguousarray(moved_image[z]), moved_coarse[z], prompts=prompts)
-            result = enhancer.refine(encoded, return_details=True)
+            result = enhancer.refine(encoded)
         except ValueError as error:
             raise ValueError(f"slice {z} along axis {axis}: {error}") from error
         timings = dataclasses.replace(result.timings, mine=result.timings.mine + volume_mining)

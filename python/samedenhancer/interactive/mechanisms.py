@@ -141,7 +141,7 @@ def _decode(predictor, embedding, mask_input=None, **prompts) -> Segmentation:
 
 def segment_from_box(predictor, embedding, box) -> Segmentation:
     """The model's mask for one XYXY box (native pixels): one decoder call."""
-    return _decode(predictor, embedding, boxes=np.asarray(box, np.float64).reshape(1, 4))
+    return _decode(predictor, embedding, box=np.asarray(box, np.float64).reshape(1, 4))
 
 
 def segment_from_points(predictor, embedding, points, labels, box=None, mask_input=None) -> Segmentation:
@@ -151,7 +151,7 @@ def segment_from_points(predictor, embedding, points, labels, box=None, mask_inp
     points = np.asarray(points, np.float64).reshape(1, -1, 2)
     labels = np.asarray(labels).reshape(1, -1)
     boxes = None if box is None else np.asarray(box, np.float64).reshape(1, 4)
-    return _decode(predictor, embedding, mask_input, point_coords=points, point_labels=labels, boxes=boxes)
+    return _decode(predictor, embedding, mask_input, point_coords=points, point_labels=labels, box=boxes)
 
 
 def mask_to_low_res(mask: np.ndarray, predictor, embedding) -> np.ndarray:
@@ -359,7 +359,7 @@ def segment_around_click(predictor, embedding, x: int, y: int, current: Segmenta
     boxes = np.array([[x - f * side / 2, y - f * side / 2, x + f * side / 2, y + f * side / 2] for f in options.empty_box_sides],
                      np.float64)
     boxes = np.clip(boxes, 0, [w - 1, h - 1, w - 1, h - 1])
-    low, iou = predictor.decode(embedding, boxes=boxes)
+    low, iou = predictor.decode(embedding, box=boxes)
     logits = predictor.upscale(embedding, np.ascontiguousarray(low[:, :1], np.float32))[:, 0]
     holding = [i for i in range(len(boxes)) if logits[i][y, x] > 0]
     if not holding:

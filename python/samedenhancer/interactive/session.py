@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..predictor import ImageEmbedding, Predictor
+from ..predictor import ImageEmbedding, Predictor, as_predictor
 from ..transforms import check_image
 from ..validation import choice, flag, number
 from . import mechanisms as mech
@@ -63,12 +63,7 @@ class InteractiveSession:
                  correction: str | None = None, embedding: ImageEmbedding | None = None,
                  local_options: mech.LocalOptions = mech.LocalOptions()) -> None:
         check_image(image)
-        if isinstance(model, (str, os.PathLike)):
-            self.predictor = Predictor(model)
-        elif all(hasattr(model, name) for name in ("encode", "decode", "upscale", "manifest")):
-            self.predictor = model
-        else:
-            raise TypeError(f"model must be a model name, a model folder or a Predictor, got {type(model).__name__}")
+        self.predictor = as_predictor(model, needs=("encode", "decode", "upscale", "manifest"))
         if correction is None:
             correction = mech.correction_for(self.predictor.manifest)
         choice(correction, "correction", ("local", "prompt"))

@@ -44,6 +44,7 @@ import numpy as np
 
 from ..core import check_label_map, distance_transform, mine_prompts
 from ..metrics import dice
+from ..predictor import as_predictor
 
 __all__ = ["PropagationResult", "PropagationTimings", "propagate", "segment_slice"]
 
@@ -69,7 +70,7 @@ class PropagationResult:
 
     Attributes
     ----------
-    labels : ndarray
+    mask : ndarray
         Label volume, the volume's shape, the seed's dtype.
     status : tuple of str
         Per slice: ``"annotated"`` (a seed), ``"propagated"`` (at least one class was propagated
@@ -83,7 +84,7 @@ class PropagationResult:
     timings : PropagationTimings
     """
 
-    labels: np.ndarray
+    mask: np.ndarray
     status: tuple
     class_status: dict
     axis: int
@@ -186,10 +187,10 @@ def _segment_once(predictor, embedding, reference: Mapping[int, np.ndarray], pol
     mined = time.perf_counter()
     boxes = _grown(prompts.tight_boxes, shape, margin)
     if policy == "box":
-        low, _ = predictor.decode(embedding, boxes=boxes)
+        low, _ = predictor.decode(embedding, box=boxes)
     else:
         low, _ = predictor.decode(embedding, point_coords=prompts.points.astype(np.float32),
-                                  point_labels=prompts.point_labels, boxes=boxes)
+                                  point_labels=prompts.point_labels, box=boxes)
     logits = predictor.upscale(embedding, low[:, :1])[:, 0]
     decoded = time.perf_counter()
     ids = prompts.class_ids.tolist()
@@ -268,8 +269,7 @@ def hull_overlap(a: np.ndarray, b: np.ndarray, tolerance: int = HULL_TOLERANCE) 
 
 
 def propagate(volume, seed_mask=None, seed_slice=None, *, seeds: Mapping[int, np.ndarray] | None = None,
-              model="litemedsam", iou_threshold: float = 0.5, axis: int = 2, providers=None,
-              return_details: bool = False):
+              model="litemedsam", iou_threshold: float = 0.5, axis: int = 2, providers=None) -> PropagationResult:
     """Segment the classes of one (or a few) annotated slices through a volume.
 
     Parameters
@@ -296,19 +296,17 @@ def propagate(volume, seed_mask=None, seed_slice=None, *, seeds: Mapping[int, np
         Slice axis (2: NIfTI's and :func:`samedenhancer.io.read_dicom_series`' slice axis).
     providers : sequence of str, optional
         ONNX Runtime execution providers when ``model`` is a name.
-    return_details : bool
-        Return a :class:`PropagationResult` instead of the label volume.
 
     Returns
     -------
-    ndarray or PropagationResult
-        The label volume in the seed's dtype.
+    PropagationResult
+        ``mask``: the label volume in the seed's dtype; ``status``: how each slice was obtained.
 
     Examples
     --------
-    >>> labels = propagate(volume, seed, 5, iou_threshold=0.5)           # doctest: +SKIP
-    >>> result = propagate(volume, seeds={3: a, 8: b}, return_details=True)  # doctest: +SKIP
-    >>> result.status                                                     # doctest: +SKIP
+    >>> labels = propagate(volume, seed, 5, iou_threshold=0.5).mask     # doctest: +SKIP
+    >>> result = propagate(volume, seeds={3: a, 8: b})                  # doctest: +SKIP
+    >>> result.status                                                   # doctest: +SKIP
     ('stopped', 'propagated', 'propagated', 'annotated', ...)
     """
     volume = np.asarray(volume)
@@ -341,14 +339,7 @@ def propagate(volume, seed_mask=None, seed_slice=None, *, seeds: Mapping[int, np
             raise ValueError(f"seed mask of slice {z} holds no class")
         dtype = np.asarray(seeds[z]).dtype if dtype is None else np.result_type(dtype, np.asarray(seeds[z]).dtype)
         checked[int(z)] = mask
-    if isinstance(model, (str, os.PathLike)):
-        from ..predictor import Predictor
-
-        predictor = Predictor(model, providers=providers)
-    elif all(hasattr(model, name) for name in ("encode", "decode", "upscale", "manifest")):
-        predictor = model
-    else:
-        raise TypeError(f"model must be a model name or a Predictor, got {type(model).__name__}")
+    predictor = as_predictor(model, providers=providers, needs=("encode", "decode", "upscale", "manifest"))
     policy = "box" if predictor.manifest.default_policy == "box" else "points+box"
 
     classes = sorted({int(c) for m in checked.values() for c in np.unique(m) if c})
@@ -425,14 +416,12 @@ def propagate(volume, seed_mask=None, seed_slice=None, *, seeds: Mapping[int, np
     for c in classes:
         labels[masks[c] & (labels == 0)] = c
     labels = np.moveaxis(labels, 0, axis)
-    if not return_details:
-        return labels
     per_slice = []
     for z in range(depth):
         states = {status[c][z] for c in classes}
         per_slice.append(ANNOTATED if z in checked else PROPAGATED if PROPAGATED in states else STOPPED)
     return PropagationResult(
-        labels=np.ascontiguousarray(labels),
+        mask=np.ascontiguousarray(labels),
         status=tuple(per_slice),
         class_status={c: tuple(s) for c, s in status.items()},
         axis=axis,

@@ -1,7 +1,7 @@
 """The simulated annotation protocol of ``bench interactive`` (MedicoSAM's and SAMMed's): the
 cases (image, embedding, expert mask, refined coarse mask), the starts, the simulated users and the
 runs of an :class:`InteractiveSession` over them. The report and the command line are in
-:mod:`samedenhancer.bench.interactive`."""
+:mod:`studies.interactive`."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import datasets
-from ..enhancer import Enhancer
-from ..interactive import InteractiveSession
-from ..io import write_atomically
-from ..predictor import ImageEmbedding, Predictor
+from samedenhancer.bench import datasets
+from samedenhancer.enhancer import Enhancer
+from samedenhancer.interactive import InteractiveSession
+from samedenhancer.io import write_atomically
+from samedenhancer.predictor import ImageEmbedding, Predictor
 from .corruption import corrupt_label_map, image_seed
 
 TARGETS = (

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from samedenhancer.bench import datasets
-from samedenhancer.bench.corruption import corrupt, corrupt_label_map, image_seed, protocol_description
+from studies.corruption import corrupt, corrupt_label_map, image_seed, protocol_description
 from samedenhancer.metrics import dice
 
 

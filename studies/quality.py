@@ -1,11 +1,11 @@
-"""``python -m samedenhancer.bench quality``: the paper's table on the real data of ../shared/data.
+"""``python -m studies quality``: the paper's table on the real data of ../shared/data.
 
 Every image is encoded once; every variant (row) decodes from that embedding, so the rows differ
 only in what they do after the encoder. Writes ``benchmarks/QUALITY.md``.
 
 Datasets: Kvasir and CVC-ClinicDB with the real PraNet probability maps (official and a
 third-party retrain; coarse mask = map > 127), BUSI and thyroid DDTI with coarse masks from the
-seeded corruption protocol of :mod:`samedenhancer.bench.corruption`, ACDC (RV/MYO/LV) corrupted per
+seeded corruption protocol of :mod:`studies.corruption`, ACDC (RV/MYO/LV) corrupted per
 class as a multi-class run.
 """
 
@@ -20,11 +20,11 @@ from typing import Callable
 
 import numpy as np
 
-from . import datasets
-from ..enhancer import DEFAULT_BOX_ROUNDS, EnhanceResult, Enhancer, Gate
-from ..metrics import label_scores
-from ..predictor import Predictor
-from ._report import machine
+from samedenhancer.bench import datasets
+from samedenhancer.enhancer import DEFAULT_BOX_ROUNDS, EnhanceResult, Enhancer, Gate
+from samedenhancer.metrics import label_scores
+from samedenhancer.predictor import Predictor
+from samedenhancer.bench.report import machine, write_report
 from .corruption import corrupt_label_map
 
 #: (dataset, source of the coarse mask): a real segmenter, or "corrupted" (seeded protocol).
@@ -97,7 +97,7 @@ def decoding_row(predictor: Predictor, threshold: float | None, **options) -> Ca
             # the threshold; as_label_map refuses uint8 0/1 maps with a threshold (they look like label
             # masks given by mistake), so pass it as the empty map it is
             coarse = np.zeros_like(coarse)
-        return enhancer.refine(enhancer.encode(case.image, coarse, embedding=embedding), return_details=True)
+        return enhancer.refine(enhancer.encode(case.image, coarse, embedding=embedding))
 
     return run
 
@@ -202,11 +202,11 @@ def _gate_auc(row: Row, worse: np.ndarray) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m samedenhancer.bench quality")
+    parser = argparse.ArgumentParser(prog="python -m studies quality")
     parser.add_argument("--model", default="litemedsam")
     parser.add_argument("--limit", type=int, default=None, help="images per dataset (all by default)")
     parser.add_argument("--datasets", nargs="+", default=None, help="subset of dataset names")
-    parser.add_argument("--out", default="benchmarks/QUALITY.md")
+    parser.add_argument("--out", default=None, help="also write the report to this Markdown file")
     parser.add_argument("--json", action="store_true", help="accepted for symmetry; the output is Markdown")
     args = parser.parse_args(argv)
     if datasets.data_root() is None:
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Quality on real data",
         "",
-        f"Command: `python -m samedenhancer.bench quality{' --limit %d' % args.limit if args.limit else ''}"
+        f"Command: `python -m studies quality{' --limit %d' % args.limit if args.limit else ''}"
         f"{' --datasets ' + ' '.join(args.datasets) if args.datasets else ''}`; "
         f"model {args.model}; {info['cpu']}, {info['cores']} cores; {info['date']}.",
         "Dice and HD95 per image, averaged over images (HD95 undefined where one mask is empty: counted,"
@@ -239,7 +239,5 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(table), flush=True)
         lines += table
     lines += ["## Corruption protocol (BUSI, DDTI, ACDC)", "", (protocol or "").strip(), ""]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("\n".join(lines))
-    print(f"wrote {args.out}")
+    write_report(args.out, "\n".join(lines))
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from samedenhancer.bench import volumes as bench
+from studies import volumes as bench
 
 
 def test_beyond_extent_cuts_each_structure_to_the_slices_the_expert_labelled():

@@ -361,16 +361,16 @@ class TorchReference:
         return [t.numpy() for t in out]
 
     @torch.no_grad()
-    def decode(self, features, point_coords=None, point_labels=None, boxes=None, mask_input=None, multimask_output=False):
+    def decode(self, features, point_coords=None, point_labels=None, box=None, mask_input=None, multimask_output=False):
         feats = [torch.as_tensor(f) for f in features]
         points = None
         masks = None if mask_input is None else torch.as_tensor(mask_input, dtype=torch.float32)
         if point_coords is not None:
             points = (torch.as_tensor(point_coords, dtype=torch.float32), torch.as_tensor(point_labels, dtype=torch.float32))
-        elif boxes is None and masks is not None:
+        elif box is None and masks is not None:
             # No points: the prompt encoder appends its one padding point to an empty set.
             points = (torch.zeros(masks.shape[0], 0, 2), torch.zeros(masks.shape[0], 0))
-        box = None if boxes is None else torch.as_tensor(boxes, dtype=torch.float32)
+        box = None if box is None else torch.as_tensor(box, dtype=torch.float32)
         if self.family != "sam2":
             pe = self.model.prompt_encoder
             sparse, dense = pe(points=points, boxes=box, masks=masks)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import write_atomically
+from samedenhancer.io import write_atomically
 
 
 class CachedEncoder:

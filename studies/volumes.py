@@ -1,4 +1,4 @@
-"""``python -m samedenhancer.bench volumes``: propagation and 3-D refinement on the ACDC volumes.
+"""``python -m studies volumes``: propagation and 3-D refinement on the ACDC volumes.
 
 Writes ``benchmarks/VOLUMES.md``. The 60 ACDC volumes of ``../shared/data/acdc/raw_h5`` (30
 patients x ED/ES; h5py) are taken in a seeded order (``--volumes N`` for the first N). Every slice
@@ -11,9 +11,9 @@ is encoded once (embeddings cached on disk with ``--cache``) and every method de
   copied to every slice of its extent and the oracle of each structure's ground-truth box on every
   slice where it is present (with the same ring handling for the myocardium);
 - 3-D refinement (:meth:`Enhancer.enhance_volume`, ``mining="3d"``) of a corrupted coarse volume
-  against the coarse volume and the slice-by-slice path (``mining="2d"``).
+  against the coarse volume and each slice refined on its own (``Enhancer.enhance`` per slice).
 
-Corrupted coarse volumes (seeded, 3-D version of :mod:`samedenhancer.bench.corruption`): each
+Corrupted coarse volumes (seeded, 3-D version of :mod:`studies.corruption`): each
 slice's label map is corrupted with the 2-D protocol (seed from ``<volume>_slice<z>``), then per
 class, with a per-volume seed: a false-positive fragment (probability 0.5) — the class's middle
 slice mask, shrunk to half its size, pasted on one slice outside the class's extent (or on its
@@ -39,14 +39,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..enhancer import Enhancer
-from ..metrics import dice, hd95
-from ..predictor import Predictor
-from ..volumes.propagate import segment_slice, propagate
-from ._embeddings import CachedEncoder
-from ._report import machine
+from samedenhancer.enhancer import Enhancer
+from samedenhancer.metrics import dice, hd95
+from samedenhancer.predictor import Predictor
+from samedenhancer.volumes.propagate import segment_slice, propagate
+from .embeddings import CachedEncoder
+from samedenhancer.bench.report import machine, write_report
 from .corruption import corrupt_label_map, image_seed
-from . import datasets
+from samedenhancer.bench import datasets
 
 CLASSES = {3: "LV", 2: "MYO", 1: "RV"}
 #: The 1-slice propagation with every structure cut to the slices the expert labelled it on.
@@ -134,8 +134,7 @@ def per_structure(labels: np.ndarray, seeds_of, run) -> tuple[np.ndarray, list]:
         if key not in done:
             done[key] = run({z: labels[z] for z in key})
         result = done[key]
-        volume = result.labels if hasattr(result, "labels") else result
-        out[(volume == c) & (out == 0)] = c
+        out[(result.mask == c) & (out == 0)] = c
     return out, list(done.values())
 
 
@@ -162,7 +161,7 @@ def run_volume(path: Path, encoder: CachedEncoder, enhancer: Enhancer) -> dict:
     seconds["encode (uncached)"] = encoder.encode_seconds - before
     start = time.perf_counter()
     one, runs = per_structure(labels, lambda present: [int(present[len(present) // 2])],
-                              lambda seeds: propagate(image, seeds=seeds, model=encoder, axis=0, return_details=True))
+                              lambda seeds: propagate(image, seeds=seeds, model=encoder, axis=0))
     seconds["propagate, 1 slice"] = (time.perf_counter() - start) / len(runs)
     rows["propagation, 1 slice"] = scores(one, labels)
     cut, beyond = beyond_extent(one, labels)
@@ -176,11 +175,11 @@ def run_volume(path: Path, encoder: CachedEncoder, enhancer: Enhancer) -> dict:
     coarse = corrupt_volume(labels, name)
     rows["coarse (corrupted)"] = scores(coarse, labels)
     start = time.perf_counter()
-    flat = enhancer.enhance_volume(image, coarse, axis=0, mining="2d")
+    flat = np.stack([enhancer.enhance(image[z], coarse[z]).mask for z in range(len(image))])  # each slice on its own
     seconds["refine slice-by-slice"] = time.perf_counter() - start
     rows["refine slice-by-slice"] = scores(flat, labels)
     start = time.perf_counter()
-    deep = enhancer.enhance_volume(image, coarse, axis=0, mining="3d", return_details=True)
+    deep = enhancer.enhance_volume(image, coarse, axis=0)
     seconds["refine 3-D"] = time.perf_counter() - start
     rows["refine 3-D"] = scores(deep.mask, labels)
     split3 = {k: sum(getattr(s.timings, k) for s in deep.slices) for k in ("mine", "decode", "paste")}
@@ -196,7 +195,7 @@ def _mean(values):
 def report(results: list[dict], total: int, wall: float) -> str:
     methods = list(results[0]["rows"])
     lines = ["# Volumes: propagation and 3-D refinement on ACDC", "",
-             f"`python -m samedenhancer.bench volumes` — {len(results)} of the {total} ACDC volumes "
+             f"`python -m studies volumes` — {len(results)} of the {total} ACDC volumes "
              f"(seeded order, `--volumes {len(results)}`), {sum(r['slices'] for r in results)} slices; "
              f"{wall / 60:.1f} min. {machine()}", ""]
     if len(results) < total:
@@ -261,10 +260,10 @@ def report(results: list[dict], total: int, wall: float) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m samedenhancer.bench volumes", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m studies volumes", description=__doc__.split("\n")[0])
     parser.add_argument("--volumes", type=int, default=60, help="first N volumes of the seeded order")
     parser.add_argument("--cache", default=None, help="folder for cached slice embeddings")
-    parser.add_argument("--out", default="benchmarks/VOLUMES.md")
+    parser.add_argument("--out", default=None, help="also write the report to this Markdown file")
     parser.add_argument("--data", default=None)
     args = parser.parse_args(argv)
     root = Path(args.data) if args.data else datasets.data_root()
@@ -283,8 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     if encoder.encodes:
         results[0]["encode_per_slice"] = encoder.encode_seconds / encoder.encodes
     text = report(results, len(names), time.perf_counter() - start)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    write_report(args.out, text)
     print(text)
     return 0
 

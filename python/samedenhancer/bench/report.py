@@ -10,6 +10,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
+from pathlib import Path
 from typing import Callable
 
 _VERSIONED = ("samedenhancer", "numpy", "onnxruntime", "opencv-python-headless", "scipy", "torch", "edt")
@@ -82,6 +83,20 @@ class Row:
         if self.unit in ("fps", "img/s"):
             return self.ours / self.competitor if self.competitor else float("inf")
         return self.competitor / self.ours if self.ours else float("inf")
+
+
+def write_report(out: str | os.PathLike | None, text: str) -> Path | None:
+    """Write ``text`` to ``out`` (atomically, creating its folder) when a path is given; benchmarks
+    and studies write nowhere else, so a run never touches the checkout unless told to."""
+    if not out:
+        return None
+    from samedenhancer.io import write_text_atomically
+
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomically(path, text if text.endswith("\n") else text + "\n")
+    print(f"wrote {path}", file=sys.stderr)
+    return path
 
 
 def median_ms(times: list[float]) -> float:

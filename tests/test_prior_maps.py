@@ -8,7 +8,7 @@ import pytest
 import samedenhancer as se
 from samedenhancer.bench import datasets
 from samedenhancer.cli import main
-from samedenhancer.priors import _box_nms, _stability, prompt_grid
+from samedenhancer.prior_maps import _box_nms, _stability, prompt_grid
 
 
 class _Manifest:
@@ -31,7 +31,8 @@ class BlobPredictor:
         self.encodes += 1
         return image.shape[:2]
 
-    def decode(self, embedding, point_coords=None, point_labels=None, boxes=None, multimask_output=False):
+    def decode(self, embedding, point_coords=None, point_labels=None, box=None, multimask_output=False):
+        boxes = box
         n = len(boxes) if boxes is not None else len(point_coords)
         c = 3 if multimask_output else 1
         logits = np.full((n, c, *embedding), -2.0, np.float32)
@@ -68,7 +69,7 @@ def test_nms_keeps_the_best_of_overlapping_boxes():
 def test_priors_follow_samaugs_definitions_on_a_double():
     double = BlobPredictor()
     image = np.zeros((64, 64), np.uint8)
-    pri = se.priors(image, double)
+    pri = se.prior_maps(image, double)
     assert double.encodes == 1 and pri.prompts == len(prompt_grid((64, 64), "box"))
     assert pri.kept == 1  # every box gave the same mask: NMS keeps one
     inside = np.zeros((64, 64), bool)
@@ -76,14 +77,14 @@ def test_priors_follow_samaugs_definitions_on_a_double():
     np.testing.assert_allclose(pri.segmentation, inside * 1.0)  # stability 1, one mask
     assert pri.boundary[10, 20] == 1 and pri.boundary[8, 20] == 1 and pri.boundary[20, 20] == 0
     assert pri.boundary[5, 20] == 0  # 2 px each side of the edge, not more
-    assert se.priors(image, double, prompt_kind="point").kept == 0  # predicted IoU 0.1 < 0.88
+    assert se.prior_maps(image, double, prompt_kind="point").kept == 0  # predicted IoU 0.1 < 0.88
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
 def test_augment_scales_adds_and_clips(dtype):
     image = np.zeros((64, 64), dtype)
     image[0, 0] = image[20, 20] = {np.uint8: 255, np.uint16: 65535, np.float32: 1.0}[dtype]
-    pri = se.priors(image, BlobPredictor())
+    pri = se.prior_maps(image, BlobPredictor())
     out = se.augment(image, pri)
     assert out.dtype == np.float32 and out.shape == (64, 64, 3)
     assert out[0, 0].tolist() == [1.0, 1.0, 1.0]  # white, no prior
@@ -92,14 +93,14 @@ def test_augment_scales_adds_and_clips(dtype):
     assert out[10, 20, 2] == 1.0 and out[40, 40].tolist() == [0.0, 0.0, 0.0]
     with pytest.raises(ValueError, match="do not match"):
         se.augment(np.zeros((10, 10), np.uint8), pri)
-    with pytest.raises(TypeError, match="Priors"):
+    with pytest.raises(TypeError, match="PriorMaps"):
         se.augment(image, {"segmentation": 0})
 
 
 def test_priors_of_the_embedded_model_cover_a_real_lesion(litemedsam_dir, data_root):
     sample = datasets.samples("busi", data_root)[0]
     image, truth = sample.image(), sample.ground_truth() > 0
-    pri = se.priors(image)
+    pri = se.prior_maps(image)
     assert pri.kept >= 1 and pri.segmentation.shape == truth.shape
     # the prior is higher on the lesion than off it
     assert pri.segmentation[truth].mean() > pri.segmentation[~truth].mean()
@@ -112,12 +113,12 @@ def test_priors_command_writes_maps_resumes_and_reports_bad_files(litemedsam_dir
     se.io.write_mask(images / "a.png", np.ascontiguousarray(sample.image()[..., ::-1]))
     (images / "broken.png").write_bytes(b"not a png")
     out = tmp_path / "out"
-    assert main(["priors", str(images), "--out", str(out), "--augment", "--quiet"]) == 1  # one bad file
+    assert main(["prior_maps", str(images), "--out", str(out), "--augment", "--quiet"]) == 1  # one bad file
     seg = se.io.read_mask(out / "a_segmentation.png")
     assert seg.dtype == np.uint16 and seg.max() > 0
     assert se.io.read_image(out / "a_augmented.png").shape == sample.image().shape
     assert not (out / "broken_segmentation.png").exists()
     stamp = (out / "a_segmentation.png").stat().st_mtime_ns
     (images / "broken.png").unlink()
-    assert main(["priors", str(images), "--out", str(out), "--augment", "--resume", "--quiet"]) == 0
+    assert main(["prior_maps", str(images), "--out", str(out), "--augment", "--resume", "--quiet"]) == 0
     assert (out / "a_segmentation.png").stat().st_mtime_ns == stamp

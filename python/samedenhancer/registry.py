@@ -1,5 +1,9 @@
-"""The model registry: a model name or folder -> its export folder -> manifest -> engines, exporting
-the embedded model on first use through the exporter's one public hook."""
+"""The model registry: a model name or folder -> its export folder -> manifest -> engines.
+
+It stands above both :mod:`samedenhancer.engines` (which runs exported graphs and knows nothing of
+export) and :mod:`samedenhancer.export` (which needs torch): the embedded LiteMedSAM is exported on
+first use through the exporter's public ``export``, imported only then.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .manifest import (DEFAULT_MODEL, MANIFEST_FILE, MODELS, VARIANTS, DamagedExportError, Manifest, StaleExportError,
-                       cache_dir)
-from .ort import OrtEngine, resolve_providers
-from .tensorrt import TensorRTEngine
+from .engines.manifest import (DEFAULT_MODEL, MANIFEST_FILE, MODELS, VARIANTS, DamagedExportError, Manifest,
+                               StaleExportError, cache_dir)
+from .engines.ort import OrtEngine, resolve_providers
+from .engines.tensorrt import TRT_POINTS, TRT_PROMPTS, TensorRTEngine
 
 
 class ModelMissingError(FileNotFoundError):
@@ -80,8 +84,6 @@ def _ensure_exported(model: str, directory: Path) -> None:
 
 
 def _decoder_trt_options(manifest: Manifest) -> dict:
-    from samedenhancer.export import TRT_POINTS, TRT_PROMPTS  # noqa: PLC0415 - plain constants, no torch
-
     side = manifest.low_res_size
 
     def shapes(i):

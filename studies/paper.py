@@ -1,14 +1,14 @@
-"""``python -m samedenhancer.bench paper``: the paper's two modes on real weak segmenters trained
+"""``python -m studies paper``: the paper's two modes on real weak segmenters trained
 here, beside the paper's numbers. Writes ``benchmarks/PAPER.md``.
 
 - Table 2 (post-processing): per dataset, the out-of-fold maps of the small U-Net of
-  :mod:`samedenhancer.bench.unet` (coarse mask = map > 127) against the refined masks of four
+  :mod:`studies.unet` (coarse mask = map > 127) against the refined masks of four
   Enhancer variants decoded from one shared embedding per image (the loop of
-  :func:`samedenhancer.bench.quality.run_cases`): the default ``Enhancer(threshold=127)``, the
+  :func:`studies.quality.run_cases`): the default ``Enhancer(threshold=127)``, the
   default with the no-harm gate on every region ``Enhancer(threshold=127, gate=True)``, box only
   ``Enhancer(fusion=False, box_rounds=0)`` and the paper's points + box policy
   ``Enhancer(policy="hierarchical")``. The default's constants are NOT re-fitted on these maps.
-- Table 3 (pseudo-labels): :mod:`samedenhancer.bench.selftrain` (``--tables 3``).
+- Table 3 (pseudo-labels): :mod:`studies.selftrain` (``--tables 3``).
 
 Each table's results are kept as JSON in ``<cache>/paper/`` so the two can be run apart and the
 report rendered from both.
@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import datasets, unet
-from ._report import machine
+from samedenhancer.bench import datasets
+from . import unet
+from samedenhancer.bench.report import machine, write_report
 from .quality import WORSE, Case, decoding_row, run_cases
 
 #: Datasets of Table 2 and the paper's name for each (TNUS is the paper's thyroid set, DDTI ours).
@@ -45,7 +46,7 @@ MAX_WORSE = 10.0  # % of images made worse (Dice drop > 1 point), every dataset
 
 
 def cache() -> Path:
-    from ..engines import cache_dir
+    from samedenhancer.engines import cache_dir
 
     return cache_dir() / "paper"
 
@@ -69,7 +70,7 @@ def table2_cases(dataset: str, limit: int | None = None, shard: tuple[int, int] 
 
 def _table2_shard(job) -> tuple[list[str], dict, float]:
     """Worker: score one shard of a dataset's images (own Predictor, each image encoded once)."""
-    from ..predictor import Predictor
+    from samedenhancer.predictor import Predictor
 
     model_name, dataset, limit, shard = job
     predictor = Predictor(model_name)
@@ -128,7 +129,7 @@ def _paired_hd(row, base) -> tuple[float, float]:
     return (float(a[both].mean()), float(b[both].mean())) if both.any() else (float("nan"), float("nan"))
 
 
-def format_table2(result: dict, figures: Path) -> list[str]:
+def format_table2(result: dict, figures: Path | None) -> list[str]:
     dataset = result["dataset"]
     paper_name = TABLE2[dataset]
     paper = PAPER_TABLE2.get(paper_name or "", {})
@@ -168,7 +169,7 @@ def format_table2(result: dict, figures: Path) -> list[str]:
                   f" PraNet maps it costs 0-0.6 Dice, README): Δ Dice {100 * (gated.mean() - base.mean()):+.2f},"
                   f" {100 * np.mean(gated < base - WORSE):.0f} % of images worse; the gate fired on"
                   f" {rows['default + gate']['gated']} of {rows['default + gate']['regions']} regions."]
-    if not all(ok for _, ok, _ in checks):
+    if figures is not None and not all(ok for _, ok, _ in checks):
         plot = scatter(result, figures / f"paper_scatter_{dataset}.png")
         lines += ["", f"Per image (coarse Dice vs change): ![{dataset}]({plot.name})"]
     return lines + [""]
@@ -201,7 +202,7 @@ def scatter(result: dict, path: Path) -> Path:
     return path
 
 
-def render(out: Path, command: str) -> None:
+def render(out: Path | None, command: str) -> None:
     info = machine()
     lines = [
         "# The paper's two modes on weak segmenters trained here",
@@ -211,7 +212,7 @@ def render(out: Path, command: str) -> None:
         "",
         "## Table 2: U-Net coarse maps, refined",
         "",
-        "Coarse = out-of-fold maps of the small U-Net of `python -m samedenhancer.bench unet` (5 folds, seeded;"
+        "Coarse = out-of-fold maps of the small U-Net of `python -m studies unet` (5 folds, seeded;"
         f" `{unet.UNetConfig()!r}`; changed per set: "
         + "; ".join(f"{name} `{changes}`" for name, changes in unet.SCHEDULES.items())
         + ", see `bench/unet.py`), threshold 127 (ACDC: the argmax label map). Rows decode from one embedding"
@@ -229,7 +230,7 @@ def render(out: Path, command: str) -> None:
     for dataset in TABLE2:
         path = cache() / f"table2_{dataset}.json"
         if path.is_file():
-            lines += format_table2(json.loads(path.read_text()), out.parent)
+            lines += format_table2(json.loads(path.read_text()), None if out is None else out.parent)
         else:
             missing.append(dataset)
     if missing:
@@ -241,13 +242,12 @@ def render(out: Path, command: str) -> None:
     missing = [f"{d} seed {k}" for d in TABLE3 for k in SEEDS if not table3_path(d, k).is_file()]
     if missing:
         lines += [f"Not in this report (not run to the end here): {', '.join(missing)}.", ""]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines))
-    print(f"wrote {out}")
+    print("\n".join(lines))
+    write_report(out, "\n".join(lines))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m samedenhancer.bench paper", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m studies paper", description=__doc__.split("\n")[0])
     parser.add_argument("--tables", nargs="+", choices=("2", "3"), default=["2", "3"])
     parser.add_argument("--datasets", nargs="+", choices=list(TABLE2), default=list(TABLE2))
     parser.add_argument("--limit", type=int, default=None, help="images per dataset in Table 2 (all by default)")
@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", nargs="+", type=int, default=None,
                         help="Table 3 seeds to run (default selftrain.SEEDS; the report averages every cached seed)")
     parser.add_argument("--model", default="litemedsam")
-    parser.add_argument("--out", default="benchmarks/PAPER.md")
+    parser.add_argument("--out", default=None, help="write the report (Markdown) here, its scatter plots beside it")
     parser.add_argument("--json", action="store_true", help="accepted for symmetry; the output is Markdown")
     args = parser.parse_args(argv)
     from .selftrain import SEEDS
@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
             for dataset in args.datasets:
                 result = run_table2(args.model, dataset, args.limit, args.workers)
                 (cache() / f"table2_{dataset}.json").write_text(json.dumps(result))
-                print("\n".join(format_table2(result, Path(args.out).parent)), flush=True)
+                print("\n".join(format_table2(result, None)), flush=True)
         if "3" in args.tables:
             from .selftrain import run_table3
 
@@ -279,5 +279,5 @@ def main(argv: list[str] | None = None) -> int:
                 for seed in args.seeds:
                     result = run_table3(args.model, dataset, workers=args.workers, seed=seed)
                     table3_path(dataset, seed).write_text(json.dumps(result))
-    render(Path(args.out), "python -m samedenhancer.bench paper " + " ".join(argv or sys.argv[1:]))
+    render(args.out and Path(args.out), "python -m studies paper " + " ".join(argv or sys.argv[1:]))
     return 0

@@ -1,4 +1,4 @@
-"""``python -m samedenhancer.bench interactive``: interactive correction measured with the protocol
+"""``python -m studies interactive``: interactive correction measured with the protocol
 of MedicoSAM and SAMMed.
 
 Each image is encoded once (embeddings cached on disk under ``--cache``); every start (jittered
@@ -18,12 +18,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import datasets
-from ..io import write_atomically
-from ..predictor import Predictor
-from ._interactive_protocol import (CLICKS, EXPANSIONS, SHIFTS, STARTS, TARGETS, Case, build_cases, cases_512, latency,
+from samedenhancer.bench import datasets
+from samedenhancer.io import write_atomically
+from samedenhancer.predictor import Predictor
+from .interactive_protocol import (CLICKS, EXPANSIONS, SHIFTS, STARTS, TARGETS, Case, build_cases, cases_512, latency,
                                     mean_curve, run_cases)
-from ._report import machine
+from samedenhancer.bench.report import machine, write_report
 
 
 # -- report -------------------------------------------------------------------------------------
@@ -230,13 +230,13 @@ def shortfall(names: list[str], ours: dict, worst: int = 3) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m samedenhancer.bench interactive")
+    parser = argparse.ArgumentParser(prog="python -m studies interactive")
     parser.add_argument("--model", default="litemedsam")
     parser.add_argument("--limit", type=int, default=30, help="images per dataset (first with a non-empty mask)")
     parser.add_argument("--datasets", nargs="+", default=None, help="subset of dataset names (" + ", ".join(t[2] for t in TARGETS) + ")")
     parser.add_argument("--cache", default=None, help="folder for cached embeddings (default: none, encode every run)")
     parser.add_argument("--extra-latency", nargs="*", default=(), help="more model names/folders whose per-click latency (their default correction) is reported")
-    parser.add_argument("--out", default="benchmarks/INTERACTIVE.md")
+    parser.add_argument("--out", default=None, help="write the report (Markdown) here, and its plot beside it")
     parser.add_argument("--json", action="store_true", help="also print the summary as JSON")
     args = parser.parse_args(argv)
     if datasets.data_root() is None:
@@ -258,19 +258,18 @@ def main(argv: list[str] | None = None) -> int:
         p = Predictor(other)
         extra.append((f"{p.manifest.name}, default ({'prompt' if 'point' in p.manifest.trained_prompts else 'local'})",
                       latency(p, [Case(c.dataset, c.name, c.stem, c.image, p.encode(c.image), c.truth, c.coarse) for c in small[:2]], None)))
-    command = "python -m samedenhancer.bench interactive " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m studies interactive " + " ".join(argv if argv is not None else sys.argv[1:])
     lines, summary = report(args.model, args.limit, names, ours, competitor, lat_ours, lat_comp, extra,
                             time.perf_counter() - t0, command.strip())
-    out = Path(args.out)
-    png = out.with_name(out.stem + ".png")
-    plot({k: np.array(v) for k, v in ((tuple(k.split("/")), v) for k, v in summary["curves"].items())}, names, png)
-    lines.insert(2, f"![Dice vs clicks]({png.name})")
-    lines.insert(3, "")
-    write_atomically(out, ".md", lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
+    if args.out:
+        png = Path(args.out).with_name(Path(args.out).stem + ".png")
+        plot({k: np.array(v) for k, v in ((tuple(k.split("/")), v) for k, v in summary["curves"].items())}, names, png)
+        lines.insert(2, f"![Dice vs clicks]({png.name})")
+        lines.insert(3, "")
+    write_report(args.out, "\n".join(lines))
     print("\n".join(lines))
     if args.json:
         import json
 
         print(json.dumps(summary, default=float))
-    print(f"wrote {out} and {png}")
     return 0

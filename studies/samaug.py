@@ -1,4 +1,4 @@
-"""``python -m samedenhancer.bench samaug``: SAMAug's prior maps from the embedded model — how well
+"""``python -m studies samaug``: SAMAug's prior maps from the embedded model — how well
 the segmentation prior alone locates the target (AUC against the expert foreground) and what a
 prior map costs, for each automatic prompt grid, on real images — and, with ``--downstream``,
 whether a downstream segmenter gains from them.
@@ -18,7 +18,7 @@ grey as three channels), so that the variants share one architecture. Dice and H
 native resolution, out-of-fold, every image of the shared set. ``--seeds`` trains every variant once
 per seed (each seed deals its own folds) and judges the target on the means: on U-Nets this weak one
 seed moves a variant by several points. The augmented images are cached (``--cache``). Writes
-``benchmarks/SAMAUG.md`` and the figure ``benchmarks/SAMAUG.png`` with ``--write``.
+the report to ``--out`` and the figure ``SAMAUG.png`` beside it.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import numpy as np
 
 #: Datasets of SAMAug's polyp setting and the breast ultrasound set.
 DATASETS = ("kvasir", "cvc_clinicdb", "busi")
-#: Prompt grids measured: name -> keywords of :func:`samedenhancer.priors`.
+#: Prompt grids measured: name -> keywords of :func:`samedenhancer.prior_maps`.
 GRIDS = {"boxes 2+3 tiles (default)": {"prompt_kind": "box"}, "points 8x8": {"prompt_kind": "point"}}
 SAM_GRID_PROMPTS = 32 * 32
 
@@ -52,10 +52,10 @@ def auc(scores: np.ndarray, truth: np.ndarray) -> float:
 
 def _unit_rgb(image: np.ndarray) -> np.ndarray:
     """``image`` as :func:`samedenhancer.augment` scales it, without the priors: float32 H x W x 3 in [0, 1]."""
-    from samedenhancer import Priors, augment
+    from samedenhancer import PriorMaps, augment
 
     zero = np.zeros(image.shape[:2], np.float32)
-    return augment(image, Priors(zero, zero, 0, 0))
+    return augment(image, PriorMaps(zero, zero, 0, 0))
 
 
 def _augmented_inputs(dataset: str, data, predictor, cache: Path, size: int, log) -> tuple[list, list]:
@@ -63,7 +63,7 @@ def _augmented_inputs(dataset: str, data, predictor, cache: Path, size: int, log
     from ``cache/<dataset>/<stem>.npz`` when there (one encode + the default grid otherwise)."""
     import cv2
 
-    from samedenhancer import augment, priors
+    from samedenhancer import augment, prior_maps
     from samedenhancer.io import write_atomically
 
     folder = cache / dataset
@@ -73,7 +73,7 @@ def _augmented_inputs(dataset: str, data, predictor, cache: Path, size: int, log
     for stem, image in zip(data.stems, data.images):
         path = folder / f"{stem}.npz"
         if not path.is_file():
-            pri = priors(image, predictor)
+            pri = prior_maps(image, predictor)
             small = {"augmented": augment(image, pri), "segmentation": pri.segmentation, "boundary": pri.boundary}
             small = {k: cv2.resize(v, (size, size), interpolation=cv2.INTER_AREA).astype(np.float16) for k, v in small.items()}
             write_atomically(path, ".npz", lambda tmp: np.savez(tmp, **small))
@@ -172,12 +172,12 @@ def format_downstream(results: dict[str, dict], config) -> list[str]:
         "",
         "## Does a downstream segmenter gain? (the U-Net of `bench unet`, plain vs SAMAug)",
         "",
-        f"`python -m samedenhancer.bench samaug --downstream --seeds {' '.join(map(str, seeds))}`:"
+        f"`python -m studies samaug --downstream --seeds {' '.join(map(str, seeds))}`:"
         f" {dataclasses.replace(config, seed=seeds[0])}, seeds {seeds} (each seed deals its own folds and"
         " initialises every U-Net; the same folds and seeds for every variant); every image of each shared set,"
         " 5-fold out-of-fold predictions; Dice (%) and HD95 (px, mean over the images where both masks are"
         " non-empty, n) at native resolution" + (", means over the seeds" if several else "")
-        + ". Priors: the default box grid.",
+        + ". PriorMaps: the default box grid.",
         "",
         "![SAMAug priors](SAMAUG.png)",
         "",
@@ -232,10 +232,10 @@ def figure(samples: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m samedenhancer.bench samaug", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m studies samaug", description=__doc__.split("\n")[0])
     parser.add_argument("--limit", type=int, default=10, help="images per dataset")
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
-    parser.add_argument("--write", action="store_true", help="write benchmarks/SAMAUG.md (and SAMAUG.png with --downstream)")
+    parser.add_argument("--out", default=None, help="also write the report to this Markdown file (and SAMAUG.png beside it with --downstream)")
     parser.add_argument("--downstream", action="store_true",
                         help="also train the U-Net of bench unet on plain vs SAMAug-augmented images (every image of each set)")
     parser.add_argument("--cache", default=None,
@@ -247,10 +247,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="U-Net seeds of --downstream (each its own folds; the target is judged on the mean)")
     args = parser.parse_args(argv)
 
-    from samedenhancer import Predictor, priors
+    from samedenhancer import Predictor, prior_maps
     from samedenhancer.bench import datasets
 
-    from ._report import machine
+    from samedenhancer.bench.report import machine, write_report
 
     predictor = Predictor("litemedsam")
     rows = []
@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
             encode_s.append(time.perf_counter() - start)
             for name, options in GRIDS.items():
                 start = time.perf_counter()
-                pri = priors(image, predictor, embedding=embedding, **options)
+                pri = prior_maps(image, predictor, embedding=embedding, **options)
                 results[name]["seconds"].append(time.perf_counter() - start)
                 results[name]["auc"].append(auc(pri.segmentation, truth))
                 results[name]["kept"].append(pri.kept)
@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "## SAMAug priors of the embedded model (LiteMedSAM)",
         "",
-        f"Machine: {info['cpu']}, {info['cores']} cores; {info['date']}. `python -m samedenhancer.bench samaug "
+        f"Machine: {info['cpu']}, {info['cores']} cores; {info['date']}. `python -m studies samaug "
         f"--limit {args.limit}`. AUC of the segmentation prior against the expert foreground (0.5 = no information); "
         "seconds per image = one encode + the grid's decodes; SAM's 32x32 point grid extrapolated from the same "
         "run's seconds per prompt.",
@@ -295,8 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         lines += _downstream_section(args)
     text = "\n".join(lines)
     print(text)
-    if args.write:
-        Path("benchmarks/SAMAUG.md").write_text(text + "\n")
+    write_report(args.out, text)
     return 0
 
 
@@ -316,8 +315,8 @@ def _downstream_section(args) -> list[str]:
     results = {dataset: downstream(dataset, config, cache, log=lambda line: print(line, file=sys.stderr, flush=True),
                                    seeds=tuple(args.seeds))
                for dataset in args.datasets}
-    if args.write:
-        figure({d: r["samples"] for d, r in results.items()}, Path("benchmarks/SAMAUG.png"))
+    if args.out:
+        figure({d: r["samples"] for d, r in results.items()}, Path(args.out).with_name("SAMAUG.png"))
     return format_downstream(results, config)
 
 

@@ -22,14 +22,12 @@ from importlib import metadata
 from pathlib import Path
 
 from samedenhancer.engines.manifest import DEFAULT_MODEL, MANIFEST_FILE, MODELS, SCHEMA, VARIANTS, cache_dir, static_manifest
+from samedenhancer.engines.tensorrt import TRT_POINTS, TRT_PROMPTS
 
-__all__ = ["FORMATS", "MODELS", "Format", "export"]
+__all__ = ["FORMATS", "MODELS", "Format", "export", "export_random"]
 
 #: Exported ONNX opset (LayerNormalization is native from 17).
 OPSET = 17
-#: Prompt-batch and points-per-prompt ranges of the TensorRT optimisation profile: (min, opt, max).
-TRT_PROMPTS = (1, 8, 64)
-TRT_POINTS = (1, 4, 16)
 #: Decoder inputs that are prompts (the rest are encoder outputs), in graph order after the features.
 PROMPT_INPUTS = ("point_coords", "point_labels", "mask_input", "has_mask_input")
 
@@ -149,7 +147,7 @@ def _export_graphs(family: str, torch_model, doc: dict, directory: Path) -> None
     """Write encoder.onnx and decoder.onnx of ``torch_model`` into ``directory``."""
     import torch
 
-    from ._torch_models import wrappers
+    from .torch_models import wrappers
 
     encoder, decoder = wrappers(family, torch_model)
     enc_in, enc_out = doc["encoder"]["inputs"], doc["encoder"]["outputs"]
@@ -224,6 +222,21 @@ def export(model: str = DEFAULT_MODEL, *, checkpoint: str | os.PathLike | None =
     return _export(model, checkpoint=checkpoint, format=format, half=half, quantize=quantize, out=out)
 
 
+def export_random(model: str, *, out: str | os.PathLike, seed: int = 0, depth: int | None = None) -> Path:
+    """Export ``model`` to ONNX with seeded random weights instead of a checkpoint.
+
+    For parity tests and speed benchmarks of the models whose checkpoints are user-supplied: the
+    graphs, their interface and their speed do not depend on the weights. The manifest records the
+    seed, so such an export is never mistaken for a real model. ``depth`` cuts a SAM image encoder to
+    its first ``depth`` blocks (a quick parity test of the ViT-L / ViT-H graphs).
+    """
+    if not isinstance(model, str) or model not in NEEDS_CHECKPOINT:
+        raise ValueError(f"model must be one of {tuple(NEEDS_CHECKPOINT)} (the models with user checkpoints), got {model!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    return _export(model, out=out, seed=seed, depth=depth)
+
+
 def _quantize_encoder(path: Path) -> dict:
     """Replace ``path`` (an fp32 encoder graph) by its int8 dynamic quantisation; return the manifest's
     ``quantize`` entry.
@@ -268,7 +281,7 @@ def _export(model: str, *, checkpoint=None, format: str = "onnx", half: bool = F
             seed: int | None = None, depth: int | None = None) -> Path:
     """``export`` after validation; ``seed`` (tests only) exports randomly initialised SAM2 / SAM
     weights, ``depth`` (tests only) a SAM image encoder cut to its first ``depth`` blocks."""
-    from . import _torch_models as tm
+    from . import torch_models as tm
 
     start = time.perf_counter()
     doc = static_manifest(model)

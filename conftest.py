@@ -18,7 +18,7 @@ def data_root():
 def litemedsam_dir():
     """The cached LiteMedSAM export (``$SAMEDENHANCER_CACHE`` or the user cache), exported on first
     use; tests that need it skip with a reason when it is missing and cannot be exported here."""
-    from samedenhancer.engines import ModelMissingError, load_model, model_dir
+    from samedenhancer.registry import ModelMissingError, load_model, model_dir
 
     try:
         load_model("litemedsam")

@@ -1,4 +1,4 @@
-"""``python -m samedenhancer.bench unet``: a small, deterministic 2-D U-Net trained here, k-fold, so
+"""``python -m studies unet``: a small, deterministic 2-D U-Net trained here, k-fold, so
 that every image of a dataset gets an out-of-fold probability map — the paper's *weak* segmenter.
 
 The U-Net (Ronneberger et al., 2015, "U-Net: Convolutional Networks for Biomedical Image
@@ -36,7 +36,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from .. import io
+from samedenhancer import io
 
 #: Where the shortcuts cache their maps (never ../shared): ``<cache>/coarse/<dataset>/unet/``.
 SEGMENTER = "unet"
@@ -125,7 +125,7 @@ def load_folder(images: str | Path, masks: str | Path) -> Dataset:
 
 def load_shared(dataset: str, limit: int | None = None) -> Dataset:
     """One of the shared sets (:mod:`samedenhancer.bench.datasets`); ACDC slices are grouped by patient."""
-    from . import datasets
+    from samedenhancer.bench import datasets
 
     items = datasets.samples(dataset)[:limit]
     groups = tuple(s.stem.split("_")[0] if dataset == "acdc" else s.stem for s in items)
@@ -360,7 +360,7 @@ def write_maps(out: str | Path, stems: Sequence[str], maps: Sequence[np.ndarray]
 
 def cache_dir(dataset: str) -> Path:
     """``<model cache>/coarse/<dataset>/unet`` (``$SAMEDENHANCER_CACHE`` or ``~/.cache/samedenhancer``)."""
-    from ..engines import cache_dir as model_cache
+    from samedenhancer.engines import cache_dir as model_cache
 
     return model_cache() / "coarse" / dataset / SEGMENTER
 
@@ -386,10 +386,10 @@ def _stamp(folder: Path, config: UNetConfig) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..metrics import label_scores
-    from . import datasets
+    from samedenhancer.metrics import label_scores
+    from samedenhancer.bench import datasets
 
-    parser = argparse.ArgumentParser(prog="python -m samedenhancer.bench unet", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m studies unet", description=__doc__.split("\n")[0])
     parser.add_argument("--images", help="image folder (matched to --masks by stem)")
     parser.add_argument("--masks", help="mask folder (0/255 or 0/1 binary masks, or 0..K label maps)")
     parser.add_argument("--out", help="output folder for <stem>.png (default for --dataset: the cache)")

@@ -1,4 +1,4 @@
-"""``samedenhancer priors``: SAMAug's prior maps (and augmented images) for a folder of images."""
+"""``samedenhancer prior-maps``: SAMAug's prior maps (and augmented images) for a folder of images."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ SEGMENTATION_SCALE = 1000
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("priors", help="SAMAug segmentation / boundary prior maps of a folder of images")
+    p = sub.add_parser("prior_maps", help="SAMAug segmentation / boundary prior maps of a folder of images")
     p.add_argument("images", help="image file or folder (png/jpg/tif/bmp/npy/dcm)")
     p.add_argument("--out", required=True, help="output folder: <stem>_segmentation, <stem>_boundary (and <stem>_augmented.png)")
     p.add_argument("--model", default="litemedsam", help="model name or exported model folder")
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..predictor import Predictor
-    from ..priors import augment, priors
+    from ..prior_maps import augment, prior_maps
 
     images = {s: p for s, p in io.files_by_stem(Path(args.images)).items() if not io.is_volume(p)}
     if not images:
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     for stem in tqdm(todo, unit="img", disable=args.quiet, dynamic_ncols=True):
         try:
             image = io.read_image(images[stem])
-            maps = priors(image, predictor)
+            maps = prior_maps(image, predictor)
             segmentation, boundary, *augmented = _outputs(out, stem, args)
             if args.format == "npy":
                 io.write_mask(segmentation, maps.segmentation)
@@ -65,6 +65,6 @@ def run(args: argparse.Namespace) -> int:
             done += 1
         except Exception as error:  # one image's failure is that image's reported error
             failures.append(Failure(stem, f"{type(error).__name__}: {error}"))
-    print(f"priors of {done} of {len(todo)} images in {out}", file=sys.stderr)
+    print(f"prior maps of {done} of {len(todo)} images in {out}", file=sys.stderr)
     report_failures(failures, len(todo))
     return 1 if failures else 0

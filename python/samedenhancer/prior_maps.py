@@ -1,4 +1,4 @@
-"""SAMAug's prior maps: a segmentation prior and a boundary prior from a Segment-Anything-family
+"""SAMAug's prior maps (named apart from the *domain prior* of prompt mining, ``prior="single"``): a segmentation prior and a boundary prior from a Segment-Anything-family
 model's automatic masks over one encode, and SAMAug's composition of them with the image, as extra
 input for any downstream segmenter (it is not a refinement of a mask).
 
@@ -28,11 +28,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .predictor import Predictor
+from .predictor import Predictor, as_predictor
 from .transforms import check_image
 from .validation import choice, integer, number
 
-__all__ = ["Priors", "augment", "priors", "prompt_grid"]
+__all__ = ["PriorMaps", "augment", "prior_maps", "prompt_grid"]
 
 #: Box grids of the box-trained models: the image split into n x n tiles, boxes on the tiles and on
 #: the half-way shifted ones ((2n - 1)^2 boxes per scale).
@@ -44,7 +44,7 @@ FILTERS = {"point": (0.88, 0.95), "box": (0.7, 0.6)}
 
 
 @dataclass(frozen=True)
-class Priors:
+class PriorMaps:
     """SAMAug's two prior maps of one image, float32 H x W at native resolution.
 
     Attributes
@@ -111,9 +111,9 @@ def _box_nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.
     return np.asarray(keep, np.int64)
 
 
-def priors(image: np.ndarray, model: str | os.PathLike | Predictor = "litemedsam", *, embedding=None,
+def prior_maps(image: np.ndarray, model: str | os.PathLike | Predictor = "litemedsam", *, embedding=None,
            prompt_kind: str | None = None, min_iou: float | None = None, min_stability: float | None = None,
-           max_coverage: float = 0.9, nms_iou: float = 0.7, boundary_width: int = 2) -> Priors:
+           max_coverage: float = 0.9, nms_iou: float = 0.7, boundary_width: int = 2) -> PriorMaps:
     """SAMAug's segmentation and boundary priors of ``image`` from one encode.
 
     Parameters
@@ -140,15 +140,15 @@ def priors(image: np.ndarray, model: str | os.PathLike | Predictor = "litemedsam
 
     Returns
     -------
-    Priors
+    PriorMaps
 
     Examples
     --------
-    >>> pri = priors(image)                         # doctest: +SKIP
+    >>> pri = prior_maps(image)                         # doctest: +SKIP
     >>> x = augment(image, pri)                     # doctest: +SKIP
     """
     check_image(image)
-    predictor = Predictor(model) if isinstance(model, (str, os.PathLike)) else model
+    predictor = as_predictor(model)
     max_coverage, nms_iou = number(max_coverage, "max_coverage", 0, 1), number(nms_iou, "nms_iou", 0, 1)
     boundary_width = integer(boundary_width, "boundary_width", 1)
     if prompt_kind is None:
@@ -161,7 +161,7 @@ def priors(image: np.ndarray, model: str | os.PathLike | Predictor = "litemedsam
     shape = image.shape[:2]
     grid = prompt_grid(shape, prompt_kind)
     if prompt_kind == "box":
-        low, iou = predictor.decode(embedding, boxes=grid)
+        low, iou = predictor.decode(embedding, box=grid)
     else:
         low, iou = predictor.decode(embedding, point_coords=grid[:, None], point_labels=np.ones((len(grid), 1)),
                                     multimask_output=True)
@@ -193,7 +193,7 @@ def priors(image: np.ndarray, model: str | os.PathLike | Predictor = "litemedsam
         kept = len(chosen)
     else:
         kept = 0
-    return Priors(segmentation, boundary, kept, len(grid))
+    return PriorMaps(segmentation, boundary, kept, len(grid))
 
 
 def _tight_box(mask: np.ndarray, window: tuple) -> tuple:
@@ -211,16 +211,16 @@ def _pad_window(mask: np.ndarray, window: tuple, shape: tuple, pad: int):
     return grown, (gx0, gy0, gx1, gy1)
 
 
-def augment(image: np.ndarray, priors: Priors) -> np.ndarray:
+def augment(image: np.ndarray, maps: PriorMaps) -> np.ndarray:
     """SAMAug's augmented image: ``image`` scaled to [0, 1] (integers by their dtype's range, floats
     min-max unless already in [0, 1]; grey replicated to 3 channels) with the segmentation prior / 5
     added to green and the boundary prior to blue, clipped to 1 (the fix SAMAug's author gives for
     over-bright images). Returns float32 H x W x 3 in [0, 1]."""
     check_image(image)
-    if not isinstance(priors, Priors):
-        raise TypeError(f"priors must be samedenhancer.Priors (from priors()), got {type(priors).__name__}")
-    if priors.segmentation.shape != image.shape[:2]:
-        raise ValueError(f"priors of shape {priors.segmentation.shape} do not match image shape {image.shape[:2]}")
+    if not isinstance(maps, PriorMaps):
+        raise TypeError(f"maps must be samedenhancer.PriorMaps (from prior_maps()), got {type(maps).__name__}")
+    if maps.segmentation.shape != image.shape[:2]:
+        raise ValueError(f"prior maps of shape {maps.segmentation.shape} do not match image shape {image.shape[:2]}")
     if image.dtype.kind in "ui":
         info = np.iinfo(image.dtype)
         unit = (image.astype(np.float32) - max(info.min, 0)) / float(info.max - max(info.min, 0))
@@ -235,6 +235,6 @@ def augment(image: np.ndarray, priors: Priors) -> np.ndarray:
     if unit.ndim == 2:
         unit = np.repeat(unit[..., None], 3, axis=2)
     out = unit.copy()
-    out[..., 1] += priors.segmentation / 5.0
-    out[..., 2] += priors.boundary
+    out[..., 1] += maps.segmentation / 5.0
+    out[..., 2] += maps.boundary
     return np.clip(out, 0.0, 1.0).astype(np.float32)

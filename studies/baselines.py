@@ -8,7 +8,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..core import check_label_map
+from samedenhancer.core import check_label_map
 
 __all__ = ["morphology_op"]
 

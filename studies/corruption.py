@@ -52,7 +52,7 @@ import zlib
 import cv2
 import numpy as np
 
-from ..core import check_label_map
+from samedenhancer.core import check_label_map
 
 __all__ = ["corrupt", "corrupt_label_map", "image_seed", "protocol_description"]
 

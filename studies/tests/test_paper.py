@@ -1,11 +1,11 @@
-"""``python -m samedenhancer.bench paper``: the target checks and scatter plot of Table 2, and the
+"""``python -m studies paper``: the target checks and scatter plot of Table 2, and the
 split and Dice of the pseudo-label loop (Table 3), on made-up per-image scores."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from samedenhancer.bench import paper, selftrain
+from studies import paper, selftrain
 from samedenhancer.metrics import dice
 
 
@@ -136,7 +136,7 @@ def test_refine_all_encodes_once_per_image_and_keeps_item_order(litemedsam_dir, 
 
 def test_fit_predict_gives_native_size_maps(monkeypatch):
     pytest.importorskip("torch", reason="the U-Net bench needs torch (the export extra)")
-    from samedenhancer.bench import unet
+    from studies import unet
 
     monkeypatch.setattr(selftrain, "MIN_STEPS", 4)  # the benchmark's floor of optimiser steps, kept small here
 

@@ -1,4 +1,4 @@
-"""The downstream proof of ``python -m samedenhancer.bench samaug --downstream``: SAMAug's test-time
+"""The downstream proof of ``python -m studies samaug --downstream``: SAMAug's test-time
 rule, the plain images of the three variants, and the cache of augmented images."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from samedenhancer import Priors, augment
-from samedenhancer.bench import samaug
+from samedenhancer import PriorMaps, augment
+from studies import samaug
 
 
 def test_the_confidence_rule_scores_each_output_scaled_to_its_range():
@@ -28,7 +28,7 @@ def test_plain_inputs_are_the_augmented_image_without_priors():
     assert plain.shape == (20, 30, 3) and plain.dtype == np.float32
     assert np.array_equal(plain[..., 0], plain[..., 2]) and plain.max() <= 1
     seg = np.ones((20, 30), np.float32)
-    boosted = augment(grey, Priors(seg, np.zeros_like(seg), 1, 1))
+    boosted = augment(grey, PriorMaps(seg, np.zeros_like(seg), 1, 1))
     assert np.allclose(boosted[..., 1], np.clip(plain[..., 1] + 0.2, 0, 1))
     assert np.array_equal(boosted[..., 0], plain[..., 0])
 
@@ -50,7 +50,7 @@ class _Counting:
 
 def test_augmented_images_are_cached_and_read_back(tmp_path):
     from samedenhancer import Predictor
-    from samedenhancer.bench import unet
+    from studies import unet
 
     data = unet.load_shared("kvasir", 2)
     predictor = _Counting(Predictor("litemedsam"))
@@ -65,7 +65,7 @@ def test_augmented_images_are_cached_and_read_back(tmp_path):
 
 
 def test_a_unet_larger_than_the_cache_is_refused(tmp_path):
-    from samedenhancer.bench.unet import UNetConfig
+    from studies.unet import UNetConfig
 
     assert samaug.downstream_config() == UNetConfig()
     assert samaug.downstream_config(size=128, threads=2) == UNetConfig(size=128, threads=2)
@@ -75,7 +75,7 @@ def test_a_unet_larger_than_the_cache_is_refused(tmp_path):
 
 
 def test_the_downstream_target_is_judged_on_the_means_over_the_seeds():
-    from samedenhancer.bench.unet import UNetConfig
+    from studies.unet import UNetConfig
 
     def run(plain, samaug_dice):  # per seed: (Dice %, HD95 px, n)
         others = [(50.0, 10.0, 9)] * len(plain)

@@ -1,4 +1,4 @@
-"""The U-Net harness of ``python -m samedenhancer.bench unet``: out-of-fold maps for every image,
+"""The U-Net harness of ``python -m studies unet``: out-of-fold maps for every image,
 written as <stem>.png at native size, byte-identical across runs (seeded, deterministic torch)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("torch", reason="the U-Net bench needs torch (the export extra)")
 
 from samedenhancer import io
-from samedenhancer.bench import unet
+from studies import unet
 
 TINY = ["--epochs", "1", "--folds", "2", "--size", "16", "--depth", "2", "--width", "4", "--batch-size", "2"]
 

@@ -1,5 +1,5 @@
 """The pseudo-label loop of the paper's Table 3, as plain self-training with the U-Net of
-:mod:`samedenhancer.bench.unet` (run through ``python -m samedenhancer.bench paper --tables 3``).
+:mod:`studies.unet` (run through ``python -m studies paper --tables 3``).
 
 Per dataset and seed (:data:`SEEDS`; the report averages them), a seeded split by patient (ACDC,
 the 30 patients of ``acdc/raw_h5``, both frames, every slice) or by image (BUSI): a few labelled,
@@ -23,8 +23,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from . import datasets, unet
-from ..pseudolabel import Rule, review
+from samedenhancer.bench import datasets
+from . import unet
+from samedenhancer.pseudolabel import Rule, review
 from .quality import Case, decoding_row
 
 #: Row names of the three retrainings (each also scored ``+ Post``).
@@ -124,7 +125,7 @@ def _as_labels(maps: list[np.ndarray], classes: int) -> list[np.ndarray]:
 def volume_dice(stems, predictions, truths, classes: int) -> float:
     """ACDC: 3-D Dice per volume (patient_frame), mean over classes then volumes; BUSI (one class):
     per-image Dice averaged."""
-    from ..metrics import dice
+    from samedenhancer.metrics import dice
 
     if classes == 1:
         return float(np.mean([dice(p, t) for p, t in zip(predictions, truths)]))
@@ -223,7 +224,7 @@ def _fit_predict(job) -> list[np.ndarray]:
 def _refine_chunk(job) -> list[list[tuple[np.ndarray, str]]]:
     """Worker: per item (image, maps), encode the image once and refine every map from that
     embedding; (refined label map, QA verdict) per map."""
-    from ..predictor import Predictor
+    from samedenhancer.predictor import Predictor
 
     model_name, threshold, items, classes = job
     predictor = Predictor(model_name)

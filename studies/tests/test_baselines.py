@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from samedenhancer.bench.baselines import morphology_op
+from studies.baselines import morphology_op
 
 
 def _reference(mask, radius):
