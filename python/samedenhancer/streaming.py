@@ -244,6 +244,8 @@ class _Stages:
                 raise ValueError(f"frame {work.index}: coarse_masks has a mask but frames has no frame")
             if work.coarse is _MISSING:
                 raise ValueError(f"frame {work.index}: frames has a frame but coarse_masks has no mask")
+            if isinstance(work.image, BaseException):  # the frame source could not decode this frame only
+                raise work.image
             if isinstance(work.coarse, BaseException):  # the mask source failed on this frame only
                 raise work.coarse
             work.encoded = self.enhancer.encode(work.image, work.coarse)
