@@ -58,16 +58,10 @@ def mask_from_stored(array: np.ndarray, source: str, *, lossy: bool = False, top
         array = _grey(array, source)
     if array.ndim != 2:
         raise ValueError(f"{source}: expected an H x W mask (or grey / colour pixels), got shape {array.shape}")
-    return finite_labels(np.ascontiguousarray(array), source)
-
-
-def finite_labels(array: np.ndarray, source: str) -> np.ndarray:
-    """:func:`stored_labels` of ``array`` after refusing NaN and infinite values (a ``ValueError``
-    naming ``source``): a mask or label volume needs finite values."""
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         raise ValueError(f"{source}: the mask holds {int(np.isnan(array).sum())} NaN and "
                          f"{int(np.isinf(array).sum())} infinite values; a mask needs finite values")
-    return stored_labels(array)
+    return stored_labels(np.ascontiguousarray(array))
 
 
 def _opaque(array: np.ndarray, source: str) -> np.ndarray:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import write_atomically
-from .labels import finite_labels
+from .labels import stored_labels
 from .paths import VOLUME_SUFFIXES, is_volume
 
 
@@ -26,16 +26,15 @@ def read_volume(path: str | os.PathLike, *, as_mask: bool = False):
     The array is H x W x D in the file's voxel order (slices along the last axis). Images keep
     uint8 / uint16 voxels and come back as float32 otherwise (signed CT / MRI intensities, scaled
     data). With ``as_mask`` the stored values are kept; labels saved as int8/int16 or as
-    whole-number floats become uint8 / uint16 and NaN or infinite values are refused (as
-    :func:`read_mask`). ``nifti_image`` carries the affine and header for :func:`write_volume`.
+    whole-number floats become uint8 / uint16 (as :func:`read_mask`). ``nifti_image`` carries the affine and
+    header for :func:`write_volume`.
 
     Raises
     ------
     FileNotFoundError
         If ``path`` does not exist.
     ValueError
-        If the file is not a readable NIfTI volume or is not 3-D, or (``as_mask``) holds NaN or
-        infinite values.
+        If the file is not a readable NIfTI volume or is not 3-D.
     ImportError
         If nibabel is not installed.
     """
@@ -55,7 +54,7 @@ def read_volume(path: str | os.PathLike, *, as_mask: bool = False):
         raise ValueError(f"{path}: expected a 3-D volume, got shape {raw.shape}")
     array = np.asarray(raw).reshape(shape)
     if as_mask:
-        array = finite_labels(array, str(path))
+        array = stored_labels(array)
     elif array.dtype not in (np.uint8, np.uint16):
         array = array.astype(np.float32)
     return np.ascontiguousarray(array), volume
