@@ -17,7 +17,8 @@ source) when it reaches the decoder or the consumer is discarded; every discarde
 reported, in order, as a result with status ``"dropped"``.
 
 A bad frame (not an image, wrong shape, NaN, no pixels, a coarse mask of another size, a decoder
-error) gives a result with status ``"error"`` and the message; the stream goes on.
+error, a frame or mask the source could not decode) gives a result with status ``"error"`` and the
+message; the stream goes on.
 """
 
 from __future__ import annotations

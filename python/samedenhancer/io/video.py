@@ -13,7 +13,7 @@ from .paths import is_dicom
 
 #: Video codecs (FourCC as OpenCV reports it) that store frames exactly; masks in any other codec
 #: are read as binary (:func:`samedenhancer.io.read_mask`'s rule for lossy formats).
-LOSSLESS_CODECS = ("ffv1", "FFV1", "HFYU", "FFVH", "MPNG", "png ", "LAGS", "UTVD")
+_LOSSLESS_CODECS = ("ffv1", "FFV1", "HFYU", "FFVH", "MPNG", "png ", "LAGS", "UTVD")
 #: Pixel formats of uncompressed video (FourCC 0) that hold grey or RGB values exactly (not
 #: chroma-subsampled YUV).
 _EXACT_RAW_FORMATS = ("Y800", "GREY", "RGB\x18", "BGR\x18", "RGBA", "BGRA", "ARGB", "ABGR")
@@ -121,4 +121,4 @@ def _lossless(capture) -> bool:
     codec = fourcc(cv2.CAP_PROP_FOURCC)
     if codec == "\x00" * 4:  # uncompressed: exact unless stored as chroma-subsampled YUV
         return fourcc(cv2.CAP_PROP_CODEC_PIXEL_FORMAT) in _EXACT_RAW_FORMATS
-    return codec in LOSSLESS_CODECS
+    return codec in _LOSSLESS_CODECS
