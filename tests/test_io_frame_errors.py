@@ -106,7 +106,7 @@ def test_the_stream_goes_on_after_a_damaged_frame(source, request):
     results = list(stream(bad, masks, enhancer=enhancer))
     assert [r.index for r in results] == list(range(8))
     assert [r.status for r in results] == ["error" if i == bad_index else "ok" for i in range(8)]
-    assert f"ValueError: " in results[bad_index].error and f"frame {bad_index} of {bad}" in results[bad_index].error
+    assert "ValueError: " in results[bad_index].error and f"frame {bad_index} of {bad}" in results[bad_index].error
     expected = list(stream(clean, masks, enhancer=enhancer))
     for i in range(bad_index + 1, 8):
         assert np.array_equal(results[i].mask, expected[i].mask), i

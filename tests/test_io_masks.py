@@ -124,10 +124,13 @@ def test_a_palette_png_without_pillow_is_an_import_error_never_colours(tmp_path,
     image = Image.frombytes("P", labels.shape[::-1], labels.tobytes())
     image.putpalette(voc_palette())
     image.save(tmp_path / "voc.png")
+    image.save(tmp_path / "voc.bmp")
     io.write_mask(tmp_path / "grey.png", labels)
     monkeypatch.setitem(sys.modules, "PIL", None)
     with pytest.raises(ImportError, match=r"voc\.png is a palette.*pip install pillow"):
         io.read_mask(tmp_path / "voc.png")
+    with pytest.raises(ValueError, match=r"voc\.bmp: a colour mask whose channels differ"):  # OpenCV's colours
+        io.read_mask(tmp_path / "voc.bmp")
     assert np.array_equal(io.read_mask(tmp_path / "grey.png"), labels)  # other PNGs need no Pillow
 
 

@@ -175,9 +175,10 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
       bits), returned as 0 / 255 (0 / the largest stored value). A lossy mask whose values never
       pass the middle but are not all 0 (a 0/1 mask saved as JPEG) is refused, not read as empty.
     - Palette (indexed-colour) PNG and BMP label maps give their palette indices, not the colours
-      (Pillow reads them; a palette PNG without Pillow is an ImportError, never read as colours);
-      a palette TIFF too (tifffile); DICOM masks give stored values (no palette colours, no
-      MONOCHROME1 inversion: values are labels, not display).
+      (VOC's colours share channels, so colours would merge classes). Pillow reads them; without
+      Pillow a palette PNG is an ImportError and a colour-table BMP is refused as a colour mask,
+      never read as colours. A palette TIFF gives its indices too (tifffile). DICOM masks give
+      stored values (no palette colours, no MONOCHROME1 inversion: values are labels, not display).
     - Colour masks: channels equal everywhere read as grey; a lossless colour mask whose channels
       differ (a colour-coded label map) and an alpha channel that is not opaque everywhere are
       refused, since one channel would merge or lose classes.
