@@ -142,7 +142,8 @@ def test_cine_loop_frames_are_decoded_one_by_one():
     assert len(decoded) == 30 and all(f.shape == (240, 320, 3) and f.dtype == np.uint8 for f in decoded)
     assert np.array_equal(np.stack(decoded), everything)
     masks = list(io.open_frames(FILES / "examples_ybr_color.dcm", as_mask=True))
-    assert masks[0].shape == (240, 320) and np.array_equal(masks[3], everything[3, ..., 0])
+    # JPEG baseline is lossy: a mask in it is binary, foreground where the brightest channel passes 127
+    assert masks[0].shape == (240, 320) and np.array_equal(masks[3], np.where(everything[3].max(axis=2) > 127, 255, 0))
     assert isinstance(io.open_frames(FILES / "examples_ybr_color.dcm"), io.DicomFrames)
 
 

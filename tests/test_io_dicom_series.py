@@ -183,6 +183,30 @@ def test_seg_round_trip_references_the_series_one_segment_per_class(tmp_path, ac
     assert np.array_equal(io.read_seg(tmp_path / "seg_mf.dcm", multi), labels)
 
 
+def test_seg_of_a_series_without_patient_birth_date_copies_what_the_source_has(tmp_path, acdc):
+    """Issue 30, item 23: a source without PatientBirthDate (type 2, left out by some writers) gave
+    highdicom's AttributeError traceback."""
+    hd = pytest.importorskip("highdicom", reason="DICOM SEG needs the dicom extra (highdicom)")
+    image, labels = acdc
+    image, labels = image[:, :, :3], labels[:, :, :3]
+    write_series(tmp_path / "s", image)
+    for file in (tmp_path / "s").iterdir():
+        ds = pydicom.dcmread(file)
+        del ds.PatientBirthDate, ds.PatientSex, ds.StudyID  # all type 2
+        ds.save_as(file)
+    series = io.read_dicom_series(tmp_path / "s")
+    out = io.write_seg(tmp_path / "seg.dcm", labels, series)
+    seg = hd.seg.segread(out)
+    assert seg.PatientBirthDate == "" and seg.PatientSex == "" and seg.StudyID == ""  # present, empty
+    assert seg.PatientName == "ACDC^011" and seg.PatientID == "p011"  # what the source has is copied
+    assert np.array_equal(io.read_seg(out, series), labels)
+    assert all("PatientBirthDate" not in d for d in series.datasets)  # the source datasets are not changed
+    del series.datasets[0].StudyInstanceUID  # type 1: no SEG can reference the study without it
+    with pytest.raises(ValueError, match=r"cannot write a DICOM SEG referencing .*im003\.dcm: it has no StudyInstanceUID"):
+        io.write_seg(tmp_path / "seg2.dcm", labels, series)
+    assert not (tmp_path / "seg2.dcm").exists()
+
+
 def test_nifti_from_a_series_keeps_orientation_and_spacing(tmp_path, acdc):
     nibabel = pytest.importorskip("nibabel", reason="NIfTI support needs the nifti extra (nibabel)")
     image, labels = acdc

@@ -17,7 +17,8 @@ source) when it reaches the decoder or the consumer is discarded; every discarde
 reported, in order, as a result with status ``"dropped"``.
 
 A bad frame (not an image, wrong shape, NaN, no pixels, a coarse mask of another size, a decoder
-error) gives a result with status ``"error"`` and the message; the stream goes on.
+error, a frame or mask the source could not decode) gives a result with status ``"error"`` and the
+message; the stream goes on.
 """
 
 from __future__ import annotations
@@ -244,6 +245,8 @@ class _Stages:
                 raise ValueError(f"frame {work.index}: coarse_masks has a mask but frames has no frame")
             if work.coarse is _MISSING:
                 raise ValueError(f"frame {work.index}: frames has a frame but coarse_masks has no mask")
+            if isinstance(work.image, BaseException):  # the frame source could not decode this frame only
+                raise work.image
             if isinstance(work.coarse, BaseException):  # the mask source failed on this frame only
                 raise work.coarse
             work.encoded = self.enhancer.encode(work.image, work.coarse)

@@ -4,7 +4,7 @@ One place for file formats: every entry point (CLI, features, benchmarks) reads 
 that unreadable or truncated files give the same clear error everywhere.
 
 - :mod:`.paths`: which suffixes are read, stems, matching files by stem;
-- :mod:`.images`: 2-D images and masks (OpenCV, tifffile, ``.npy``, single-frame DICOM);
+- :mod:`.images`: 2-D images and masks (OpenCV, tifffile, Pillow for palettes, ``.npy``, single-frame DICOM);
 - :mod:`.dicom`: DICOM through pydicom (the ``dicom`` extra), cine loops as frames;
 - :mod:`.dicom_series`: a DICOM series (folder of slices or multi-frame file) as a volume;
 - :mod:`.seg`: DICOM SEG out (highdicom), and back onto a series' grid;
@@ -12,7 +12,7 @@ that unreadable or truncated files give the same clear error everywhere.
 - :mod:`.video`: frames of a video file, capture device or DICOM loop;
 - :mod:`.atomic`: the one atomic writer (temporary file, then rename) every output goes through;
 - :mod:`.outputs`: output folders checked before any work (never an input folder, writable);
-- :mod:`.labels`: masks as files store them (first channel, label dtypes).
+- :mod:`.labels`: the one rule that reads a stored mask (lossless exact, lossy binary, no colour guessing).
 """
 
 from __future__ import annotations

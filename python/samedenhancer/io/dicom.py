@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .labels import stored_mask
+from .labels import mask_from_stored
 
 
 def _pydicom():
@@ -49,10 +49,15 @@ def frame_count(dataset) -> int:
     return int(dataset.get("NumberOfFrames") or 1)
 
 
-def dicom_pixels(dataset, path: Path, index: int | None) -> np.ndarray:
+def dicom_pixels(dataset, path: Path, index: int | None, *, as_mask: bool = False) -> np.ndarray:
     """Frame ``index`` (all frames when None) as the model reads it: colour as RGB (YBR converted,
     palettes applied); grey through the modality LUT (Rescale Slope / Intercept: CT in HU) with
-    MONOCHROME1 inverted so that higher is brighter; uint8 / uint16 kept, float32 otherwise."""
+    MONOCHROME1 inverted so that higher is brighter; uint8 / uint16 kept, float32 otherwise.
+
+    With ``as_mask`` the values a mask stores: the modality LUT applies (it says what the values
+    mean), but neither a palette (its indices are the labels) nor the MONOCHROME1 inversion (a
+    matter of display).
+    """
     from pydicom.pixels import apply_color_lut, apply_modality_lut, pixel_array
 
     try:
@@ -60,23 +65,44 @@ def dicom_pixels(dataset, path: Path, index: int | None) -> np.ndarray:
     except Exception as exc:  # a missing decoder plugin, truncated or inconsistent pixel data
         syntax = getattr(getattr(dataset, "file_meta", None), "TransferSyntaxUID", None)
         name = getattr(syntax, "name", "unknown transfer syntax")
-        raise ValueError(f"cannot decode the pixel data of {path} ({name}): {exc}") from exc
+        what = f"frame {index} of {path}" if index is not None and frame_count(dataset) > 1 else f"the pixel data of {path}"
+        raise ValueError(f"cannot decode {what} ({name}): {exc}") from exc
     photometric = str(dataset.get("PhotometricInterpretation", "")).upper()
-    if photometric == "PALETTE COLOR":
+    if photometric == "PALETTE COLOR" and not as_mask:
         return np.ascontiguousarray(apply_color_lut(pixels, dataset))
     if photometric.startswith("MONOCHROME"):
         slope, intercept = float(dataset.get("RescaleSlope", 1) or 1), float(dataset.get("RescaleIntercept", 0) or 0)
         if "ModalityLUTSequence" in dataset or (slope, intercept) != (1.0, 0.0):
             pixels = apply_modality_lut(pixels, dataset)
-        if pixels.dtype not in (np.uint8, np.uint16):
+        if pixels.dtype not in (np.uint8, np.uint16) and not (as_mask and pixels.dtype.kind in "iu"):
             pixels = pixels.astype(np.float32)
-        if photometric == "MONOCHROME1":  # stored low = white
+        if photometric == "MONOCHROME1" and not as_mask:  # stored low = white
             if pixels.dtype == np.float32:
                 pixels = -pixels
             else:
                 top = min(2 ** int(dataset.get("BitsStored") or 8 * pixels.itemsize) - 1, np.iinfo(pixels.dtype).max)
                 pixels = (top - np.minimum(pixels, top)).astype(pixels.dtype)
     return np.ascontiguousarray(pixels)
+
+
+def is_lossy(dataset) -> bool:
+    """Whether the pixel data went through lossy compression: Lossy Image Compression says so, or
+    the transfer syntax is one that loses information (JPEG baseline / extended, JPEG-LS
+    near-lossless, JPEG 2000 or HTJ2K not marked lossless, MPEG / H.264 / HEVC)."""
+    from pydicom import uid
+
+    marked = str(dataset.get("LossyImageCompression", "")).strip()
+    if marked in ("00", "01"):
+        return marked == "01"
+    syntax = getattr(getattr(dataset, "file_meta", None), "TransferSyntaxUID", None)
+    lossy = {uid.JPEGBaseline8Bit, uid.JPEGExtended12Bit, uid.JPEGLSNearLossless, uid.JPEG2000, uid.JPEG2000MC, uid.HTJ2K}
+    return syntax in lossy or syntax in getattr(uid, "MPEGTransferSyntaxes", ())
+
+
+def stored_top(dataset) -> int | None:
+    """The largest value a file's pixels can hold (``2**BitsStored - 1``), or None when it does not say."""
+    bits = dataset.get("BitsStored")
+    return 2 ** int(bits) - 1 if bits else None
 
 
 def _dicom_fps(dataset) -> float:
@@ -100,8 +126,8 @@ class DicomFrames:
     path : path
         A DICOM file with pixel data.
     as_mask : bool
-        Yield H x W maps (the first channel of colour frames; int16 or whole-float labels as uint8 /
-        uint16, as :func:`read_mask`): for coarse masks stored as DICOM.
+        Yield H x W masks read as :func:`samedenhancer.io.read_mask` reads a DICOM mask (stored
+        values; binary 0 / top for a lossy transfer syntax): for coarse masks stored as DICOM.
 
     Attributes
     ----------
@@ -116,10 +142,17 @@ class DicomFrames:
     FileNotFoundError
         ``path`` does not exist.
     ValueError
-        The file is not readable DICOM or holds no image; a frame that cannot be decoded raises it
-        when it is reached.
+        The file is not readable DICOM or holds no image.
     ImportError
         pydicom is not installed.
+
+    Yields
+    ------
+    ndarray or ValueError
+        Each frame; a frame that cannot be decoded (damaged data), or a mask frame that cannot be
+        read, is yielded as the ``ValueError`` saying which frame and why, in its place, so that
+        one bad frame does not end the loop (:func:`samedenhancer.stream` makes it that frame's
+        error result).
     """
 
     def __init__(self, path: str | os.PathLike, *, as_mask: bool = False) -> None:
@@ -133,6 +166,13 @@ class DicomFrames:
         return frame_count(self._dataset)
 
     def __iter__(self):
+        lossy, top = is_lossy(self._dataset), stored_top(self._dataset)
         for index in range(len(self)):
-            frame = dicom_pixels(self._dataset, self.path, index)
-            yield stored_mask(frame) if self.as_mask else frame
+            try:
+                frame = dicom_pixels(self._dataset, self.path, index, as_mask=self.as_mask)
+                if self.as_mask:
+                    frame = mask_from_stored(frame, f"frame {index} of {self.path}", lossy=lossy, top=top)
+            except ValueError as error:  # this frame's error, not the loop's
+                yield error
+                continue
+            yield frame

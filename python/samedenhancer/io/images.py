@@ -1,4 +1,5 @@
-"""2-D images and masks: OpenCV, tifffile, numpy ``.npy`` and single-frame DICOM in; masks out."""
+"""2-D images and masks: OpenCV, tifffile, Pillow (palette images), numpy ``.npy`` and
+single-frame DICOM in; masks out."""
 
 from __future__ import annotations
 
@@ -9,26 +10,45 @@ import cv2
 import numpy as np
 
 from .atomic import write_atomically
-from .dicom import dicom_pixels, frame_count, read_dataset
-from .labels import stored_mask
+from .dicom import dicom_pixels, frame_count, is_lossy, read_dataset, stored_top
+from .labels import mask_from_stored
 from .paths import DICOM_SUFFIXES, IMAGE_SUFFIXES, is_volume
 
+#: Image formats that store 16-bit label maps; the others store 8 bits.
+_SIXTEEN_BIT = (".png", ".tif", ".tiff")
+#: Lossy formats: a label map written to them would come back with other labels.
+_LOSSY = (".jpg", ".jpeg")
+#: TIFF compressions that lose information (a mask stored with them is read as binary).
+_LOSSY_TIFF = ("OJPEG", "JPEG", "JPEG_99", "ALT_JPEG", "JPEG_LOSSY", "JPEG_2000_LOSSY", "APERIO_JP2000_YCBC",
+               "APERIO_JP2000_RGB", "JPEGXR_NDPI")
 
-def _read_tiff(path: Path) -> np.ndarray:
+
+def _read_tiff(path: Path) -> tuple[np.ndarray, bool]:
+    """The first image of a TIFF and whether its compression is lossy."""
     try:
         import tifffile
     except ImportError:  # OpenCV reads single-page 8/16-bit TIFFs, but drops colour on some
-        return _read_cv2(path)
+        return _read_cv2(path), False
+    lossy = False
     try:
-        return np.asarray(tifffile.imread(path))
+        with tifffile.TiffFile(path) as tiff:
+            if not len(tiff.pages):
+                raise ValueError("no image in it")
+            lossy = getattr(tiff.pages[0], "compression", None) in [getattr(tifffile.COMPRESSION, name, None)
+                                                                     for name in _LOSSY_TIFF]
+            array = np.asarray(tiff.asarray())
+        if array.size == 0:
+            raise ValueError("no pixels in it")
     except Exception as exc:  # tifffile raises many types; OpenCV decodes some codecs it lacks
         try:
-            return _read_cv2(path)
+            return _read_cv2(path), lossy
         except ValueError:
-            raise ValueError(f"cannot read {path}: not a readable TIFF ({exc})") from exc
+            raise ValueError(f"cannot read {path}: a truncated or damaged TIFF ({exc})") from exc
+    return array, lossy
 
 
-def _read_cv2(path: Path) -> np.ndarray:
+def _decode_cv2(path: Path) -> np.ndarray:
+    """The pixels OpenCV decodes from ``path``, as stored (colour in BGR(A) order)."""
     data = np.fromfile(path, dtype=np.uint8)
     if data.size == 0:
         raise ValueError(f"cannot read {path}: the file is empty")
@@ -38,11 +58,75 @@ def _read_cv2(path: Path) -> np.ndarray:
         raise ValueError(f"cannot read {path}: not a readable image ({exc.err or exc})") from None
     if array is None:
         raise ValueError(f"cannot read {path}: not a readable image (truncated or wrong format)")
+    return array
+
+
+def _read_cv2(path: Path) -> np.ndarray:
+    array = _decode_cv2(path)
     if array.ndim == 3 and array.shape[2] == 4:
         array = cv2.cvtColor(array, cv2.COLOR_BGRA2RGB)
     elif array.ndim == 3:
         array = cv2.cvtColor(array, cv2.COLOR_BGR2RGB)
     return array
+
+
+def _palette_indices(path: Path, suffix: str) -> np.ndarray | None:
+    """The colour-table indices of a palette (indexed-colour) PNG or BMP; ``None`` for any other
+    file. OpenCV would expand the palette into colours, which merges the classes of label maps
+    whose palette repeats a colour and loses their numbers (VOC, Cityscapes)."""
+    with open(path, "rb") as handle:
+        header = handle.read(30)
+    if suffix == ".png":  # the colour type byte of the IHDR chunk, 3 = indexed
+        indexed = len(header) > 25 and header[:8] == b"\x89PNG\r\n\x1a\n" and header[25] == 3
+    else:  # a BMP of 8 bits per pixel or fewer has a colour table
+        indexed = len(header) >= 30 and header[:2] == b"BM" and int.from_bytes(header[28:30], "little") <= 8
+    if not indexed:
+        return None
+    try:
+        from PIL import Image
+    except ImportError:
+        if suffix == ".bmp":  # OpenCV gives a grey table's levels; colours are refused by the mask rule
+            return None
+        raise ImportError(f"{path} is a palette (indexed-colour) PNG: its labels are the palette indices, read with "
+                          "Pillow (OpenCV gives the colours): pip install pillow") from None
+    try:
+        with Image.open(path) as image:
+            if image.mode not in ("P", "PA"):  # a BMP with a grey table: Pillow reads its grey levels
+                return None
+            indices = np.asarray(image)
+    except Exception as exc:  # Pillow raises many types for damaged files (and DecompressionBombError)
+        raise ValueError(f"cannot read {path}: not a readable image (palette image: {exc})") from exc
+    return np.ascontiguousarray(indices[..., 0] if indices.ndim == 3 else indices)
+
+
+def _checked(path: str | os.PathLike) -> Path:
+    """``path`` as a Path after checking that it names an existing 2-D image or ``.npy`` file."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if is_volume(path):
+        raise ValueError(f"cannot read {path} as a 2-D image: it is a NIfTI volume (read_volume; the CLI's enhance takes volumes)")
+    if suffix not in IMAGE_SUFFIXES:
+        raise ValueError(f"cannot read {path}: unsupported suffix {suffix!r}, expected one of {IMAGE_SUFFIXES}")
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    return path
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except Exception as exc:
+        raise ValueError(f"cannot read {path}: not a readable .npy array ({exc})") from exc
+
+
+def _single_frame(path: Path):
+    """The dataset of a DICOM file holding one frame."""
+    dataset = read_dataset(path)
+    frames = frame_count(dataset)
+    if frames != 1:
+        raise ValueError(f"{path} holds {frames} frames (a cine loop or multi-frame image), not one 2-D image: "
+                         "stream it (samedenhancer stream, io.DicomFrames)")
+    return dataset
 
 
 def read_array(path: str | os.PathLike) -> np.ndarray:
@@ -56,28 +140,14 @@ def read_array(path: str | os.PathLike) -> np.ndarray:
     ValueError
         If the file cannot be decoded (empty, truncated, unknown format).
     """
-    path = Path(path)
+    path = _checked(path)
     suffix = path.suffix.lower()
-    if is_volume(path):
-        raise ValueError(f"cannot read {path} as a 2-D image: it is a NIfTI volume (read_volume; the CLI's enhance takes volumes)")
-    if suffix not in IMAGE_SUFFIXES:
-        raise ValueError(f"cannot read {path}: unsupported suffix {suffix!r}, expected one of {IMAGE_SUFFIXES}")
-    if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
     if suffix == ".npy":
-        try:
-            return np.load(path, allow_pickle=False)
-        except Exception as exc:
-            raise ValueError(f"cannot read {path}: not a readable .npy array ({exc})") from exc
+        return _read_npy(path)
     if suffix in (".tif", ".tiff"):
-        return _read_tiff(path)
+        return _read_tiff(path)[0]
     if suffix in DICOM_SUFFIXES:
-        dataset = read_dataset(path)
-        frames = frame_count(dataset)
-        if frames != 1:
-            raise ValueError(f"{path} holds {frames} frames (a cine loop or multi-frame image), not one 2-D image: "
-                             "stream it (samedenhancer stream, io.DicomFrames)")
-        return dicom_pixels(dataset, path, None)
+        return dicom_pixels(_single_frame(path), path, None)
     return _read_cv2(path)
 
 
@@ -92,19 +162,68 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
 
 def read_mask(path: str | os.PathLike) -> np.ndarray:
-    """Read a label map or soft map as H x W; an RGB(A) mask keeps its first channel. Labels stored
-    as int8/int16 or as whole-number floats (DICOM and NumPy writers do both) come back as uint8 /
-    uint16."""
-    array = stored_mask(read_array(path))
-    if array.ndim != 2:
-        raise ValueError(f"{path}: expected an H x W mask, got shape {array.shape}")
-    return array
+    """Read a mask file as an H x W label map or soft map: the one place every command reads
+    masks through, so that a mask is read the same way everywhere and never misread silently.
 
+    - Lossless formats (PNG 8/16-bit, BMP, TIFF without JPEG compression, ``.npy``, uncompressed
+      or lossless DICOM) give the stored values exactly: bool as uint8 0/1; labels stored as
+      int8/int16 or as whole-number floats as uint8 / uint16; other floats (a soft map, e.g.
+      probabilities) stay float; NaN or infinite values are refused.
+    - Lossy formats (``.jpg`` / ``.jpeg``, JPEG-compressed TIFF, DICOM in a lossy transfer syntax)
+      change values near edges (a 0/255 JPEG mask holds 15-18 grey levels), so they are binary
+      masks: foreground where the brightest channel is above the middle of the range (127 for 8
+      bits), returned as 0 / 255 (0 / the largest stored value). A lossy mask whose values never
+      pass the middle but are not all 0 (a 0/1 mask saved as JPEG) is refused, not read as empty.
+    - Palette (indexed-colour) PNG and BMP label maps give their palette indices, not the colours
+      (VOC's colours share channels, so colours would merge classes). Pillow reads them; without
+      Pillow a palette PNG is an ImportError and a colour-table BMP is refused as a colour mask,
+      never read as colours. A palette TIFF gives its indices too (tifffile). DICOM masks give
+      stored values (no palette colours, no MONOCHROME1 inversion: values are labels, not display).
+    - Colour masks: channels equal everywhere read as grey; a lossless colour mask whose channels
+      differ (a colour-coded label map) and an alpha channel that is not opaque everywhere are
+      refused, since one channel would merge or lose classes.
 
-#: Image formats that store 16-bit label maps; the others store 8 bits.
-_SIXTEEN_BIT = (".png", ".tif", ".tiff")
-#: Lossy formats: a label map written to them would come back with other labels.
-_LOSSY = (".jpg", ".jpeg")
+    NIfTI label volumes are read by :func:`samedenhancer.io.read_volume` with ``as_mask=True``
+    (the same label rule), masks in videos and DICOM loops by :func:`samedenhancer.io.open_frames`
+    with ``as_mask=True`` (the same rule per frame).
+
+    Parameters
+    ----------
+    path : path
+        A ``.png``, ``.jpg``, ``.jpeg``, ``.tif``, ``.tiff``, ``.bmp``, ``.npy`` or single-frame
+        ``.dcm`` file.
+
+    Returns
+    -------
+    ndarray, H x W
+        uint8 / uint16 (or the ``.npy`` integer dtype) labels, or a float soft map.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    ValueError
+        If the file cannot be decoded (empty, truncated, unknown format) or the mask cannot be
+        read without guessing (see above); the message names the file and what to do.
+    TypeError
+        If a ``.npy`` array holds no numbers (complex, structured).
+    ImportError
+        For a palette PNG without Pillow, or DICOM without pydicom.
+    """
+    path = _checked(path)
+    suffix = path.suffix.lower()
+    lossy, top = suffix in _LOSSY, None
+    if suffix == ".npy":
+        array = _read_npy(path)
+    elif suffix in (".tif", ".tiff"):
+        array, lossy = _read_tiff(path)
+    elif suffix in DICOM_SUFFIXES:
+        dataset = _single_frame(path)
+        array, lossy, top = dicom_pixels(dataset, path, None, as_mask=True), is_lossy(dataset), stored_top(dataset)
+    else:
+        array = _palette_indices(path, suffix) if suffix in (".png", ".bmp") else None
+        array = _decode_cv2(path) if array is None else array
+    return mask_from_stored(array, str(path), lossy=lossy, top=top)
 
 
 def _encodable(mask: np.ndarray, path: Path, suffix: str) -> np.ndarray:

@@ -46,12 +46,23 @@ def write_seg(path: str | os.PathLike, labels: np.ndarray, series: DicomSeries, 
     Path
         ``path``.
 
+    Raises
+    ------
+    ValueError
+        Labels of another shape, negative, or without any class; a source image without a type-1
+        attribute the SEG must copy (Study / Series / SOP Instance UID, SOP Class UID), or one
+        highdicom cannot use otherwise (the message says which).
+    TypeError
+        Labels that are not bool or integers.
+
     Notes
     -----
     Segments are numbered 1..K in increasing class order (a DICOM SEG numbers its segments from 1
     without gaps); each segment's label carries the class name, and :func:`read_seg` maps the
-    segments back as labels 1..K. Every class present
-    in ``labels`` gets a segment; slices where a class is absent are omitted from its frames.
+    segments back as labels 1..K. Every class present in ``labels`` gets a segment; slices where a
+    class is absent are omitted from its frames. The SEG copies the source's patient and study
+    attributes; type-2 ones the source leaves out (Patient's Birth Date, Sex, Study ID, ...) are
+    written empty, as the standard allows, without changing ``series``.
     """
     hd = _highdicom()
     from pydicom.sr.codedict import codes
@@ -89,8 +100,59 @@ def write_seg(path: str | os.PathLike, labels: np.ndarray, series: DicomSeries, 
         )
         for number, class_id in enumerate(classes, start=1)
     ]
-    source = list(series.datasets)
-    seg = hd.seg.Segmentation(
+    source = _with_type2_attributes(series)
+    try:
+        seg = _segmentation(hd, source, frames, series, descriptions, series_description)
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:  # what highdicom raises for a source it cannot use
+        raise ValueError(f"cannot write a DICOM SEG referencing series {series.series_uid}: {exc}") from exc
+    path = Path(path)
+    return write_atomically(path, ".dcm", lambda tmp: seg.save_as(tmp))
+
+
+#: Patient and study attributes of type 2 (present, may be empty) that highdicom copies from the
+#: source into the SEG; sources written by some tools leave them out.
+_TYPE2_SOURCE_ATTRIBUTES = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+                            "StudyID", "AccessionNumber", "ReferringPhysicianName")
+#: Attributes of type 1 (a value is required) that a SEG needs from its source.
+_TYPE1_SOURCE_ATTRIBUTES = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
+
+
+def _with_type2_attributes(series: DicomSeries) -> list:
+    """The source datasets, as shallow copies where a type-2 attribute was missing (added empty,
+    as the standard allows), so that the SEG copies what the source has; a missing type-1
+    attribute is a ``ValueError`` naming it."""
+    source = []
+    for dataset in series.datasets:
+        missing = [k for k in _TYPE1_SOURCE_ATTRIBUTES if not dataset.get(k)]
+        if missing:
+            name = getattr(dataset, "filename", None) or dataset.get("SOPInstanceUID", "a source image")
+            raise ValueError(f"cannot write a DICOM SEG referencing {name}: it has no {', '.join(missing)} "
+                             "(required to reference the source)")
+        absent = [k for k in _TYPE2_SOURCE_ATTRIBUTES if k not in dataset]
+        if absent:
+            dataset = _sharing_copy(dataset)
+            for keyword in absent:
+                setattr(dataset, keyword, "")
+        source.append(dataset)
+    return source
+
+
+def _sharing_copy(dataset):
+    """A new dataset holding the same data elements (pixel data not copied), so that elements added
+    to it leave ``dataset`` as it was (``Dataset.copy`` shares the element table)."""
+    from pydicom.dataset import Dataset
+
+    copied = Dataset()
+    for element in dataset:
+        copied.add(element)
+    meta = getattr(dataset, "file_meta", None)
+    if meta is not None:
+        copied.file_meta = meta
+    return copied
+
+
+def _segmentation(hd, source, frames, series, descriptions, series_description):
+    return hd.seg.Segmentation(
         source_images=source,
         pixel_array=frames if len(source) > 1 or series.frames else frames[0],
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
@@ -105,8 +167,6 @@ def write_seg(path: str | os.PathLike, labels: np.ndarray, series: DicomSeries, 
         device_serial_number="0",
         series_description=series_description,
     )
-    path = Path(path)
-    return write_atomically(path, ".dcm", lambda tmp: seg.save_as(tmp))
 
 
 def read_seg(path: str | os.PathLike, series: DicomSeries) -> np.ndarray:
