@@ -178,7 +178,9 @@ def test_page_examples_run(page, workspace, tmp_path):
     program.write_text(DRIVER, encoding="utf-8")
     blocks = tmp_path / "blocks.json"
     blocks.write_text(json.dumps([asdict(b) | {"path": str(ROOT / b.page)} for b in RUNNABLE[page]]), encoding="utf-8")
-    env = dict(os.environ, MPLBACKEND="Agg", PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    # the commands of this environment first; `python -m studies` runs "from the repository root"
+    env = dict(os.environ, MPLBACKEND="Agg", PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+               PYTHONPATH=os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
     done = subprocess.run([sys.executable, str(program), str(blocks)], cwd=work, env=env, capture_output=True,
                           text=True, timeout=TIMEOUT_S)
     output = done.stdout + done.stderr
