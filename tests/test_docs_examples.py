@@ -51,11 +51,10 @@ class Block:
     skip: str | None  # the reason of a skip marker
 
 
-def parse(path: Path) -> tuple[list[Block], list[str]]:
+def parse(text: str, page: str) -> tuple[list[Block], list[str]]:
     """The fenced blocks of one Markdown page, and the problems found (unclosed fences, markers
     that are malformed or stand before no runnable block)."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    page = path.relative_to(ROOT).as_posix()
+    lines = text.splitlines()
     blocks, problems, pending = [], [], None
     i = 0
     while i < len(lines):
@@ -94,7 +93,7 @@ def parse(path: Path) -> tuple[list[Block], list[str]]:
     return blocks, problems
 
 
-PARSED = {path.relative_to(ROOT).as_posix(): parse(path) for path in PAGES}
+PARSED = {page: parse(path.read_text(encoding="utf-8"), page) for path in PAGES for page in [path.relative_to(ROOT).as_posix()]}
 RUNNABLE = {page: [b for b in blocks if b.language in RUN and b.skip is None] for page, (blocks, _) in PARSED.items()}
 SKIPPED = [b for blocks, _ in PARSED.values() for b in blocks if b.language in RUN and b.skip is not None]
 
@@ -106,6 +105,21 @@ def test_every_block_is_run_or_says_why_not():
                      f"nor is shown only ({', '.join(SHOWN)})" for b in blocks if b.language not in RUN + SHOWN]
     assert not problems, "\n".join(problems)
     assert sum(map(len, RUNNABLE.values())) >= 20, "the runner found almost no example: is the parser broken?"
+
+
+def test_the_parser_finds_blocks_skip_reasons_and_bad_markers():
+    page = "\n".join([
+        "text", "<!-- docs-test: skip (needs a GPU) -->", "```python", "x = 1", "```",
+        "  ```bash", "  echo indented", "  ```",
+        "<!-- docs-test: skip -->", "```bash", "true", "```",
+        "<!-- docs-test: skip (stray) -->", "a paragraph, not a fence",
+        "```text", "shown", "```", "```python", "never closed",
+    ])
+    blocks, problems = parse(page, "page.md")
+    assert [(b.line, b.language, b.code, b.skip) for b in blocks] == [
+        (4, "python", "x = 1\n", "needs a GPU"), (7, "bash", "echo indented\n", None), (11, "bash", "true\n", None),
+        (16, "text", "shown\n", None), (19, "python", "never closed\n", None)]
+    assert [p.split(": ", 1)[0] for p in problems] == ["page.md:9", "page.md:13", "page.md:18"]
 
 
 def test_the_readme_is_the_front_door():
