@@ -134,7 +134,8 @@ void bind_prompts(py::module_& m) {
     cls.def_readonly("tight_boxes", &MinedPrompts::tight_boxes, "int32 (R, 4): XYXY inclusive tight boxes.");
     cls.def_readonly("points", &MinedPrompts::points,
              "int32 (R, 2, 2): (x, y) of the positive point, then of the negative one ((0, 0) where none).");
-    cls.def_readonly("point_labels", &MinedPrompts::point_labels, "int32 (R, 2): (1, 0), or (1, -1) without a negative.");
+    cls.def_readonly("point_labels", &MinedPrompts::point_labels,
+                     "int32 (R, 2): (1, 0), or (1, -1) without a negative.");
     cls.def_readonly("has_negative", &MinedPrompts::has_negative, "bool (R,): whether the ring held a negative point.");
     cls.def_readonly("areas", &MinedPrompts::areas, "int64 (R,): pixels of each region.");
     cls.def_readonly("ipq", &MinedPrompts::ipq, "float32 (R,): isoperimetric quotient, clamped to <= 1.");

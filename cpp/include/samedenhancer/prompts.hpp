@@ -128,7 +128,8 @@ inline void for_region_runs(const PromptScratch& s, const MergeItem& item, Fn&& 
         const auto c = static_cast<size_t>(member);
         for (int64_t k = s.run_offsets[c]; k < s.run_offsets[c + 1]; ++k) {
             const auto r = static_cast<size_t>(s.run_order[static_cast<size_t>(k)]);
-            fn(static_cast<int64_t>(s.runs.y[r]), static_cast<int64_t>(s.runs.x0[r]), static_cast<int64_t>(s.runs.x1[r]));
+            fn(static_cast<int64_t>(s.runs.y[r]), static_cast<int64_t>(s.runs.x0[r]),
+               static_cast<int64_t>(s.runs.x1[r]));
         }
     }
 }
@@ -237,7 +238,7 @@ inline void negative_point(const T* labels, int64_t height, int64_t width, int64
     });
     const auto limit = static_cast<float>(radius * radius);
     float best = 0.0f;
-    squared_distance_to_band_sites(s.mask.data(), gh, b.x0 - g.x0, bw, gw, s.column, s.edt, [&](int64_t y, const float* d) {
+    auto scan = [&](int64_t y, const float* d) {
         const T* lab = labels + (g.y0 + y) * width + g.x0;
         for (int64_t x = 0; x < gw; ++x) {
             if (d[x] > best && d[x] <= limit && lab[x] != cls_t) {
@@ -249,7 +250,8 @@ inline void negative_point(const T* labels, int64_t height, int64_t width, int64
             }
         }
         return true;
-    });
+    };
+    squared_distance_to_band_sites(s.mask.data(), gh, b.x0 - g.x0, bw, gw, s.column, s.edt, scan);
 }
 
 // The prompt of one merged region of class `cls` (boxes, area, IPQ, both points); its pixels are
