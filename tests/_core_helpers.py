@@ -1,4 +1,5 @@
-"""Helpers shared by the core tests: random masks for hypothesis and the real masks of ../shared/data."""
+"""Helpers shared by the core tests: random masks for hypothesis, the real masks of ../shared/data and
+MedPy's metrics written out with SciPy (the oracle of samedenhancer.metrics)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import functools
 import cv2
 import numpy as np
 from hypothesis import strategies as st
+from scipy import ndimage
 
 from samedenhancer.bench import datasets
 
@@ -40,3 +42,30 @@ def real_masks(dataset: str) -> tuple[tuple[str, np.ndarray], ...]:
         for segmenter in datasets.SEGMENTERS.get(dataset, ()):
             out.append((f"{dataset}/{sample.stem}/{segmenter}", (sample.coarse(segmenter) > 127).astype(np.uint8)))
     return tuple(out)
+
+
+def medpy_surface_distances(result, reference, spacing=None):
+    """MedPy's __surface_distances with connectivity=1, verbatim in SciPy."""
+    result, reference = np.atleast_1d(result.astype(bool)), np.atleast_1d(reference.astype(bool))
+    footprint = ndimage.generate_binary_structure(result.ndim, 1)
+    result_border = result ^ ndimage.binary_erosion(result, structure=footprint, iterations=1)
+    reference_border = reference ^ ndimage.binary_erosion(reference, structure=footprint, iterations=1)
+    dt = ndimage.distance_transform_edt(~reference_border, sampling=spacing)
+    return dt[result_border]
+
+
+def medpy_hd95(result, reference, spacing=None):
+    return np.percentile(
+        np.hstack((medpy_surface_distances(result, reference, spacing), medpy_surface_distances(reference, result, spacing))), 95
+    )
+
+
+def medpy_assd(result, reference, spacing=None):
+    return np.mean(
+        (medpy_surface_distances(result, reference, spacing).mean(), medpy_surface_distances(reference, result, spacing).mean())
+    )
+
+
+def medpy_dc(result, reference):
+    result, reference = result.astype(bool), reference.astype(bool)
+    return 2.0 * np.count_nonzero(result & reference) / float(np.count_nonzero(result) + np.count_nonzero(reference))

@@ -225,7 +225,7 @@ def test_soft_maps():
         (np.zeros((4, 4), np.uint8), {"threshold": "127"}, TypeError, "threshold must be a number"),
         (np.zeros((4, 4), np.uint8), {"prior": "many"}, ValueError, "prior must be 'single', 'multi' or a dict"),
         (np.zeros((4, 4), np.uint8), {"prior": {1: "one"}}, ValueError, r"prior\[1\] must be 'single' or 'multi', got 'one'"),
-        (np.zeros((4, 4), np.uint8), {"prior": {0: "single"}}, ValueError, "prior keys must be class labels >= 1"),
+        (np.zeros((4, 4), np.uint8), {"prior": {0: "single"}}, ValueError, "prior keys must be class labels in \\[1, 2147483647\\]"),
         (np.zeros((4, 4), np.uint8), {"prior": ["single"]}, TypeError, "prior must be"),
         (np.zeros((4, 4), np.uint8), {"ring_radius": -1}, ValueError, "ring_radius must be an integer >= 0, got -1"),
         (np.zeros((4, 4), np.uint8), {"ring_radius": 2.5}, TypeError, "ring_radius must be an integer"),

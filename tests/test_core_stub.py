@@ -48,10 +48,25 @@ def _stub() -> ast.Module:
 
 def test_stub_names_match_module():
     tree = _stub()
-    stub_names = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    stub_names = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
     stub_names |= {n.target.id for n in tree.body if isinstance(n, ast.AnnAssign)}
     runtime = {name for name in dir(_core) if not name.startswith("_")} | {"__version__"}
     assert stub_names == runtime
+
+
+def test_stub_classes_match_module():
+    """Each class of the stub lists exactly the runtime's public attributes, as read-only properties."""
+    classes = [n for n in _stub().body if isinstance(n, ast.ClassDef)]
+    assert [c.name for c in classes] == ["MinedPrompts"]
+    for node in classes:
+        runtime = getattr(_core, node.name)
+        public = {name for name in vars(runtime) if not name.startswith("_")}
+        stub = {n.name for n in node.body if isinstance(n, ast.FunctionDef) and not n.name.startswith("_")}
+        assert stub == public, node.name
+        for fn in node.body:
+            if isinstance(fn, ast.FunctionDef) and not fn.name.startswith("_"):
+                assert [ast.unparse(d) for d in fn.decorator_list] == ["property"], fn.name
+                assert isinstance(vars(runtime)[fn.name], property) and vars(runtime)[fn.name].fset is None, fn.name
 
 
 def test_stub_parameters_match_signatures():

@@ -1,7 +1,11 @@
 """Fuzzing every public entry point (issue 12): random shapes, dtypes, memory orders and values
 (NaN, inf, huge, negative) and random file bytes. Only ``ValueError`` / ``TypeError`` (and
 ``OSError`` for files) may come out: never another exception, never a crash. Writers must store
-what they accept exactly.
+what they accept exactly. The C++ core, through its facade and ``samedenhancer._core`` directly,
+also gets extreme spacings (tiny, huge, subnormal, inf, NaN) and extreme class ids (0, 1,
+2**31 - 1, 2**31, 2**63 - 1, negative, uint16 max): whatever it accepts it must answer exactly as
+SciPy / MedPy / the same map with small labels do, and it must accept what its documented range
+holds (issue 30).
 
 Example counts are modest so the suite stays fast, and the examples are derandomised so the suite
 does not depend on luck; explore with ``SAMEDENHANCER_FUZZ=random SAMEDENHANCER_FUZZ_EXAMPLES=2000``.
@@ -11,7 +15,10 @@ decoder with a fake encoder (one real embedding, replayed)."""
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -22,8 +29,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from samedenhancer import Enhancer, Predictor, as_label_map, connected_components, distance_transform, io, metrics, mine_prompts
+from samedenhancer import (
+    Enhancer,
+    Predictor,
+    _core,
+    as_label_map,
+    connected_components,
+    distance_transform,
+    io,
+    metrics,
+    mine_prompts,
+)
+from scipy import ndimage
 
+from _core_helpers import label_maps, medpy_assd, medpy_hd95
 from fakes import DoublePredictor
 
 EXAMPLES = int(os.environ.get("SAMEDENHANCER_FUZZ_EXAMPLES", "40"))
@@ -129,10 +148,10 @@ def test_fuzz_distance_transform(mask):
 MINING = st.fixed_dictionaries({}, optional={
     "prior": st.sampled_from(["multi", "single", "bad", {1: "single"}, {1: "x"}, {"a": "single"}, None, 3]),
     "ipq_filter": st.sampled_from([True, False, 1, None]),
-    "ring_radius": st.sampled_from([0, 1, 20, -1, 10**12, 2.5, None]),
-    "box_margin": st.sampled_from([None, 0, 3, 10**12, -2, 1.5]),
-    "min_area": st.sampled_from([0, 5, 10**15, -1, 2.0]),
-    "min_fraction": st.sampled_from([0.0, 0.1, 1.0, 1.5, -0.1, float("nan"), None]),
+    "ring_radius": st.sampled_from([0, 1, 20, -1, 10**12, 2**63 - 1, 2**64, 2.5, None]),
+    "box_margin": st.sampled_from([None, 0, 3, 10**12, 2**63 - 1, 2**70, -1, -2, 1.5]),
+    "min_area": st.sampled_from([0, 5, 10**15, 2**63 - 1, 2**64, -1, 2.0]),
+    "min_fraction": st.sampled_from([0.0, 0.1, 1.0, 5e-324, 1.5, -0.1, float("nan"), float("inf"), None]),
 })
 
 
@@ -158,6 +177,163 @@ def test_fuzz_metrics(pair, spacing):
         assert np.isnan(d) or 0 <= d <= 1
     for score in (metrics.hd95, metrics.assd, metrics.label_scores):
         _clear_or_nothing(score, pred, truth, spacing)
+
+
+# -- the core at its extremes: spacings and class ids (issue 30) --------------------------------
+MIN_SPACING, MAX_DIAGONAL = 1e-18, 1e18  # the documented range of every spacing-taking entry point
+SPACING_VALUES = st.one_of(
+    st.sampled_from([1.0, 0.5, 1e-18, 1e-19, 1e-30, 2.2250738585072014e-308, 5e-324, 1e12, 1e17, 1e18, 1e19, 1e154,
+                     1.7976931348623157e308, math.inf, -math.inf, math.nan, 0.0, -0.0, -1.0]),
+    st.floats(min_value=5e-324, max_value=1.7976931348623157e308),  # any positive float, subnormals included
+)
+
+
+@st.composite
+def spacings(draw, ndim: int):
+    """One value for every axis, or one per axis."""
+    if draw(st.booleans()):
+        return draw(SPACING_VALUES)
+    return tuple(draw(SPACING_VALUES) for _ in range(ndim))
+
+
+def _per_axis(spacing, ndim: int) -> tuple[float, ...]:
+    return spacing if isinstance(spacing, tuple) else (spacing,) * ndim
+
+
+def _spacing_supported(spacing, shape) -> bool | None:
+    """True inside the documented range, False outside, None within rounding of its border."""
+    values = _per_axis(spacing, len(shape))
+    if not all(v >= MIN_SPACING for v in values):  # NaN, zero, negative, tiny
+        return False
+    diagonal = math.hypot(*(v * n for v, n in zip(values, shape)))  # inf past float range, never raises
+    if abs(diagonal - MAX_DIAGONAL) <= 1e-9 * MAX_DIAGONAL:
+        return None
+    return diagonal <= MAX_DIAGONAL
+
+
+INT32_MAX = 2**31 - 1
+EXTREME_IDS = [1, 2, 255, 65534, 65535, INT32_MAX - 1, INT32_MAX, 2**31, 2**32 + 1, 2**63 - 2, 2**63 - 1, -1, -(2**63)]
+
+
+@st.composite
+def extreme_label_maps(draw, max_side: int = 16):
+    """A random label map of 1..3 classes whose ids are drawn from EXTREME_IDS (those its dtype
+    holds; two classes may share one), as bool, uint8, uint16, int32 or int64."""
+    base = draw(label_maps(max_side=max_side, max_classes=3))
+    dtype = np.dtype(draw(st.sampled_from([np.int64, np.int64, np.int32, np.uint16, np.uint8, np.bool_])))
+    if dtype == np.bool_:
+        return base != 0
+    info = np.iinfo(dtype)
+    ids = [draw(st.sampled_from([v for v in EXTREME_IDS if info.min <= v <= info.max])) for _ in range(3)]
+    return np.array([0, *ids], dtype=dtype)[base]
+
+
+def _small_labels(label_map: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The map with its nonzero values replaced by their ranks 1..k (uint8), and the values."""
+    values = np.unique(label_map[label_map != 0])
+    ranks = np.searchsorted(values, label_map) + 1
+    return np.where(label_map != 0, ranks, 0).astype(np.uint8), values
+
+
+def _clear_or_expected(call, *args, ok: bool | None, match: str):
+    """``call(*args)``: when `ok` is False it must raise a ValueError matching `match`, when True it
+    must succeed (None: either)."""
+    try:
+        result = call(*args)
+    except ValueError as error:
+        assert ok is not True, f"refused a supported input: {error}"
+        assert re.search(match, str(error)), str(error)
+        return None
+    assert ok is not False, "accepted an unsupported input"
+    return result
+
+
+@st.composite
+def images_or_volumes(draw):
+    if draw(st.booleans()):
+        return draw(extreme_label_maps())
+    shape = tuple(draw(st.integers(1, 7)) for _ in range(3))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    return (rng.random(shape) < draw(st.floats(0.0, 1.0))).astype(np.uint8)
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_distance_transform_extreme_spacings_and_ids(data):
+    mask = data.draw(images_or_volumes())
+    spacing = data.draw(spacings(mask.ndim))
+    ok = _spacing_supported(spacing, mask.shape) if all(
+        isinstance(v, float) and math.isfinite(v) and v > 0 for v in _per_axis(spacing, mask.ndim)) else False
+    features = mask != 0
+    contiguous = np.ascontiguousarray(mask.view(np.uint8) if mask.dtype == np.bool_ else mask)
+    for call, args in ((distance_transform, (mask, spacing)), (_core.distance_transform, (contiguous, list(_per_axis(spacing, mask.ndim))))):
+        distances = _clear_or_expected(call, *args, ok=ok, match=r"spacing")
+        if distances is None:
+            continue
+        assert distances.dtype == np.float32 and distances.shape == mask.shape
+        if features.all():
+            assert np.isinf(distances).all()
+        else:
+            expected = ndimage.distance_transform_edt(features, sampling=_per_axis(spacing, mask.ndim))
+            np.testing.assert_allclose(distances, expected, rtol=1e-5, atol=0)
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_surface_metrics_extreme_spacings_and_ids(data):
+    pred = data.draw(images_or_volumes())
+    truth = np.roll(pred, data.draw(st.integers(-2, 2)), axis=0)
+    spacing = data.draw(spacings(pred.ndim))
+    ok = _spacing_supported(spacing, pred.shape)
+    a, b = (np.ascontiguousarray(m != 0).view(np.uint8) for m in (pred, truth))
+    for call, args in ((metrics.hd95, (pred, truth, spacing)), (metrics.assd, (pred, truth, spacing)),
+                       (metrics.label_scores, (pred, truth, spacing)),
+                       (_core.surface_metrics, (a, b, list(_per_axis(spacing, pred.ndim))))):
+        _clear_or_expected(call, *args, ok=ok, match=r"spacing")
+    if ok and a.any() and b.any():
+        values = _per_axis(spacing, pred.ndim)
+        hd95, assd = _core.surface_metrics(a, b, list(values))
+        assert hd95 == pytest.approx(medpy_hd95(a, b, values), rel=1e-6)
+        assert assd == pytest.approx(medpy_assd(a, b, values), rel=1e-6)
+
+
+@FUZZ
+@given(label_map=extreme_label_maps(), connectivity=st.sampled_from([4, 8]))
+def test_fuzz_connected_components_extreme_ids(label_map, connectivity):
+    """Components depend only on which pixels hold equal nonzero values."""
+    small, values = _small_labels(label_map)
+    expected = _core.connected_components(small, connectivity)
+    contiguous = label_map.view(np.uint8) if label_map.dtype == np.bool_ else label_map
+    for ours, ref in zip(_core.connected_components(contiguous, connectivity), expected):
+        assert np.array_equal(ours, ref)
+    in_range = values.size == 0 or (values.min() >= 0 and values.max() <= INT32_MAX)
+    result = _clear_or_expected(connected_components, label_map, connectivity, ok=in_range, match=r"mask must hold labels")
+    if result is not None:
+        assert np.array_equal(result[0], expected[0]) and np.array_equal(result[1].areas, expected[1])
+
+
+@FUZZ
+@given(label_map=extreme_label_maps(), ring_radius=st.sampled_from([0, 3, 2**63 - 1]),
+       box_margin=st.sampled_from([None, 0, 2, 2**63 - 1]), min_fraction=st.sampled_from([0.0, 0.1, 5e-324, 1.0]))
+def test_fuzz_mine_prompts_extreme_ids(label_map, ring_radius, box_margin, min_fraction):
+    """Class ids in [0, 2**31 - 1] come back as given, with the prompts of the same map in small
+    labels; any other id is a clear error, from the core and from the facade."""
+    small, values = _small_labels(label_map)
+    in_range = values.size == 0 or (values.min() >= 0 and values.max() <= INT32_MAX)
+    args = (ring_radius, box_margin, 1, min_fraction, False, False, [], [])
+    expected = _core.mine_prompts(small, *args)
+    contiguous = label_map.view(np.uint8) if label_map.dtype == np.bool_ else label_map
+    mined = _clear_or_expected(_core.mine_prompts, contiguous, *args, ok=in_range, match=r"coarse: expected labels in \[0, 2147483647\]")
+    if mined is not None:
+        assert np.array_equal(mined.class_ids, values[expected.class_ids - 1])
+        assert np.array_equal(mined.classes, values) and np.array_equal(mined.dropped_classes, values[expected.dropped_classes - 1])
+        for name in ("boxes", "tight_boxes", "points", "point_labels", "has_negative", "areas", "ipq", "regions"):
+            assert np.array_equal(getattr(mined, name), getattr(expected, name)), name
+    facade = functools.partial(mine_prompts, ring_radius=ring_radius, box_margin=box_margin, min_area=1, min_fraction=min_fraction)
+    prompts = _clear_or_expected(facade, label_map, ok=in_range, match=r"coarse must hold labels")
+    if prompts is not None:
+        assert np.array_equal(prompts.class_ids, values[expected.class_ids - 1])
+        assert np.array_equal(prompts.regions, expected.regions)
 
 
 # -- the Enhancer (fake model) ------------------------------------------------------------------

@@ -8,40 +8,12 @@ import math
 import cv2
 import numpy as np
 import pytest
-from _core_helpers import label_maps
+from _core_helpers import label_maps, medpy_assd, medpy_dc, medpy_hd95
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from scipy import ndimage
 
-from samedenhancer import metrics
+from samedenhancer import _core, metrics
 from samedenhancer.bench import datasets
-
-
-def medpy_surface_distances(result, reference, spacing=None):
-    """MedPy's __surface_distances with connectivity=1, verbatim in SciPy."""
-    result, reference = np.atleast_1d(result.astype(bool)), np.atleast_1d(reference.astype(bool))
-    footprint = ndimage.generate_binary_structure(result.ndim, 1)
-    result_border = result ^ ndimage.binary_erosion(result, structure=footprint, iterations=1)
-    reference_border = reference ^ ndimage.binary_erosion(reference, structure=footprint, iterations=1)
-    dt = ndimage.distance_transform_edt(~reference_border, sampling=spacing)
-    return dt[result_border]
-
-
-def medpy_hd95(result, reference, spacing=None):
-    return np.percentile(
-        np.hstack((medpy_surface_distances(result, reference, spacing), medpy_surface_distances(reference, result, spacing))), 95
-    )
-
-
-def medpy_assd(result, reference, spacing=None):
-    return np.mean(
-        (medpy_surface_distances(result, reference, spacing).mean(), medpy_surface_distances(reference, result, spacing).mean())
-    )
-
-
-def medpy_dc(result, reference):
-    result, reference = result.astype(bool), reference.astype(bool)
-    return 2.0 * np.count_nonzero(result & reference) / float(np.count_nonzero(result) + np.count_nonzero(reference))
 
 
 def check(pred, truth, spacing=None):
@@ -74,6 +46,18 @@ def test_empty_conventions():
     assert metrics.dice(empty, empty) == 1.0 and metrics.hd95(empty, empty) == 0.0 and metrics.assd(empty, empty) == 0.0
     assert metrics.dice(empty, full) == 0.0
     assert math.isnan(metrics.hd95(full, empty)) and math.isnan(metrics.assd(empty, full))
+
+
+def test_core_surface_metrics_empty_and_zero_size_masks():
+    """The core holds the empty conventions itself (the facade passes every pair through), and an
+    axis of length 0 is two empty masks (it divided by zero before: SIGFPE)."""
+    empty, full = np.zeros((5, 5), np.uint8), np.ones((5, 5), np.uint8)
+    assert _core.surface_metrics(empty, empty, []) == (0.0, 0.0)
+    assert all(math.isnan(v) for v in _core.surface_metrics(full, empty, []) + _core.surface_metrics(empty, full, []))
+    for shape in [(0, 4), (4, 0), (0, 0), (2, 0, 3)]:
+        zero = np.zeros(shape, np.uint8)
+        assert _core.surface_metrics(zero, zero, []) == (0.0, 0.0)
+    assert metrics.hd95(np.zeros((0, 4)), np.zeros((0, 4))) == 0.0
 
 
 def test_identical_masks_and_dtypes():

@@ -54,6 +54,7 @@ void bind_metrics(py::module_& m) {
     m.def("overlap", &overlap_py, py::arg("pred"), py::arg("truth"),
           "(|pred & truth|, |pred|, |truth|) of two C-contiguous uint8/bool masks of one shape. Releases the GIL.");
     m.def("surface_metrics", &surface_metrics_py, py::arg("pred"), py::arg("truth"), py::arg("spacing"),
-          "(HD95, ASSD) of two non-empty C-contiguous n-D uint8/bool masks, spacing one value per axis, MedPy "
-          "conventions. Releases the GIL.");
+          "(HD95, ASSD) of two C-contiguous n-D uint8/bool masks, spacing one value per axis (empty: 1) as "
+          "distance_transform takes it, MedPy conventions; (0, 0) when both are empty, (nan, nan) when one is. "
+          "Releases the GIL.");
 }

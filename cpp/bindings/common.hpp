@@ -4,16 +4,20 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
-#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
 #include "samedenhancer/common.hpp"
+#include "samedenhancer/edt.hpp"
 
 namespace samedenhancer::bindings {
 
 namespace py = pybind11;
+
+// The label map dtypes dispatch accepts without allow_float.
+inline constexpr const char* kLabelTypes = "dtype bool, uint8, uint16, int32 or int64";
 
 inline std::string shape_str(const py::array& a) {
     std::string s = "(";
@@ -29,12 +33,6 @@ inline void check_array(const py::array& a, const char* name) {
         fail(name, "a native byte order array", "dtype " + std::string(py::str(a.dtype())));
 }
 
-// Checks that `a` is a 2-D C-contiguous array in native byte order.
-inline void check_image(const py::array& a, const char* name) {
-    if (a.ndim() != 2) fail(name, "a 2-D array", std::to_string(a.ndim()) + "-D array of shape " + shape_str(a));
-    check_array(a, name);
-}
-
 // The axis sizes of `a`.
 inline std::vector<int64_t> shape_of(const py::array& a) {
     std::vector<int64_t> shape(static_cast<size_t>(a.ndim()));
@@ -42,17 +40,28 @@ inline std::vector<int64_t> shape_of(const py::array& a) {
     return shape;
 }
 
-// `spacing` checked against `a`: one positive finite value per axis; empty means 1 on every axis.
+// Checks that `a` is a 2-D C-contiguous array in native byte order whose pixels can be numbered
+// in int32 (component labels, region ids and coordinates are int32).
+inline void check_image(const py::array& a, const char* name) {
+    if (a.ndim() != 2) fail(name, "a 2-D array", std::to_string(a.ndim()) + "-D array of shape " + shape_str(a));
+    check_array(a, name);
+    constexpr int64_t limit = std::numeric_limits<int32_t>::max();
+    if (a.shape(0) > limit || a.shape(1) > limit || a.shape(0) * a.shape(1) > limit)
+        fail(name, "at most " + std::to_string(limit) + " pixels (labels and coordinates are int32)",
+             "an array of shape " + shape_str(a));
+}
+
+// `spacing` checked against `a`: one value per axis (empty means 1 on every axis) in the range the
+// distance transform supports (check_edt_spacing).
 inline std::vector<double> check_spacing(std::vector<double> spacing, const py::array& a) {
     const auto ndim = static_cast<size_t>(a.ndim());
     if (spacing.empty()) spacing.assign(ndim, 1.0);
-    std::string got;
-    for (const double s : spacing) got += (got.empty() ? "" : ", ") + std::to_string(s);
     if (spacing.size() != ndim)
         fail("spacing", std::to_string(ndim) + " values (one per axis of " + shape_str(a) + ")",
-             std::to_string(spacing.size()) + " values (" + got + ")");
-    for (const double s : spacing)
-        if (!(s > 0.0) || !std::isfinite(s)) fail("spacing", "positive finite values", got);
+             std::to_string(spacing.size()) + " values " +
+                 format_values(spacing.data(), static_cast<int64_t>(spacing.size())));
+    const std::vector<int64_t> shape = shape_of(a);
+    check_edt_spacing(static_cast<int>(a.ndim()), shape.data(), spacing.data());
     return spacing;
 }
 

@@ -9,29 +9,44 @@ def connected_components(
     mask: npt.NDArray[np.generic], connectivity: int = 8
 ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float64]]: ...
 def distance_transform(mask: npt.NDArray[np.generic], spacing: list[float] = ...) -> npt.NDArray[np.float32]: ...
+class MinedPrompts:
+    """What ``mine_prompts`` returns: one row per merged region (R), read-only attributes."""
+
+    @property
+    def class_ids(self) -> npt.NDArray[np.int32]: ...
+    @property
+    def boxes(self) -> npt.NDArray[np.int32]: ...
+    @property
+    def tight_boxes(self) -> npt.NDArray[np.int32]: ...
+    @property
+    def points(self) -> npt.NDArray[np.int32]: ...
+    @property
+    def point_labels(self) -> npt.NDArray[np.int32]: ...
+    @property
+    def has_negative(self) -> npt.NDArray[np.bool_]: ...
+    @property
+    def areas(self) -> npt.NDArray[np.int64]: ...
+    @property
+    def ipq(self) -> npt.NDArray[np.float32]: ...
+    @property
+    def regions(self) -> npt.NDArray[np.int32]: ...
+    @property
+    def classes(self) -> npt.NDArray[np.int32]: ...
+    @property
+    def dropped_classes(self) -> npt.NDArray[np.int32]: ...
+    def __len__(self) -> int: ...
+
 def mine_prompts(
     coarse: npt.NDArray[np.generic],
     ring_radius: int,
-    box_margin: int,
+    box_margin: int | None,
     min_area: int,
     min_fraction: float,
     ipq_filter: bool,
     default_single: bool,
     single: list[int],
     multi: list[int],
-) -> tuple[
-    npt.NDArray[np.int32],
-    npt.NDArray[np.int32],
-    npt.NDArray[np.int32],
-    npt.NDArray[np.int32],
-    npt.NDArray[np.int32],
-    npt.NDArray[np.bool_],
-    npt.NDArray[np.int64],
-    npt.NDArray[np.float32],
-    npt.NDArray[np.int32],
-    npt.NDArray[np.int32],
-    npt.NDArray[np.int32],
-]: ...
+) -> MinedPrompts: ...
 def overlap(pred: npt.NDArray[np.generic], truth: npt.NDArray[np.generic]) -> tuple[int, int, int]: ...
 def surface_metrics(
     pred: npt.NDArray[np.generic], truth: npt.NDArray[np.generic], spacing: list[float]

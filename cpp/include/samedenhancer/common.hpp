@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 
@@ -33,6 +34,27 @@ struct Box {
                    std::min<int64_t>(width - 1, x1 + r), std::min<int64_t>(height - 1, y1 + r)};
     }
 };
+
+// `value` in %g form (six significant digits: 1e+154, 0.5, nan).
+inline std::string format_number(double value) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", value);
+    return buf;
+}
+
+// `values` as "(a, b, c)", each number in %g form.
+inline std::string format_values(const double* values, int64_t n) {
+    std::string out = "(";
+    for (int64_t i = 0; i < n; ++i) out += (i ? ", " : "") + format_number(values[i]);
+    return out + (n == 1 ? ",)" : ")");
+}
+
+// `values` as "(a, b, c)".
+inline std::string format_values(const int64_t* values, int64_t n) {
+    std::string out = "(";
+    for (int64_t i = 0; i < n; ++i) out += (i ? ", " : "") + std::to_string(values[i]);
+    return out + (n == 1 ? ",)" : ")");
+}
 
 // Throws std::invalid_argument("<what>: expected <expected>, got <got>").
 [[noreturn]] inline void fail(const std::string& what, const std::string& expected, const std::string& got) {

@@ -21,6 +21,12 @@
 // results are those of the 2-D transform). As in SciPy's distance_transform_edt, voxels outside
 // the image are not zeros; an image without any zero voxel gives +inf everywhere (SciPy's result
 // there is an artefact). Needs IEEE infinities: never compile with -ffast-math.
+// Supported spacings (check_edt_spacing, called by the n-D entry point): every value >= 1e-18 and
+// the image's diagonal sqrt(sum((spacing * axis length)^2)) <= 1e18. Then every squared distance,
+// from the smallest spacing squared to the squared diagonal, is a normal float32 (the passes across
+// planes keep squared distances in the output type, where an underflow to 0 would read as a zero
+// voxel and an overflow as "no site"), and every quotient of the envelope is finite (outside that
+// range inf - inf or 0 / 0 gave NaN breakpoints, and the envelope walked off its buffers).
 // Complexity: O(N) time for N voxels (one pass per axis), O(longest axis x tile) scratch reused
 // across lines (and across calls via EdtScratch).
 #pragma once
@@ -31,7 +37,30 @@
 #include <limits>
 #include <vector>
 
+#include "common.hpp"
+
 namespace samedenhancer {
+
+// The smallest spacing and the largest image diagonal (in spacing units) the transform supports.
+inline constexpr double kMinSpacing = 1e-18;
+inline constexpr double kMaxDiagonal = 1e18;
+
+// Throws unless every spacing is >= kMinSpacing and the diagonal of an image of `shape`,
+// sqrt(sum((spacing * axis length)^2)), is <= kMaxDiagonal (NaN and infinities fail too).
+inline void check_edt_spacing(int ndim, const int64_t* shape, const double* spacing) {
+    bool ok = true;
+    double diagonal2 = 0.0;
+    for (int a = 0; a < ndim && ok; ++a) {
+        ok = spacing[a] >= kMinSpacing && spacing[a] <= kMaxDiagonal;  // false for NaN
+        const double extent = spacing[a] * static_cast<double>(shape[a]);
+        diagonal2 += extent * extent;
+    }
+    if (!ok || !(diagonal2 <= kMaxDiagonal * kMaxDiagonal))
+        fail("spacing",
+             "positive values >= 1e-18 with the image's diagonal sqrt(sum((spacing * axis length)^2)) <= 1e18 "
+             "(squared distances must stay within float32's range)",
+             format_values(spacing, ndim) + " for an image of shape " + format_values(shape, ndim));
+}
 
 // Scratch buffers of the row pass, reusable between calls.
 struct EdtScratch {
@@ -105,7 +134,7 @@ void edt_row_pass(Out* row, int64_t width, EdtScratch& scratch, double sy2, doub
                 continue;
             }
             double s;
-            for (;;) {  // z[0] = -inf ends the loop at k = 0
+            for (;;) {  // z[0] = -inf ends the loop at k = 0 (s is finite: check_edt_spacing)
                 const int64_t p = v[k];
                 const double dp = static_cast<double>(p);
                 s = ((fq + sx2 * dq * dq) - (f[p] + sx2 * dp * dp)) / (2.0 * sx2 * (dq - dp));
@@ -136,21 +165,16 @@ inline void edt_reserve(EdtScratch& scratch, int64_t width) {
     scratch.v.resize(static_cast<size_t>(width) + 2);
 }
 
-}  // namespace detail
-
 // Writes into `out` (H x W, row-major) the squared distance (Sqrt = false) or the distance
 // (Sqrt = true) of every nonzero pixel of `in` to the nearest zero pixel; zero pixels get 0.
-// Spacing: sy between rows, sx between columns.
+// Spacing: sy between rows, sx between columns, checked by the caller (check_edt_spacing).
 template <bool Sqrt, typename T, typename Out>
-void euclidean_distance_transform(const T* in, int64_t height, int64_t width, Out* out, EdtScratch& scratch,
-                                  double sy = 1.0, double sx = 1.0) {
+void edt_2d(const T* in, int64_t height, int64_t width, Out* out, EdtScratch& scratch, double sy, double sx) {
     if (height <= 0 || width <= 0) return;
-    detail::edt_column_pass(in, height, width, out);
-    detail::edt_reserve(scratch, width);
-    for (int64_t y = 0; y < height; ++y) detail::edt_row_pass<Sqrt>(out + y * width, width, scratch, sy * sy, sx * sx);
+    edt_column_pass(in, height, width, out);
+    edt_reserve(scratch, width);
+    for (int64_t y = 0; y < height; ++y) edt_row_pass<Sqrt>(out + y * width, width, scratch, sy * sy, sx * sx);
 }
-
-namespace detail {
 
 template <typename Out>
 std::vector<Out>& tile_buffer(EdtScratch& scratch);
@@ -193,23 +217,23 @@ void edt_strided_pass(Out* data, int64_t outer, int64_t n, int64_t stride, doubl
 }  // namespace detail
 
 // n-D transform: `in` and `out` are row-major with `ndim` >= 1 axes of sizes `shape`, `spacing`
-// (ndim values) the voxel size along each axis. Writes the distance (Sqrt = true) or the squared
-// distance (Sqrt = false); zero voxels get 0. A 1-D image is one row; a 2-D image gets exactly the
-// 2-D transform above.
+// (ndim values) the voxel size along each axis (checked: check_edt_spacing). Writes the distance
+// (Sqrt = true) or the squared distance (Sqrt = false); zero voxels get 0. A 1-D image is one row;
+// a 2-D image gets exactly the 2-D transform (detail::edt_2d).
 template <bool Sqrt, typename T, typename Out>
 void euclidean_distance_transform_nd(const T* in, int ndim, const int64_t* shape, const double* spacing, Out* out,
                                      EdtScratch& scratch) {
     if (ndim <= 0) return;
+    check_edt_spacing(ndim, shape, spacing);
     int64_t total = 1;
     for (int a = 0; a < ndim; ++a) total *= shape[a];
     if (total <= 0) return;
-    if (ndim == 1) return euclidean_distance_transform<Sqrt>(in, 1, shape[0], out, scratch, 1.0, spacing[0]);
-    if (ndim == 2)
-        return euclidean_distance_transform<Sqrt>(in, shape[0], shape[1], out, scratch, spacing[0], spacing[1]);
+    if (ndim == 1) return detail::edt_2d<Sqrt>(in, 1, shape[0], out, scratch, 1.0, spacing[0]);
+    if (ndim == 2) return detail::edt_2d<Sqrt>(in, shape[0], shape[1], out, scratch, spacing[0], spacing[1]);
     const int64_t height = shape[ndim - 2], width = shape[ndim - 1], plane = height * width;
     const double sy = spacing[ndim - 2], sx = spacing[ndim - 1];
     for (int64_t p = 0; p < total / plane; ++p)
-        euclidean_distance_transform<false>(in + p * plane, height, width, out + p * plane, scratch, sy, sx);
+        detail::edt_2d<false>(in + p * plane, height, width, out + p * plane, scratch, sy, sx);
     int64_t longest = width;
     for (int a = 0; a < ndim; ++a) longest = std::max(longest, shape[a]);
     detail::edt_reserve(scratch, longest);

@@ -11,7 +11,8 @@
 // sets pooled; ASSD is the mean of the two directed mean distances (MedPy's `assd`).
 // The EDT is edt.hpp (Felzenszwalb & Huttenlocher 2012, doi:10.4086/toc.2012.v008a019).
 // Changed from MedPy: none in the definition; the erosion is a fused neighbour test instead of a
-// morphological pass. Callers handle empty masks (MedPy raises; the Python facade returns NaN).
+// morphological pass; empty masks get a result instead of MedPy's exception: (0, 0) when both
+// are empty, (NaN, NaN) when exactly one is.
 // Complexity: O(N) time and memory for N voxels.
 #pragma once
 
@@ -45,6 +46,7 @@ inline Overlap overlap(const uint8_t* a, const uint8_t* b, int64_t n) {
 inline void surface(const uint8_t* mask, int ndim, const int64_t* shape, uint8_t* out) {
     int64_t n = 1;
     for (int a = 0; a < ndim; ++a) n *= shape[a];
+    if (n <= 0) return;  // an axis of length 0: no voxel (and no division by it below)
     for (int64_t i = 0; i < n; ++i) out[i] = mask[i] ? 0 : 2;  // 0 = interior so far, 2 = background
     int64_t inner = n;
     for (int a = 0; a < ndim; ++a) {
@@ -66,20 +68,17 @@ inline void surface(const uint8_t* mask, int ndim, const int64_t* shape, uint8_t
     for (int64_t i = 0; i < n; ++i) out[i] = out[i] == 1 ? 1 : 0;
 }
 
-// Distances from each surface voxel of `a` to the surface of `b`, appended to `out` (raster order).
-inline void directed_surface_distances(const uint8_t* a, const uint8_t* b, int ndim, const int64_t* shape,
-                                       const double* spacing, std::vector<double>& out) {
-    size_t n = 1;
-    for (int k = 0; k < ndim; ++k) n *= static_cast<size_t>(shape[k]);
-    std::vector<uint8_t> sa(n), sb(n);
-    surface(a, ndim, shape, sa.data());
-    surface(b, ndim, shape, sb.data());
-    for (auto& v : sb) v = v ? 0 : 1;  // EDT input: nonzero away from b's surface
-    std::vector<double> dist(n);
+// Distances from each voxel set in `from` to the nearest voxel set in `to` (two surfaces of n
+// voxels, `to` not empty), appended to `out` in raster order. `away` and `dist` (n each) are scratch.
+inline void directed_surface_distances(const uint8_t* from, const uint8_t* to, int ndim, const int64_t* shape,
+                                       const double* spacing, std::vector<uint8_t>& away, std::vector<double>& dist,
+                                       std::vector<double>& out) {
+    const size_t n = away.size();
+    for (size_t i = 0; i < n; ++i) away[i] = to[i] ? 0 : 1;  // EDT input: nonzero away from `to`
     EdtScratch scratch;
-    euclidean_distance_transform_nd<true>(sb.data(), ndim, shape, spacing, dist.data(), scratch);
+    euclidean_distance_transform_nd<true>(away.data(), ndim, shape, spacing, dist.data(), scratch);
     for (size_t i = 0; i < n; ++i)
-        if (sa[i]) out.push_back(dist[i]);
+        if (from[i]) out.push_back(dist[i]);
 }
 
 // numpy.percentile(values, q) with linear interpolation; reorders `values`.
@@ -98,13 +97,23 @@ struct SurfaceMetrics {
     double hd95 = 0.0, assd = 0.0;
 };
 
-// HD95 and ASSD of two non-empty masks (row-major, `ndim` axes of sizes `shape`, nonzero =
-// foreground), `spacing` the voxel size along each axis.
+// HD95 and ASSD of two masks (row-major, `ndim` axes of sizes `shape`, nonzero = foreground),
+// `spacing` the voxel size along each axis. Both masks empty: (0, 0); exactly one: (NaN, NaN)
+// (undefined: MedPy raises).
 inline SurfaceMetrics surface_metrics(const uint8_t* a, const uint8_t* b, int ndim, const int64_t* shape,
                                       const double* spacing) {
-    std::vector<double> ab, ba;
-    directed_surface_distances(a, b, ndim, shape, spacing, ab);
-    directed_surface_distances(b, a, ndim, shape, spacing, ba);
+    size_t n = 1;
+    for (int k = 0; k < ndim; ++k) n *= static_cast<size_t>(shape[k]);
+    std::vector<uint8_t> sa(n), sb(n), away(n);
+    surface(a, ndim, shape, sa.data());
+    surface(b, ndim, shape, sb.data());
+    const bool empty_a = std::find(sa.begin(), sa.end(), uint8_t(1)) == sa.end();
+    const bool empty_b = std::find(sb.begin(), sb.end(), uint8_t(1)) == sb.end();
+    if (empty_a && empty_b) return SurfaceMetrics{0.0, 0.0};
+    if (empty_a || empty_b) return SurfaceMetrics{std::nan(""), std::nan("")};
+    std::vector<double> dist(n), ab, ba;
+    directed_surface_distances(sa.data(), sb.data(), ndim, shape, spacing, away, dist, ab);
+    directed_surface_distances(sb.data(), sa.data(), ndim, shape, spacing, away, dist, ba);
     auto mean = [](const std::vector<double>& v) {
         double s = 0.0;
         for (const double x : v) s += x;

@@ -5,7 +5,7 @@ It is both the competitor of ``python -m samedenhancer.bench core`` and the inde
 that the tests compare :func:`samedenhancer.mine_prompts` against. It shares no code with the core:
 components come from ``cv2.connectedComponentsWithStats``, perimeters from ``cv2.findContours`` +
 ``cv2.arcLength``, distances from ``cv2.distanceTransform(DIST_L2, DIST_MASK_PRECISE)``. The rules
-are METHOD.md §1-2 as the core documents them: components ordered by their first pixel in raster
+are those the core documents (``cpp/include/samedenhancer/prompts.hpp``): components ordered by their first pixel in raster
 order, SAMRefiner's greedy merge loop, positive point = argmax of the distance to the outside of the
 region with the image border counting as outside, negative point = argmax of the distance to the
 region over the ring (within ``ring_radius``, outside every pixel of the class), ties to the first

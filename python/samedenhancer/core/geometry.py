@@ -88,10 +88,20 @@ def distance_transform(mask, spacing=None) -> np.ndarray:
         memory order.
     spacing : float or sequence of float, optional
         Pixel (voxel) size along each axis, e.g. (z, y, x) in mm; one number for all axes; default 1.
+        Each value at least 1e-18, and the image's diagonal in these units,
+        ``sqrt(sum((spacing * mask.shape) ** 2))``, at most 1e18 (so every squared distance is a
+        normal float32).
 
     Returns
     -------
     ndarray, float32, the shape of `mask`
+
+    Raises
+    ------
+    TypeError
+        For another dtype, or a spacing that is not numbers.
+    ValueError
+        For another number of axes, an empty array, NaN values, or a spacing out of range.
 
     References
     ----------

@@ -1,5 +1,5 @@
-"""Prompt mining: a coarse label map -> boxes, points and regions per class (METHOD.md 1-2), from
-the C++ core."""
+"""Prompt mining: a coarse label map -> boxes, points and regions per class (Morphological
+Split-Filter-Fuse, then one box and two points per merged region), from the C++ core."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ __all__ = ["MiningOptions", "Prompts", "mine_prompts"]
 
 _PRIORS = ("single", "multi")
 Prior = Union[str, Mapping[int, str]]
-
+_MAX_CLASS = int(np.iinfo(np.int32).max)  # class ids are int32
 
 
 @dataclass(frozen=True)
@@ -78,8 +78,8 @@ def _split_prior(prior: Prior) -> tuple[bool, tuple[int, ...], tuple[int, ...]]:
         raise TypeError(f"prior must be 'single', 'multi' or a dict class -> 'single'/'multi', got {prior!r}")
     single, multi = [], []
     for cls, mode in prior.items():
-        if isinstance(cls, bool) or not isinstance(cls, numbers.Integral) or int(cls) < 1:
-            raise ValueError(f"prior keys must be class labels >= 1, got {cls!r}")
+        if isinstance(cls, bool) or not isinstance(cls, numbers.Integral) or not 1 <= int(cls) <= _MAX_CLASS:
+            raise ValueError(f"prior keys must be class labels in [1, {_MAX_CLASS}], got {cls!r}")
         if mode not in _PRIORS:
             raise ValueError(f"prior[{cls!r}] must be 'single' or 'multi', got {mode!r}")
         (single if mode == "single" else multi).append(int(cls))
@@ -88,7 +88,7 @@ def _split_prior(prior: Prior) -> tuple[bool, tuple[int, ...], tuple[int, ...]]:
 
 @dataclass(frozen=True)
 class MiningOptions:
-    """How prompts are mined from a coarse mask (METHOD.md §1-2); validated when made.
+    """How prompts are mined from a coarse mask (see :func:`mine_prompts`); validated when made.
 
     Attributes
     ----------
@@ -190,24 +190,31 @@ def mine_prompts(coarse, options: MiningOptions | None = None, *, threshold: flo
         options = options.replace(**overrides)
     label_map = as_label_map(coarse, threshold)
     default_single, single, multi = _split_prior(options.prior)
-    radius, area, fraction = options.ring_radius, options.min_area, options.min_fraction
-    margin = -1 if options.box_margin is None else options.box_margin
-    # Values past the image's extent change nothing; clipping keeps them inside int64 for the core.
+    # Values past the image's extent change nothing; capping them keeps Python ints inside int64.
     extent = label_map.shape[0] + label_map.shape[1]
-    radius, margin, area = min(radius, extent), min(margin, extent), min(area, label_map.size + 1)
-    out = _core.mine_prompts(label_map, radius, margin, area, fraction, options.ipq_filter, default_single, list(single), list(multi))
-    class_ids, boxes, tight, points, point_labels, has_negative, areas, ipq, regions, classes, dropped = out
+    margin = None if options.box_margin is None else min(options.box_margin, extent)
+    mined = _core.mine_prompts(
+        label_map,
+        ring_radius=min(options.ring_radius, extent),
+        box_margin=margin,
+        min_area=min(options.min_area, label_map.size + 1),
+        min_fraction=options.min_fraction,
+        ipq_filter=options.ipq_filter,
+        default_single=default_single,
+        single=list(single),
+        multi=list(multi),
+    )
     return Prompts(
-        class_ids=class_ids,
-        boxes=boxes,
-        tight_boxes=tight,
-        points=points,
-        point_labels=point_labels,
-        has_negative=has_negative,
-        areas=areas,
-        ipq=ipq,
-        regions=regions,
+        class_ids=mined.class_ids,
+        boxes=mined.boxes,
+        tight_boxes=mined.tight_boxes,
+        points=mined.points,
+        point_labels=mined.point_labels,
+        has_negative=mined.has_negative,
+        areas=mined.areas,
+        ipq=mined.ipq,
+        regions=mined.regions,
         label_map=label_map,
-        classes=classes,
-        dropped_classes=dropped,
+        classes=mined.classes,
+        dropped_classes=mined.dropped_classes,
     )
