@@ -5,9 +5,6 @@ cancel button, and the messages bad inputs get instead of exceptions in the even
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
@@ -24,10 +21,11 @@ PLUGIN = "samedenhancer"
 
 
 def test_npe2_validates_the_manifest_and_imports_every_contribution():
-    run = subprocess.run([sys.executable, "-m", "npe2", "validate", "--imports", PLUGIN], capture_output=True,
-                         text=True, timeout=300)
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "valid" in run.stdout
+    from npe2.cli import app
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(app, ["validate", "--imports", PLUGIN])  # `npe2 validate --imports samedenhancer`
+    assert result.exit_code == 0 and "valid" in result.output, result.output
 
 
 def test_the_manifest_names_the_widgets_and_the_sample():
@@ -50,17 +48,39 @@ def test_open_sample_gives_the_fundus_and_its_thresholded_coarse_mask(make_napar
     assert np.array_equal(coarse.data, (sample.coarse > sample.threshold).astype(np.uint8))
 
 
-def test_the_cache_encodes_each_image_once_and_gives_the_encoders_embedding(data_root, litemedsam_dir):
+def test_the_shared_engine_encodes_each_image_once(data_root, litemedsam_dir):
     image = kvasir(data_root, KVASIR_STEMS[0])[0]
-    cached = engine.CachedPredictor(se.Predictor(litemedsam_dir))
+    cached = engine.shared("litemedsam")
+    assert engine.shared("litemedsam") is cached and isinstance(cached.predictor, se.Predictor)
     first = cached.encode(image)
-    again = cached.encode(image.copy())  # the same pixels in another array: a hit
-    other = cached.encode(np.ascontiguousarray(image[::-1]))
-    assert cached.encodes == 2 and again is first and other is not first
-    direct = cached.predictor.encode(image)
-    for a, b in zip(first.features, direct.features):
-        np.testing.assert_array_equal(a, b)
-    assert engine.shared("litemedsam") is engine.shared("litemedsam")
+    encodes = cached.encodes
+    assert cached.encode(image.copy()) is first and cached.cached(image) is first  # the same pixels: no encode
+    other = image.copy()
+    other[0, 0, 0] ^= 1  # one pixel differs: another image
+    assert cached.cached(other) is None and cached.encodes == encodes
+
+
+class CountingPredictor:
+    """Encodes to the image's mean; counts its encodes."""
+
+    manifest = None
+
+    def __init__(self):
+        self.calls = 0
+
+    def encode(self, image):
+        self.calls += 1
+        return float(image.mean())
+
+
+def test_the_cache_keeps_the_most_recently_used_embeddings():
+    cached = engine.CachedPredictor(CountingPredictor(), size=2)
+    images = [np.full((8, 8), value, np.uint8) for value in (1, 2, 3)]
+    assert [cached.encode(i) for i in images[:2]] == [1.0, 2.0]
+    cached.encode(images[0])  # a hit, now the most recent
+    cached.encode(images[2])  # evicts image 1
+    assert cached.predictor.calls == 3 and cached.cached(images[1]) is None and cached.cached(images[0]) == 1.0
+    assert cached.encode(np.full((8, 8), 1, np.uint16)) == 1.0 and cached.predictor.calls == 4  # another dtype
 
 
 def _refine_widget(viewer):
@@ -99,7 +119,10 @@ def test_refine_a_stack_refines_it_as_a_volume(make_napari_viewer, qtbot, data_r
     coarse_layer = viewer.add_labels(coarse.copy(), name="coarse")
     widget = _refine_widget(viewer)
     widget.run_button.native.click()
+    bar = widget.job.bar  # the run's progress bar in the activity dock: one step per slice
+    assert bar.total == len(volume) and bar.desc.startswith("Refine")
     wait(qtbot, widget.job)
+    assert bar.n == len(volume)
     refined = viewer.layers["refined"].data
     expected = se.Enhancer(engine.shared("litemedsam")).enhance_volume(volume, coarse, axis=0).mask
     np.testing.assert_array_equal(refined, expected)

@@ -92,4 +92,7 @@ def test_review_refuses_an_output_folder_that_is_an_input(make_napari_viewer, tm
     errors = [text for severity, text in messages if severity == "error"]
     assert len(errors) == 1 and "out must be another folder" in errors[0] and widget.job is None
     widget.accept_button.native.click()  # nothing open: a message, no exception
-    assert "open a folder first" in [text for severity, text in messages if severity == "error"][-1]
+    widget.out.value = None
+    widget.run_button.native.click()
+    errors = [text for severity, text in messages if severity == "error"]
+    assert "open a folder first" in errors[-2] and "choose the output folder" in errors[-1]

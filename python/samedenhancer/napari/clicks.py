@@ -21,10 +21,10 @@ from napari.layers.base import ActionType
 
 from ..interactive import InteractiveSession
 from . import layers
-from .engine import shared
+from .engine import opened, shared
 from .jobs import Job, reports_errors
 
-__all__ = ["POSITIVE", "ClickWidget", "add_click_points", "open_session"]
+__all__ = ["POSITIVE", "ClickWidget", "add_click_points", "apply_added_points", "open_session"]
 
 #: The Points feature that says whether a click adds (True) or removes (False).
 POSITIVE = "positive"
@@ -62,6 +62,17 @@ def add_click_points(viewer, name: str, shape: tuple, positive: bool, **where) -
                               face_color_cycle=_COLOURS, size=max(shape[-2:]) / 60, **where)
     layer.mode = "add"
     return layer
+
+
+def apply_added_points(event, click) -> None:
+    """For a Points layer's data ``event``: ``click(points, index)`` for each point it added; a
+    point the click refuses (it returns a false value) is removed again."""
+    if event.action != ActionType.ADDED:
+        return
+    points = event.source
+    for index in sorted((int(i) % len(points.data) for i in event.data_indices), reverse=True):
+        if not click(points, index):
+            points.remove([index])
 
 
 def open_session(watch, model: str, image: np.ndarray) -> InteractiveSession:
@@ -124,15 +135,13 @@ class ClickWidget(Container):
             self._watched.events.data.connect(self._on_points)
 
     def _on_points(self, event) -> None:
-        if event.action != ActionType.ADDED:
-            return
-        for index in event.data_indices:
-            self.click(event.source, int(index))
+        apply_added_points(event, self.click)
 
     # -- clicks --------------------------------------------------------------------------------
     @reports_errors("Click")
-    def click(self, points: Points, index: int) -> None:
-        """Apply point ``index`` of ``points`` to the label selected in the mask layer."""
+    def click(self, points: Points, index: int) -> bool:
+        """Apply point ``index`` of ``points`` to the label selected in the mask layer (or queue it
+        while its slice is encoded): True; a refusal is a message (and None)."""
         begin = time.perf_counter()
         image_layer, mask_layer = self.image.value, self.mask.value
         image, stack = layers.image_array(image_layer)
@@ -149,24 +158,24 @@ class ClickWidget(Container):
                        bool(points.features[POSITIVE].iloc[index]), np.array(points.data[index]))
         if self._session is not None and self._key == click.key:
             self._apply(click, begin)
-            return
+            return True
         if self.job is not None and self.job.running:
-            if self._loading == click.key:
-                self._pending.append(click)
-                return
-            self._remove_point(click.point)
-            raise ValueError("another slice is being encoded: click again when it is ready")
+            if self._loading != click.key:
+                raise ValueError("another slice is being encoded: click again when it is ready")
+            self._pending.append(click)
+            return True
         slice_image = np.ascontiguousarray(image[z] if stack else image)
-        engine = shared(self.model.value)
-        embedding = engine.cached(slice_image)
+        engine = opened(self.model.value)
+        embedding = None if engine is None else engine.cached(slice_image)
         if embedding is not None:
             self._opened(click.key, InteractiveSession(slice_image, model=engine, embedding=embedding))
             self._apply(click, begin)
-            return
+            return True
         self._loading, self._pending = click.key, [click]
         self.status.value = "encoding the slice..."
         self.job = Job("Encode for clicks", 1, open_session, self.model.value, slice_image,
                        done=lambda session: self._opened(click.key, session, apply_pending=True))
+        return True
 
     def _opened(self, key: tuple, session: InteractiveSession, apply_pending: bool = False) -> None:
         self._session, self._key, self._started, self._clicked = session, key, False, []

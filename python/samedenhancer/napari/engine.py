@@ -19,7 +19,7 @@ import numpy as np
 
 from ..predictor import ImageEmbedding, Predictor
 
-__all__ = ["CACHE_SIZE", "CachedPredictor", "Cancelled", "shared"]
+__all__ = ["CACHE_SIZE", "CachedPredictor", "Cancelled", "opened", "shared"]
 
 #: Embeddings kept per model (LiteMedSAM's is 4 MiB): a stack of a few dozen slices stays encoded.
 CACHE_SIZE = 48
@@ -41,6 +41,12 @@ def shared(model: str) -> "CachedPredictor":
         if model not in _engines:
             _engines[model] = CachedPredictor(Predictor(model.strip()))
         return _engines[model]
+
+
+def opened(model: str) -> "CachedPredictor | None":
+    """The process's :class:`CachedPredictor` of ``model`` if it is open already (nothing is loaded)."""
+    with _engines_lock:
+        return _engines.get(model)
 
 
 class _Store:

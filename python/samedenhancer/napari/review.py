@@ -15,7 +15,6 @@ import uuid
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, Label, LineEdit, PushButton
 from napari.layers import Points
-from napari.layers.base import ActionType
 
 from .. import io
 from ..annotate import Annotator, Catalog
@@ -23,7 +22,7 @@ from ..annotate.backend import ModelBackend
 from ..annotate.catalog import FORMATS
 from ..core import as_label_map
 from . import layers
-from .clicks import POSITIVE, add_click_points
+from .clicks import POSITIVE, add_click_points, apply_added_points
 from .engine import shared
 from .jobs import Job, JobWidget, reports_errors
 
@@ -48,9 +47,9 @@ class ReviewWidget(JobWidget):
     """A folder of images and coarse masks, reviewed image by image (accept, correct, skip)."""
 
     def __init__(self, napari_viewer) -> None:
-        self.images = FileEdit(label="images", mode="d")
+        self.images = FileEdit(label="images", mode="d", nullable=True)
         self.coarse = FileEdit(label="coarse masks", mode="d", nullable=True)
-        self.out = FileEdit(label="output", mode="d")
+        self.out = FileEdit(label="output", mode="d", nullable=True)
         self.format = ComboBox(label="format", choices=list(FORMATS), value="png")
         self.model = LineEdit(label="model", value="litemedsam")
         self.soft = CheckBox(text="soft maps (0..255): threshold them", value=False)
@@ -80,6 +79,9 @@ class ReviewWidget(JobWidget):
         """Open the folders (the catalog refuses an output folder that is an input) and show the
         first image still to do."""
         threshold = self.threshold.value if self.soft.value else None
+        for field in (self.images, self.out):
+            if field.value is None:
+                raise ValueError(f"choose the {field.label} folder")
         catalog = Catalog(self.images.value, self.coarse.value, out=self.out.value, format=self.format.value)
         if self.annotator is not None:
             self.annotator.close()
@@ -136,22 +138,17 @@ class ReviewWidget(JobWidget):
             self.viewer.layers[LAYER_NAMES["clicks"]].feature_defaults = {POSITIVE: bool(value)}
 
     def _on_points(self, event) -> None:
-        if event.action == ActionType.ADDED:
-            for index in event.data_indices:
-                self.click(event.source, int(index))
+        apply_added_points(event, self.click)
 
     @reports_errors("Click")
-    def click(self, points: Points, index: int) -> None:
-        """Correct the shown mask at point ``index`` of the review's Points layer."""
+    def click(self, points: Points, index: int) -> bool:
+        """Correct the shown mask at point ``index`` of the review's Points layer: True; a refusal
+        is a message (and None)."""
         self._opened_ids()
         image_layer = self.viewer.layers[LAYER_NAMES["image"]]
-        shape = np.shape(image_layer.data)[:2]
-        y, x = layers.pixel_of(points, index, image_layer, shape)
-        try:
-            self._apply("click", x=x, y=y, positive=bool(points.features[POSITIVE].iloc[index]))
-        except Exception:
-            points.remove([index % len(points.data)])  # a refused click leaves no point behind
-            raise
+        y, x = layers.pixel_of(points, index, image_layer, np.shape(image_layer.data)[:2])
+        self._apply("click", x=x, y=y, positive=bool(points.features[POSITIVE].iloc[index]))
+        return True
 
     @reports_errors("Undo")
     def undo(self) -> None:
