@@ -157,7 +157,8 @@ def test_bad_inputs_show_a_message_and_raise_nothing(make_napari_viewer, qtbot, 
     viewer = make_napari_viewer()
     image = np.zeros((3, 40, 50, 3), np.uint8) if case == "rgb stack" else np.zeros((40, 50), np.uint8)
     viewer.add_image(image, name="image", rgb=case == "rgb stack")
-    labels = np.zeros((40, 60) if case == "shapes differ" else (3, 40, 50) if case == "rgb stack" else (40, 50), np.uint8)
+    shape = {"shapes differ": (40, 60), "rgb stack": (3, 40, 50)}.get(case, (40, 50))
+    labels = np.zeros(shape, np.uint8)
     if case != "empty":
         labels[..., 10:20, 10:20] = 1
     if case != "no coarse layer":

@@ -149,9 +149,11 @@ class ClickWidget(Container):
         layers.labels_array(mask_layer, shape, image_layer.name, "mask")
         label = int(mask_layer.selected_label)
         if label == 0:
-            raise ValueError(f"select the label to correct in the controls of {mask_layer.name!r} (0 is the background)")
+            raise ValueError(f"select the label to correct in the controls of {mask_layer.name!r} "
+                             "(0 is the background)")
         if POSITIVE not in points.features:
-            raise ValueError(f"points layer {points.name!r} has no {POSITIVE!r} feature: make one with 'New click layer'")
+            raise ValueError(f"points layer {points.name!r} has no {POSITIVE!r} feature: "
+                             "make one with 'New click layer'")
         pixel = layers.pixel_of(points, index, image_layer, shape)
         z, (y, x) = (pixel[0], pixel[1:]) if stack else (None, pixel)
         click = _Click((id(image_layer), id(mask_layer), label, z), mask_layer, z, label, x, y,
@@ -191,7 +193,8 @@ class ClickWidget(Container):
         if not self._started or not np.array_equal(current, self._written):  # new, or painted over since
             self._clicked = []
             if not (current.any() or click.positive):
-                raise ValueError(f"label {click.label} has no pixel on this slice to remove: start with a positive click")
+                raise ValueError(f"label {click.label} has no pixel on this slice to remove: "
+                                 "start with a positive click")
             self._started = True
             if not current.any() and session.correction == "prompt":  # a point model starts from the point
                 self._clicked.append(click._replace(before=before, opened=True))

@@ -39,7 +39,8 @@ def image_array(layer: Image, role: str = "image") -> tuple[np.ndarray, bool]:
     if layer.rgb:
         if data.ndim != 3:
             raise ValueError(f"{role} layer {layer.name!r} is a stack of colour images (shape {data.shape}): the "
-                             "widgets take colour 2-D images or grey stacks; convert the stack to grey or open one image")
+                             "widgets take colour 2-D images or grey stacks; convert the stack to grey or open "
+                             "one image")
         if data.shape[2] != 3:
             raise ValueError(f"{role} layer {layer.name!r} has {data.shape[2]} channels (RGBA?): the model takes "
                              "grey or RGB images")
@@ -74,7 +75,7 @@ def pixel_of(points: Points, index: int, image: Image, shape: tuple) -> tuple[in
     ``index`` of ``points``, wherever the two layers are placed in the world."""
     world = points.data_to_world(points.data[index])
     position = np.round(np.asarray(image.world_to_data(world), dtype=np.float64)).astype(np.int64)[-len(shape):]
-    if not all(0 <= p < s for p, s in zip(position, shape)):
+    if not all(0 <= p < s for p, s in zip(position, shape, strict=True)):
         raise ValueError(f"the click at {tuple(position.tolist())} lies outside image layer {image.name!r} "
                          f"of shape {tuple(shape)}")
     return tuple(int(p) for p in position)

@@ -23,7 +23,8 @@ __all__ = ["GATES", "RefineWidget", "refine"]
 GATES = {"auto": None, "on": True, "off": False}
 
 
-def refine(watch, model: str, options: EnhanceOptions, image: np.ndarray, coarse: np.ndarray, stack: bool) -> np.ndarray:
+def refine(watch, model: str, options: EnhanceOptions, image: np.ndarray, coarse: np.ndarray,
+           stack: bool) -> np.ndarray:
     """The refined label map (worker thread): ``image`` and ``coarse`` are 2-D, or stacks (Z, Y, X)
     refined as a volume."""
     enhancer = Enhancer(shared(model).watched(watch), options)

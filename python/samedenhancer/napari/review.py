@@ -33,14 +33,24 @@ LAYER_NAMES = {"image": "review image", "coarse": "review coarse", "mask": "revi
 
 
 def open_image(watch, annotator: Annotator, model: str, image_id: str):
-    """``(image, coarse label map or None, view)`` of ``image_id`` (worker thread): the image is
-    encoded here, where the job can count and cancel it, then opened (refined) by the workflow."""
+    """``(annotator, image_id, image, coarse label map or None, view)`` of ``image_id`` (worker
+    thread): the image is encoded here, where the job can count and cancel it, then opened (refined)
+    by the workflow."""
     entry = annotator.entry(image_id)
     image = io.read_image(entry.image)
     shared(model).watched(watch).encode(image)
     view = annotator.open(image_id)
     coarse = None if entry.coarse is None else as_label_map(io.read_mask(entry.coarse), annotator.threshold)
-    return image, coarse, view
+    return annotator, image_id, image, coarse, view
+
+
+def open_folder(watch, catalog: Catalog, model: str, threshold: float | None):
+    """The workflow over ``catalog`` with the model (opened here, in the worker thread) and its
+    first image still to do, as :func:`open_image` gives it."""
+    annotator = Annotator(catalog, ModelBackend(shared(model), threshold=threshold), threshold=threshold)
+    states = catalog.ledger.states()
+    first = next((i for i in catalog.ids() if states.get(i, "todo") == "todo"), catalog.ids()[0])
+    return open_image(watch, annotator, model, first)
 
 
 class ReviewWidget(JobWidget):
@@ -59,7 +69,8 @@ class ReviewWidget(JobWidget):
         self.position = Label(value="")
         self.previous_button, self.next_button = PushButton(text="Previous"), PushButton(text="Next")
         self.positive = CheckBox(text="positive click (adds); off: removes", value=True)
-        self.undo_button, self.accept_button, self.skip_button = (PushButton(text=t) for t in ("Undo", "Accept", "Skip"))
+        self.undo_button, self.accept_button, self.skip_button = (PushButton(text=text)
+                                                                  for text in ("Undo", "Accept", "Skip"))
         self.extend([self.position, Container(widgets=[self.previous_button, self.next_button], layout="horizontal"),
                      self.positive, Container(widgets=[self.undo_button, self.accept_button, self.skip_button],
                                               layout="horizontal")])
@@ -83,20 +94,19 @@ class ReviewWidget(JobWidget):
             if field.value is None:
                 raise ValueError(f"choose the {field.label} folder")
         catalog = Catalog(self.images.value, self.coarse.value, out=self.out.value, format=self.format.value)
-        if self.annotator is not None:
-            self.annotator.close()
-        self.annotator = Annotator(catalog, ModelBackend(shared(self.model.value), threshold=threshold),
-                                   threshold=threshold)
-        ids = catalog.ids()
-        states = catalog.ledger.states()
-        return self.show(next((i for i in ids if states.get(i, "todo") == "todo"), ids[0]))
+        return self.launch("Open folder", 1, open_folder, catalog, self.model.value, threshold,
+                           done=lambda opened: self._shown(*opened))
 
     def show(self, image_id: str) -> Job:
         """Open ``image_id`` in a worker thread and show it, its coarse mask and its current mask."""
         return self.launch("Open image", 1, open_image, self.annotator, self.model.value, image_id,
-                           done=lambda opened: self._shown(image_id, *opened))
+                           done=lambda opened: self._shown(*opened))
 
-    def _shown(self, image_id: str, image: np.ndarray, coarse: np.ndarray | None, view) -> None:
+    def _shown(self, annotator: Annotator, image_id: str, image: np.ndarray, coarse: np.ndarray | None,
+               view) -> None:
+        if self.annotator is not None and self.annotator is not annotator:
+            self.annotator.close()
+        self.annotator = annotator
         for name in LAYER_NAMES.values():
             if name in self.viewer.layers:
                 self.viewer.layers.remove(name)
