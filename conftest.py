@@ -36,3 +36,12 @@ def segment_anything():
     pytest.importorskip("torch")
     if importlib.util.find_spec("segment_anything") is None:
         pytest.skip("segment-anything is not installed (the export extra)")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def use_leak_safe_log_records():
+    """Keep Python's own log records. napari's pytest plugin (the test extra installs napari) has a
+    session fixture of this name that swaps the LogRecord factory for one turning every argument
+    into a string, which breaks log calls with a mapping argument (Ray Data logs one) in tests that
+    have nothing to do with napari; a conftest fixture of the same name replaces the plugin's."""
+    yield
