@@ -227,13 +227,30 @@ def test_an_empty_input_folder_is_an_error(folders, fake_model, tmp_path, capsys
     assert code == 2 and "holds no readable file" in capsys.readouterr().err
 
 
-def test_top_level_help_lists_every_command(capsys):
+def test_top_level_help_lists_every_command_by_task_with_an_example(capsys):
+    from samedenhancer import __version__
+    from samedenhancer.cli import GROUPS
+
     with pytest.raises(SystemExit) as exit_:
         main(["--help"])
     out = capsys.readouterr().out
-    assert exit_.value.code == 0
-    for command in ("enhance", "evaluate", "stream", "demo", "export"):
-        assert f"    {command} " in out
+    assert exit_.value.code == 0 and "Segment-Anything" in out and "example:" in out
+    listed = [line.split()[0] for line in out.splitlines() if line.startswith("  ") and not line.startswith("  -")
+              and "writes" in line]
+    assert listed == ["enhance", "stream", "propagate", "pseudolabel", "annotate", "evaluate", "prior-maps", "demo",
+                      "export"]
+    assert all(f"{title}:" in out for title in GROUPS)
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"samedenhancer {__version__}"
+
+
+def test_every_subcommand_help_says_what_it_writes():
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    assert sorted(commands) == sorted(["enhance", "stream", "propagate", "pseudolabel", "annotate", "evaluate",
+                                       "prior-maps", "demo", "export"])
+    assert not [name for name, sub in commands.items() if "Writes" not in (sub.description or "")]
 
 
 def test_every_argument_of_every_command_has_help():
