@@ -119,7 +119,7 @@ def test_plan_refuses_an_input_file_linked_into_out_and_an_output_linked_to_an_i
     io.write_mask(folders / "coarse" / "b.png", np.zeros((24, 32), np.uint8))
     (out / "b.png").unlink()
     (out / "b.png").symlink_to(folders / "coarse" / "b.png")  # an output name that leads to an input
-    with pytest.raises(ValueError, match=r"the output .*out/b.png is the coarse file"):
+    with pytest.raises(ValueError, match=r"the output .*out/b.png is a link to the coarse file"):
         runner.enhance_plan(folders / "images", folders / "coarse", out)
 
 
@@ -175,7 +175,7 @@ def test_a_full_disk_stops_the_run_with_what_to_do(folders):
 
     outcome = runner.run(work, full, command="enhance", quiet=True)
     assert calls == ["a"] and outcome.exit_code == 1
-    assert "stopped: no space left on device (1 not started); free space and rerun with --resume" in outcome.summary()
+    assert "stopped: no space left on device, 1 not started; make room and rerun with --resume" in outcome.summary()
 
 
 def test_a_volume_with_a_2d_image_fails_with_the_reason(folders):

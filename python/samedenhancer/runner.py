@@ -224,12 +224,13 @@ class Outcome:
 
 
 def run(work_plan: Plan, work: Callable[[Item], object], *, command: str, quiet: bool = False,
-        unit: str = "images") -> Outcome:
+        unit: str = "images", resumable: bool = True) -> Outcome:
     """Call ``work(item)`` for every item to do, with a progress bar (none when ``quiet``).
 
     An exception is that item's :class:`Failure` and the run goes on, except when the disk is full
-    or read-only (:data:`STOP_ERRNOS`): then the run stops and says so. What ``work`` returns is
-    kept in :attr:`Outcome.results`, in order.
+    or read-only (:data:`STOP_ERRNOS`): then the run stops and says so (and that ``--resume`` picks
+    up where it stopped, for a ``resumable`` command). What ``work`` returns is kept in
+    :attr:`Outcome.results`, in order.
     """
     from tqdm import tqdm
 
@@ -245,8 +246,9 @@ def run(work_plan: Plan, work: Callable[[Item], object], *, command: str, quiet:
                 outcome.failures.append(Failure(item.stem, describe(error)))
                 if error.errno in STOP_ERRNOS:
                     left = len(work_plan.todo) - index - 1
-                    outcome.stopped = (f"stopped: {os.strerror(error.errno).lower()} ({left} not started); "
-                                       "free space and rerun with --resume")
+                    outcome.stopped = (f"stopped: {os.strerror(error.errno).lower()}"
+                                       + (f", {left} not started" if left else "")
+                                       + ("; make room and rerun with --resume" if resumable else ""))
                     break
             except Exception as error:  # noqa: BLE001 - one file's failure is that file's result; the run goes on
                 outcome.failures.append(Failure(item.stem, describe(error)))

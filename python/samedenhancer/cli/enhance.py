@@ -104,6 +104,6 @@ def _enhance_series(args: argparse.Namespace, options) -> int:
     refined = enhancer.enhance_volume(volume, coarse, series.spacing).mask
     item = runner.Item(scan.stem, inputs, {"mask": target})
     outcome = runner.run(runner.Plan([item], [], [], out), lambda item: _volumes.write_labels(target, refined, series, fmt),
-                         command=NAME, quiet=True, unit="series")
+                         command=NAME, quiet=True, unit="series", resumable=False)
     print(outcome.summary(target), file=sys.stderr)
     return outcome.exit_code

@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     result = propagate(volume, seeds=seeds, model=predictor, iou_threshold=args.iou_threshold, axis=2)
     item = runner.Item(name, inputs, {"labels": target})
     outcome = runner.run(runner.Plan([item], [], [], out), lambda item: write_labels(target, result.mask, reference, fmt),
-                         command=NAME, quiet=True, unit="volumes")
+                         command=NAME, quiet=True, unit="volumes", resumable=False)
     if outcome.results:
         print(json.dumps({"output": str(outcome.results[0]), "status": list(result.status), "encodes": result.encodes}))
     detail = f"propagated {result.status.count('propagated')} slices from {len(seeds)} annotated"

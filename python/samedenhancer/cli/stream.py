@@ -65,10 +65,12 @@ def _check_first_mask(source: str, threshold: float | None) -> None:
 
 
 def _percentile_ms(values: list[float], q: float) -> float:
-    return 1e3 * float(np.percentile(values, q)) if values else float("nan")
+    return 1e3 * float(np.percentile(values, q))
 
 
 def _latency(latencies: list[float]) -> str:
+    if not latencies:
+        return "no latency yet"
     return f"latency p50 {_percentile_ms(latencies, 50):.0f} ms, p95 {_percentile_ms(latencies, 95):.0f} ms"
 
 

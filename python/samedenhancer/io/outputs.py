@@ -39,20 +39,25 @@ def _link(given: Path, resolved: Path) -> str:
     return f"{given}" if given.absolute() == resolved else f"{given} (a link to {resolved})"
 
 
-def _refuse_outputs(outputs: Iterable, folders, files, name: str) -> None:
-    """Refuse an output path that resolves (through links on its way) to an input file or into an
-    input folder: writing it would change the input."""
+def _refuse_outputs(outputs: Iterable, folders, files, name: str, *, file: bool = False) -> None:
+    """Refuse an output path that is (through links on its way) an input file or lies in an input
+    folder: writing it would change the input. ``file``: the outputs are the one file ``name`` names."""
     by_path = {resolved: (label, given) for label, given, resolved in files}
     for output in outputs:
-        resolved = Path(output).resolve()
+        output = Path(output)
+        resolved = output.resolve()
+        what = f"{name} {output}" if file else f"{name}: the output {output}"
         if resolved in by_path:
             label, given = by_path[resolved]
-            raise ValueError(f"{name}: the output {output} is the {label} file {_link(given, resolved)}; "
-                             "remove the link or choose another place for the outputs")
+            if output.absolute() != resolved:
+                raise ValueError(f"{what} is a link to the {label} file {resolved}: writing it would overwrite the "
+                                 "input; remove the link or choose another place")
+            raise ValueError(f"{what} is the {label} file {_link(given, resolved)}: writing it would overwrite the "
+                             "input; choose another place")
         for label, given, folder in folders:
             if _inside(resolved, folder):
-                raise ValueError(f"{name}: the output {output} lies in the {label} folder {folder}; "
-                                 "choose another place for the outputs")
+                raise ValueError(f"{what} lies in the {label} folder {folder}: outputs would overwrite or mix with the "
+                                 "inputs; choose another place")
 
 
 def _writable(folder: Path, name: str, what: str) -> None:
@@ -126,9 +131,9 @@ def prepare_output_file(path: str | os.PathLike, inputs: Inputs | None = None, *
     """
     path = Path(path)
     folders, found = _resolved(inputs, files)
+    _refuse_outputs([path], folders, found, name, file=True)
     if path.is_dir():
-        raise ValueError(f"{name} {path} is a folder; give a file name (e.g. {path / 'out'}{path.suffix or '.png'})")
-    _refuse_outputs([path], folders, found, name)
+        raise ValueError(f"{name} {path} is a folder: give the name of a file (in it or elsewhere)")
     _writable(path.parent, name, f"folder {path.parent}")
     return path
 
