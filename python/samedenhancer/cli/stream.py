@@ -164,7 +164,7 @@ def _consume(results, out: Path, shown: dict, overlay: _Overlay | None, quiet: b
                 dropped += 1
             if not quiet:  # refined frames per second, latency over the last 100 frames
                 rate = outcome.done / max(time.perf_counter() - start, 1e-9)
-                print(f"\rframe {result.index:6d}: {rate:5.2f} frames/s refined, {_latency(latencies[-100:])}; "
+                print(f"\rframe {result.index:6d}: {rate:5.2f} fps refined, {_latency(latencies[-100:])}; "
                       f"ok {outcome.done}, dropped {dropped}, errors {len(outcome.failures)}",
                       end="", file=sys.stderr, flush=True)
     except KeyboardInterrupt:  # how a live device's stream ends

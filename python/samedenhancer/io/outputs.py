@@ -113,6 +113,8 @@ def prepare_output_folder(out: str | os.PathLike, inputs: Inputs | None = None, 
     outputs = list(outputs)
     written_to = {target} | {Path(o).parent.resolve() for o in outputs}
     for label, given, resolved in found:
+        if resolved == target:
+            raise ValueError(f"{name} {out} is the {label} file {_link(given, resolved)}: give an output folder")
         if resolved.parent in written_to:
             where = "is the folder holding" if resolved.parent == target and given.absolute() == resolved else "holds"
             raise ValueError(f"{name} {out} {where} the {label} file {_link(given, resolved)}: outputs could "
