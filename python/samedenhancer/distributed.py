@@ -163,8 +163,8 @@ class DistributedReport:
         the workers and the manifest, then one line per failure."""
         outcome = runner.Outcome("enhance", self.total, done=self.enhanced, skipped=self.skipped,
                                  failures=list(self.failures), seconds=self.seconds)
-        return outcome.summary(self.manifest.parent, detail=f"{self.workers} Ray workers x {self.threads_per_worker} "
-                                                            f"threads, manifest {self.manifest.name}")
+        return outcome.summary(self.manifest.parent, detail=f"Ray: {self.workers} workers x {self.threads_per_worker} "
+                                                            f"threads, {self.manifest.name}")
 
 
 def _ray():
