@@ -26,7 +26,7 @@ import pytest
 from samedenhancer import io
 from samedenhancer.cli import main
 
-from fakes import DoublePredictor, use_fake_model
+from fakes import DoublePredictor, record_fake_models
 
 
 class VolumeDouble(DoublePredictor):
@@ -101,8 +101,7 @@ def base(tmp_path):
 @pytest.fixture
 def built(monkeypatch):
     """The fake models the commands build; a server that would start fails the test instead of waiting."""
-    models = []
-    use_fake_model(monkeypatch, lambda: models.append(VolumeDouble(grow=1)) or models[-1])
+    models = record_fake_models(monkeypatch, lambda: VolumeDouble(grow=1))
     try:
         import samedenhancer.annotate.server as server
     except ImportError:

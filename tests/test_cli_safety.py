@@ -17,7 +17,7 @@ import pytest
 from samedenhancer import io
 from samedenhancer.cli import build_parser, main
 
-from fakes import DoublePredictor, FailingPredictor, use_fake_model
+from fakes import FailingPredictor, record_fake_models, use_fake_model
 
 
 def _blob(shape=(48, 64), value=1, dtype=np.uint8):
@@ -40,14 +40,7 @@ def folders(tmp_path):
 @pytest.fixture
 def fake_model(monkeypatch):
     """Every model the CLI builds is a DoublePredictor; the list of those built."""
-    built = []
-
-    def factory():
-        built.append(DoublePredictor(grow=1))
-        return built[-1]
-
-    use_fake_model(monkeypatch, factory)
-    return built
+    return record_fake_models(monkeypatch)
 
 
 def _snapshot(folder):

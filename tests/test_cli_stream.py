@@ -13,14 +13,12 @@ import pytest
 from samedenhancer import io
 from samedenhancer.cli import main
 
-from fakes import DoublePredictor, use_fake_model
+from fakes import record_fake_models
 
 
 @pytest.fixture
 def built(monkeypatch):
-    models = []
-    use_fake_model(monkeypatch, lambda: models.append(DoublePredictor(grow=1)) or models[-1])
-    return models
+    return record_fake_models(monkeypatch)
 
 
 @pytest.fixture
