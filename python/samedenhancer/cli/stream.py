@@ -57,7 +57,7 @@ def _check_first_mask(source: str, threshold: float | None) -> None:
             first, name = next(iter(io.open_frames(path, as_mask=True)), None), f"frame 0 of {path.name}"
     except (OSError, ValueError):
         return  # an unreadable first mask is that frame's error
-    if first is not None:
+    if isinstance(first, np.ndarray):  # (a frame the source could not decode is that frame's error)
         try:
             as_label_map(first, threshold)
         except ValueError as error:
