@@ -5,8 +5,8 @@ outputs against the inputs (:func:`samedenhancer.runner.enhance_plan`, exactly a
 enhance`` does), the work list of file paths becomes a dataset, and ``map_batches`` runs it through
 a pool of actors, each holding one :class:`~samedenhancer.Enhancer` (one ONNX Runtime session pair).
 Each actor reads its files where it runs, refines and writes them with the command's own per-file
-work (:func:`samedenhancer.runner.enhance_file`) and returns one row per file. The driver streams the rows into ``OUT/manifest.parquet`` (pyarrow)
-and sums them up in a :class:`DistributedReport`.
+work (:func:`samedenhancer.runner.enhance_file`) and returns one row per file. The driver streams
+the rows into ``OUT/manifest.parquet`` (pyarrow) and sums them up in a :class:`DistributedReport`.
 
 Reliability comes from Ray: a killed actor is restarted and its unfinished batch retried (Ray
 Data's defaults for actor pools, ``max_restarts=-1`` and ``max_task_retries=-1``); rewriting a mask is idempotent
@@ -114,7 +114,8 @@ def _row(item: runner.Item | None, status: str, error: str, timings=runner.Timin
     """One manifest row (:data:`COLUMNS`); ``item`` is None for a stem without a pair."""
     paths = {} if item is None else {"image": item.inputs["images"], "coarse": item.inputs["coarse"],
                                      "output": item.outputs["mask"]}
-    return {"stem": stem if item is None else item.stem, **{k: os.fspath(paths.get(k, "")) for k in ("image", "coarse", "output")},
+    return {"stem": stem if item is None else item.stem,
+            **{column: os.fspath(paths.get(column, "")) for column in ("image", "coarse", "output")},
             "status": status, "error": error, **timings._asdict(), "worker": worker, "finished_at": time.time()}
 
 

@@ -114,8 +114,9 @@ class Catalog:
             raise ValueError(f"images holds no readable 2-D image: {images}")
         io.prepare_output_folder(  # the folder runner's check: no output may reach an input, writable
             out, {"images": images, "coarse": coarse},
-            files={name: list(io.files_by_stem(folder).values()) for name, folder in (("images", images), ("coarse", coarse))
-                   if folder is not None},  # links out of a folder too: they are left out, but must not be written
+            # every listed file, links out of a folder too: they are left out, but must not be written through
+            files={name: list(io.files_by_stem(folder).values())
+                   for name, folder in (("images", images), ("coarse", coarse)) if folder is not None},
             outputs=[entry.output for entry in self.entries.values()] + [self.out / LEDGER_NAME], name="out")
         self.ledger = Ledger(self.out / LEDGER_NAME)
 

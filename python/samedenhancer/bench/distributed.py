@@ -5,14 +5,15 @@ single-process ``samedenhancer enhance`` (its code path, the folder runner of
 > 127), measured in the same run, with the actor start-up time and the time to the first output.
 
 Both write the same files (checked byte for byte). The single process's time is the whole command's
-work (listing, model load, refining and writing); the Ray time is from submitting the work list to the last manifest row (actor start-up
-included, cluster start-up not: on a real cluster it is paid once); Ray's workers run at the CLI's
-priority (``RAY_worker_niceness=0`` instead of Ray's default 15, which only matters on a machine
-shared with other jobs). Actor start-up is the time to
-the first row minus that row's own read + refine + write time.
+work (listing, model load, refining and writing); the Ray time is from submitting the work list to
+the last manifest row (actor start-up included, cluster start-up not: on a real cluster it is paid
+once); Ray's workers run at the CLI's priority (``RAY_worker_niceness=0`` instead of Ray's default
+15, which only matters on a machine shared with other jobs). Actor start-up is the time to the
+first row minus that row's own read + refine + write time.
 
 Target (issue 17): >= 0.9x of the CLI's images/s on this machine (Ray's overhead small next to the
-encoder). Writes ``benchmarks/DISTRIBUTED.md``.
+encoder). Prints the report; ``--out FILE`` also writes it there (the committed one is
+``benchmarks/DISTRIBUTED.md``).
 """
 
 from __future__ import annotations

@@ -51,7 +51,8 @@ def _command_list() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="samedenhancer", usage="samedenhancer [-h] [--version] COMMAND ...", formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="samedenhancer", usage="samedenhancer [-h] [--version] COMMAND ...",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description=f"{DESCRIPTION}\n\n{_command_list()}", epilog=EXAMPLE)
     parser.add_argument("--version", action="version", version=f"samedenhancer {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help=argparse.SUPPRESS,

@@ -66,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     summary = f"{len(result.regions)} region(s), {changed} pixels changed"
     if truth is not None:
         truth_labels = as_label_map(truth)
-        before, after = label_scores(*comparable(coarse_labels, truth_labels)), label_scores(*comparable(result.mask, truth_labels))
+        before = label_scores(*comparable(coarse_labels, truth_labels))
+        after = label_scores(*comparable(result.mask, truth_labels))
         masks["truth"] = truth_labels
         summary += f"; Dice {before[0]:.4f} -> {after[0]:.4f}, HD95 {before[1]:.1f} -> {after[1]:.1f} px"
     figure = outlines(image, masks, summary, min_side=MIN_SIDE)

@@ -20,7 +20,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         NAME,
         description="Refine coarse masks: IMAGES and COARSE are folders whose files are matched by stem (a.jpg with "
-                    "a.png), or two files (one pair, whatever their names). Writes OUT/<stem>.png (the refined label map; --format for .npy / .tif), OUT/<stem>.json with "
+                    "a.png), or two files (one pair, whatever their names). Writes OUT/<stem>.png (the refined "
+                    "label map; --format for .npy / .tif), OUT/<stem>.json with "
                     "--details, OUT/overlay/<stem>.png with --overlay. A NIfTI pair gives OUT/<stem>.nii.gz; a DICOM "
                     "series with its coarse volume gives a DICOM SEG. With --ray also OUT/manifest.parquet.")
     p.add_argument("images", help="image file or folder (png/jpg/tif/bmp/npy/dcm, or NIfTI volumes)")
@@ -103,7 +104,8 @@ def _enhance_series(args: argparse.Namespace, options) -> int:
     enhancer = Enhancer(args.model, options, providers=args.providers, threads=args.threads)
     refined = enhancer.enhance_volume(volume, coarse, series.spacing).mask
     item = runner.Item(scan.stem, inputs, {"mask": target})
-    outcome = runner.run(runner.Plan([item], [], [], out), lambda item: _volumes.write_labels(target, refined, series, fmt),
+    outcome = runner.run(runner.Plan([item], [], [], out),
+                         lambda item: _volumes.write_labels(target, refined, series, fmt),
                          command=NAME, quiet=True, unit="series", resumable=False)
     print(outcome.summary(target), file=sys.stderr)
     return outcome.exit_code
