@@ -168,6 +168,9 @@ def plan(sources: Sequence[Source], out: str | os.PathLike | None,
     resume : bool
         Put items whose outputs all read back (and, with ``finished``, that it accepts) into
         ``skipped``.
+    finished : callable, optional
+        ``finished(item) -> bool``: what else a resumed item must show to count as done
+        (``pseudolabel``: its row in the manifest).
     also_writes : sequence of Path
         Files the command writes besides the items' (a manifest), checked as theirs are.
     out_name : str
