@@ -118,3 +118,11 @@ def use_fake_model(monkeypatch=None, predictor_factory=DoublePredictor) -> None:
         monkeypatch.setattr(samedenhancer.predictor, "Predictor", fake_predictor)
     else:
         samedenhancer.predictor.Predictor = fake_predictor
+
+
+def record_fake_models(monkeypatch, make=lambda: DoublePredictor(grow=1)) -> list:
+    """:func:`use_fake_model` with ``make()`` for every model built; the list of those built (a test
+    asserts it is empty where a command must refuse before any work)."""
+    built: list = []
+    use_fake_model(monkeypatch, lambda: built.append(make()) or built[-1])
+    return built

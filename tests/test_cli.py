@@ -38,7 +38,7 @@ def test_batch_with_broken_files_keeps_every_good_result(folders, litemedsam_dir
     written = sorted(p.name for p in out.iterdir())
     good = sorted(p.stem for p in (folders / "truth").iterdir())
     assert written == sorted([f"{s}.png" for s in good] + [f"{s}.json" for s in good])
-    assert "truncated" in err and "orphan: no coarse mask" in err and "2 of 5 failed" in err
+    assert "truncated" in err and "orphan: no coarse mask" in err and "3 done, 2 failed of 5" in err
     details = json.loads((out / f"{good[0]}.json").read_text())
     assert details["policy"] == "box" and details["regions"][0]["box_xyxy"]
     assert details["fused"] and details["regions"][0]["decoder_rounds"] >= 1  # PraNet maps are soft
@@ -52,7 +52,7 @@ def test_resume_skips_finished_outputs(folders, litemedsam_dir, capsys):
     first = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     capsys.readouterr()
     main(args + ["--resume"])
-    assert "enhanced 0 of 1 images" in capsys.readouterr().err  # only the broken file is retried
+    assert "0 done, 2 failed, 3 already done of 5" in capsys.readouterr().err  # only the broken file is retried
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == first
 
 
@@ -60,12 +60,12 @@ def test_evaluate_reports_dice_and_the_change_against_coarse(folders, tmp_path, 
     table = tmp_path / "scores.csv"
     code = main(["evaluate", str(folders / "coarse"), str(folders / "truth"), "--pred-threshold", "127",
                  "--coarse", str(folders / "coarse"), "--coarse-threshold", "127", "--csv", str(table)])
-    out = capsys.readouterr().out
-    summary = json.loads(out[out.index("{"):])
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out[captured.out.index("{"):])
     assert summary["images"] == 3 and 0.8 < summary["mean_dice"] <= 1.0
     assert summary["mean_delta_dice"] == 0.0  # coarse scored against itself
     assert len(table.read_text().splitlines()) == 4
-    assert code == 0
+    assert code == 1 and "truncated: no ground truth" in captured.err  # a prediction without truth is reported
 
 
 def test_missing_input_folder_is_a_clear_error(tmp_path, capsys):

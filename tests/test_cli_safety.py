@@ -5,6 +5,7 @@ commands run on the fake model of ``fakes.py``."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -16,7 +17,7 @@ import pytest
 from samedenhancer import io
 from samedenhancer.cli import build_parser, main
 
-from fakes import DoublePredictor, FailingPredictor, use_fake_model
+from fakes import FailingPredictor, record_fake_models, use_fake_model
 
 
 def _blob(shape=(48, 64), value=1, dtype=np.uint8):
@@ -39,14 +40,7 @@ def folders(tmp_path):
 @pytest.fixture
 def fake_model(monkeypatch):
     """Every model the CLI builds is a DoublePredictor; the list of those built."""
-    built = []
-
-    def factory():
-        built.append(DoublePredictor(grow=1))
-        return built[-1]
-
-    use_fake_model(monkeypatch, factory)
-    return built
+    return record_fake_models(monkeypatch)
 
 
 def _snapshot(folder):
@@ -227,13 +221,30 @@ def test_an_empty_input_folder_is_an_error(folders, fake_model, tmp_path, capsys
     assert code == 2 and "holds no readable file" in capsys.readouterr().err
 
 
-def test_top_level_help_lists_every_command(capsys):
+def test_top_level_help_lists_every_command_by_task_with_an_example(capsys):
+    from samedenhancer import __version__
+    from samedenhancer.cli import GROUPS
+
     with pytest.raises(SystemExit) as exit_:
         main(["--help"])
     out = capsys.readouterr().out
-    assert exit_.value.code == 0
-    for command in ("enhance", "evaluate", "stream", "demo", "export"):
-        assert f"    {command} " in out
+    assert exit_.value.code == 0 and "Segment-Anything" in out and "example:" in out
+    listed = [line.split()[0] for line in out.splitlines() if line.startswith("  ") and not line.startswith("  -")
+              and "writes" in line]
+    assert listed == ["enhance", "stream", "propagate", "pseudolabel", "annotate", "evaluate", "prior-maps", "demo",
+                      "export"]
+    assert all(f"{title}:" in out for title in GROUPS)
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"samedenhancer {__version__}"
+
+
+def test_every_subcommand_help_says_what_it_writes():
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    assert sorted(commands) == sorted(["enhance", "stream", "propagate", "pseudolabel", "annotate", "evaluate",
+                                       "prior-maps", "demo", "export"])
+    assert not [name for name, sub in commands.items() if "Writes" not in (sub.description or "")]
 
 
 def test_every_argument_of_every_command_has_help():
@@ -273,3 +284,110 @@ def test_a_garbage_checkpoint_never_advises_unsafe_loading(tmp_path):
         with pytest.raises(ValueError, match="not a readable PyTorch state dict") as error:
             _state_dict(path)
         assert "weights_only=False" not in str(error.value) and error.value.__cause__ is None
+
+
+# -- issue 30 items 16, 21, 26: pairing says what it does -------------------------------------------
+def test_two_files_given_explicitly_are_a_pair_whatever_their_names(tmp_path, fake_model, capsys):
+    nibabel = pytest.importorskip("nibabel", reason="NIfTI volumes need the nifti extra (nibabel)")
+    rng = np.random.default_rng(2)
+    volume = rng.integers(0, 255, (48, 64, 3)).astype(np.uint8)
+    coarse = np.zeros((48, 64, 3), np.uint8)
+    coarse[10:30, 15:45, :] = 1
+    nibabel.save(nibabel.Nifti1Image(volume, np.eye(4)), tmp_path / "case.nii.gz")
+    nibabel.save(nibabel.Nifti1Image(coarse, np.eye(4)), tmp_path / "case_coarse.nii.gz")
+    code = main(["enhance", str(tmp_path / "case.nii.gz"), str(tmp_path / "case_coarse.nii.gz"),
+                 "--out", str(tmp_path / "o"), "--quiet"])
+    assert code == 0 and "enhance: 1 done, 0 failed of 1" in capsys.readouterr().err
+    refined, _ = io.read_volume(tmp_path / "o" / "case.nii.gz", as_mask=True)
+    assert refined.shape == (48, 64, 3) and refined[12:28, 17:43, :].all()
+
+
+def test_two_files_with_one_stem_are_refused_before_any_work_naming_both(folders, fake_model, capsys):
+    np.save(folders / "coarse" / "case1.npy", np.zeros((48, 64), np.uint8))  # an empty x.npy beside x.png
+    assert _enhance(folders, folders / "out") == 2
+    err = capsys.readouterr().err
+    assert "two files with the stem 'case1': case1.npy and case1.png" in err
+    assert not fake_model and not (folders / "out").exists()
+
+
+def test_a_broken_link_or_a_folder_named_like_an_image_is_reported_as_what_it_is(folders, fake_model, capsys):
+    (folders / "images" / "case1.png").unlink()
+    (folders / "images" / "case1.png").symlink_to(folders / "moved-away.png")
+    (folders / "images" / "case2.png").unlink()
+    (folders / "images" / "case2.png").mkdir()
+    assert _enhance(folders, folders / "out") == 1
+    err = capsys.readouterr().err
+    assert "case1: no image (case1.png is a broken symbolic link (to " in err
+    assert "case2: no image (case2.png is a folder, not a file)" in err
+
+
+# -- issue 29: overlays, one options object, one flag style -----------------------------------------
+def test_enhance_and_pseudolabel_write_small_overlays(folders, fake_model):
+    big = np.random.default_rng(4).integers(0, 255, (700, 1000), np.uint8)
+    io.write_mask(folders / "images" / "case0.png", big)
+    mask = np.zeros((700, 1000), np.uint8)
+    mask[100:500, 200:800] = 1
+    io.write_mask(folders / "coarse" / "case0.png", mask)
+    for command in ("enhance", "pseudolabel"):
+        out = folders / command
+        assert main([command, str(folders / "images"), str(folders / "coarse"), "--out", str(out), "--overlay",
+                     "--quiet"]) == 0
+        assert sorted(p.name for p in (out / "overlay").iterdir()) == ["case0.png", "case1.png", "case2.png"]
+        panel = io.read_image(out / "overlay" / "case0.png")
+        assert panel.shape == (358, 512, 3)  # small: the longer side at most 512 px
+        for colour in ((255, 220, 0), (0, 230, 255)):  # coarse yellow, refined cyan
+            assert (panel == colour).all(axis=2).any()
+
+
+def test_the_refinement_flags_become_one_enhance_options():
+    from samedenhancer import EnhanceOptions
+    from samedenhancer.cli.flags import enhance_options
+
+    parser = build_parser()
+    for command in (["enhance", "i", "c", "--out", "o"], ["pseudolabel", "i", "c", "--out", "o"],
+                    ["stream", "v", "--coarse", "c", "--out", "o"]):
+        args = parser.parse_args(command + ["--threshold", "127", "--no-gate", "--no-fusion", "--box-rounds", "1",
+                                            "--prior", "single", "--policy", "box"])
+        assert enhance_options(args) == EnhanceOptions(threshold=127, gate=False, fusion=False, box_rounds=1,
+                                                       prior="single", policy="box")
+        assert enhance_options(parser.parse_args(command)) == EnhanceOptions()
+
+
+def test_every_on_off_flag_has_a_no_form_and_shared_flags_read_alike():
+    from samedenhancer.cli.flags import SHARED
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    seen = {}
+    for name, sub in commands.items():
+        for action in sub._actions:
+            if action.dest == "help":
+                continue
+            if action.nargs == 0:
+                assert isinstance(action, argparse.BooleanOptionalAction), f"{name} {action.option_strings}"
+            if action.option_strings and action.dest in ("model", "providers", "threads"):
+                seen.setdefault(action.dest, set()).add((action.default, action.help, action.type))
+    assert all(len(variants) == 1 for name, variants in seen.items() if name != "threads"), seen
+    assert {option for option, *_ in seen["threads"]} == {None} and {t for *_, t in seen["threads"]} == {SHARED["threads"][1]["type"]}
+
+
+# -- issue 30 item 3: propagate never writes over its scan or seed ----------------------------------
+def test_propagate_refuses_the_seed_file_and_the_scans_folder_as_out(tmp_path, fake_model, capsys):
+    pytest.importorskip("nibabel", reason="NIfTI volumes need the nifti extra (nibabel)")
+    rng = np.random.default_rng(5)
+    io.write_volume(tmp_path / "case.nii.gz", rng.integers(0, 255, (48, 64, 3)).astype(np.uint8), affine=np.eye(4))
+    io.write_mask(tmp_path / "seed.png", _blob())
+    seed_volume = np.zeros((48, 64, 3), np.uint8)
+    seed_volume[10:30, 15:45, 1] = 1
+    io.write_volume(tmp_path / "seeds" / "seed.nii.gz", seed_volume, affine=np.eye(4))
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    for seed, extra, out, says in [
+        ("seed.png", ["--slice", "1"], "seed.png", "is the seed file"),
+        ("seeds/seed.nii.gz", [], "seeds/seed.nii.gz", "is the seed file"),
+        ("seed.png", ["--slice", "1"], ".", "is the folder holding the scan file"),
+        ("seeds/seed.nii.gz", [], "seeds", "is the folder holding the seed file"),
+    ]:
+        code = main(["propagate", str(tmp_path / "case.nii.gz"), str(tmp_path / seed), *extra, "--out", str(tmp_path / out)])
+        err = capsys.readouterr().err
+        assert code == 2 and err.startswith("samedenhancer propagate: ") and says in err, (out, err)
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before and not fake_model

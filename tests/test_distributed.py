@@ -103,11 +103,30 @@ def test_cli_ray_resume_skips_finished_outputs(folders, cli_outputs, ray_cluster
     code = main(["enhance", str(folders / "images"), str(folders / "coarse"), "--out", str(out), "--threshold", "127",
                  "--ray", "--workers", "2", "--resume", "--quiet"])
     err = capsys.readouterr().err
-    assert code == 1 and "2 of 6 failed" in err and "1 skipped" in err, err
+    assert code == 1 and "3 done, 2 failed, 1 already done of 6" in err and "Ray: 2 workers" in err, err
     assert (out / first).stat().st_mtime_ns == before
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.suffix == ".png"} == cli_outputs
     statuses = {stem: row["status"] for stem, row in _manifest(out / "manifest.parquet").items()}
     assert statuses[Path(first).stem] == "skipped" and list(statuses.values()).count("ok") == GOOD - 1
+
+
+def test_quiet_silences_ray_and_leaves_the_summary(folders, cli_outputs, tmp_path):
+    """A local Ray run with --quiet prints the end summary only: none of Ray's start-up and progress
+    lines, nor its error-looking core_worker line (issue 30 item 28)."""
+    for folder in ("images", "coarse"):
+        (tmp_path / folder).mkdir()
+    first = sorted(cli_outputs)[0]
+    image = next(p for p in (folders / "images").iterdir() if p.stem == Path(first).stem)
+    shutil.copy(image, tmp_path / "images" / image.name)
+    shutil.copy(folders / "coarse" / first, tmp_path / "coarse" / first)
+    command = [sys.executable, "-c", "import sys; from samedenhancer.cli import main; sys.exit(main())", "enhance",
+               str(tmp_path / "images"), str(tmp_path / "coarse"), "--out", str(tmp_path / "out"), "--threshold", "127",
+               "--ray", "--workers", "1", "--quiet"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=os.environ | {"RAY_ADDRESS": ""})
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("enhance: 1 done, 0 failed of 1 in "), done.stderr
+    assert (tmp_path / "out" / first).read_bytes() == cli_outputs[first]
 
 
 def _descendants(root: int) -> set[int]:
@@ -232,7 +251,7 @@ def test_out_must_not_be_an_input_folder(folders):
 
 
 def test_only_the_distributed_module_imports_ray():
-    code = ("import sys, samedenhancer, samedenhancer.batch, samedenhancer.cli, samedenhancer.cli.enhance; "
+    code = ("import sys, samedenhancer, samedenhancer.runner, samedenhancer.cli, samedenhancer.cli.enhance; "
             "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

@@ -90,7 +90,7 @@ def test_review_refuses_an_output_folder_that_is_an_input(make_napari_viewer, tm
     widget = _review_widget(viewer, images, coarse, images)
     widget.run_button.native.click()
     errors = [text for severity, text in messages if severity == "error"]
-    assert len(errors) == 1 and "out must be another folder" in errors[0] and widget.job is None
+    assert len(errors) == 1 and "is the images folder" in errors[0] and widget.job is None
     widget.accept_button.native.click()  # nothing open: a message, no exception
     widget.out.value = None
     widget.run_button.native.click()

@@ -113,12 +113,12 @@ def test_priors_command_writes_maps_resumes_and_reports_bad_files(litemedsam_dir
     se.io.write_mask(images / "a.png", np.ascontiguousarray(sample.image()[..., ::-1]))
     (images / "broken.png").write_bytes(b"not a png")
     out = tmp_path / "out"
-    assert main(["prior_maps", str(images), "--out", str(out), "--augment", "--quiet"]) == 1  # one bad file
+    assert main(["prior-maps", str(images), "--out", str(out), "--augment", "--quiet"]) == 1  # one bad file
     seg = se.io.read_mask(out / "a_segmentation.png")
     assert seg.dtype == np.uint16 and seg.max() > 0
     assert se.io.read_image(out / "a_augmented.png").shape == sample.image().shape
     assert not (out / "broken_segmentation.png").exists()
     stamp = (out / "a_segmentation.png").stat().st_mtime_ns
     (images / "broken.png").unlink()
-    assert main(["prior_maps", str(images), "--out", str(out), "--augment", "--resume", "--quiet"]) == 0
+    assert main(["prior-maps", str(images), "--out", str(out), "--augment", "--resume", "--quiet"]) == 0
     assert (out / "a_segmentation.png").stat().st_mtime_ns == stamp

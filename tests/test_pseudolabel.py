@@ -106,7 +106,7 @@ def test_cli_writes_labels_and_a_manifest_and_reports_failures(folders, capsys):
     code = main(["pseudolabel", str(folders / "images"), str(folders / "pseudo"), "--out", str(out),
                  "--threshold", "127", "--quiet"])
     err = capsys.readouterr().err
-    assert code == 1 and "orphan: no pseudo-label" in err and "broken" in err and "2 of 5 failed" in err
+    assert code == 1 and "orphan: no pseudo-label" in err and "broken" in err and "3 done, 2 failed of 5" in err
     rows = _manifest(out / "manifest.csv")
     assert [r["stem"] for r in rows] == ["img0", "img1", "img2"]
     assert list(rows[0]) == ["stem", "input", "output", *Review.columns(), "rule"]
@@ -126,7 +126,7 @@ def test_cli_resume_skips_what_the_manifest_holds(folders, capsys):
     before = (out / "img0.png").stat().st_mtime_ns
     capsys.readouterr()
     main(args + ["--resume", "--min-agreement", "0.99"])
-    assert "refined 1 of 2 pseudo-labels" in capsys.readouterr().err  # img1 redone, the broken file retried
+    assert "1 done, 2 failed, 2 already done of 5" in capsys.readouterr().err  # img1 redone, the broken file retried
     rows = {r["stem"]: r for r in _manifest(out / "manifest.csv")}
     assert set(rows) == {"img0", "img1", "img2"} and (out / "img0.png").stat().st_mtime_ns == before
     assert rows["img1"]["verdict"] == "flag" and rows["img0"]["verdict"] == "keep"

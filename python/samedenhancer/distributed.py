@@ -1,12 +1,12 @@
 """Refining a folder of images and coarse masks on a Ray cluster (the ``ray`` extra).
 
-Ray Data schedules the work: the driver lists the folders and pairs files by stem
-(:func:`samedenhancer.batch.plan`, exactly as ``samedenhancer enhance`` does), the work list of
-file paths becomes a dataset, and ``map_batches`` runs it through a pool of actors, each holding one
-:class:`~samedenhancer.Enhancer` (one ONNX Runtime session pair). Each actor reads its files where
-it runs, writes each mask with the same atomic writer as the CLI (:func:`samedenhancer.batch.enhance_file`)
-and returns one row per file. The driver streams the rows into ``OUT/manifest.parquet`` (pyarrow)
-and sums them up in a :class:`DistributedReport`.
+Ray Data schedules the work: the driver lists the folders, pairs files by stem and checks the
+outputs against the inputs (:func:`samedenhancer.runner.enhance_plan`, exactly as ``samedenhancer
+enhance`` does), the work list of file paths becomes a dataset, and ``map_batches`` runs it through
+a pool of actors, each holding one :class:`~samedenhancer.Enhancer` (one ONNX Runtime session pair).
+Each actor reads its files where it runs, refines and writes them with the command's own per-file
+work (:func:`samedenhancer.runner.enhance_file`) and returns one row per file. The driver streams
+the rows into ``OUT/manifest.parquet`` (pyarrow) and sums them up in a :class:`DistributedReport`.
 
 Reliability comes from Ray: a killed actor is restarted and its unfinished batch retried (Ray
 Data's defaults for actor pools, ``max_restarts=-1`` and ``max_task_retries=-1``); rewriting a mask is idempotent
@@ -18,6 +18,7 @@ Nothing else in the package imports ray.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import socket
@@ -26,7 +27,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import batch, io
+from . import io, runner
+from .runner import Failure
 
 #: Manifest formats (``OUT/manifest.<format>``).
 MANIFEST_FORMATS = ("parquet", "csv")
@@ -87,24 +89,34 @@ class EnhanceWorker:
 
         rows = []
         for job in jobs.to_pylist():
-            job = batch.Job(**job)
+            item = _item(job)
             try:
-                result = batch.enhance_file(self.enhancer, job)
-            except Exception as error:  # noqa: BLE001 - an unforeseen error is this file's row, not a failed job
-                result = batch.FileResult(job.stem, "failed", f"{type(error).__name__}: {error}", 0.0, 0.0, 0.0)
-            rows.append({"stem": job.stem, "image": job.image, "coarse": job.coarse, "output": job.target,
-                         "status": result.status, "error": result.error, "read_s": result.read_s,
-                         "enhance_s": result.enhance_s, "write_s": result.write_s, "worker": self.name,
-                         "finished_at": time.time()})
+                timings, status, error = runner.enhance_file(self.enhancer, item), "ok", ""
+            except Exception as failure:  # noqa: BLE001 - a bad file is this file's row, not a failed job
+                timings, status, error = runner.Timings(0.0, 0.0, 0.0), "failed", runner.describe(failure)
+            rows.append(_row(item, status, error, timings, self.name))
         return pa.Table.from_pylist(rows, schema=_schema())
 
 
-@dataclass(frozen=True)
-class FileFailure:
-    """A file without an output: its stem and why (``"no coarse mask"``, ``"ValueError: ..."``)."""
+def _job(item: runner.Item) -> dict:
+    """An item of the work list as a dataset row (its paths as text)."""
+    return {"stem": item.stem, "inputs": json.dumps({k: os.fspath(v) for k, v in item.inputs.items()}),
+            "outputs": json.dumps({k: os.fspath(v) for k, v in item.outputs.items()})}
 
-    stem: str
-    error: str
+
+def _item(job: dict) -> runner.Item:
+    return runner.Item(job["stem"], {k: Path(v) for k, v in json.loads(job["inputs"]).items()},
+                       {k: Path(v) for k, v in json.loads(job["outputs"]).items()})
+
+
+def _row(item: runner.Item | None, status: str, error: str, timings=runner.Timings(0.0, 0.0, 0.0), worker: str = "",
+         stem: str = "") -> dict:
+    """One manifest row (:data:`COLUMNS`); ``item`` is None for a stem without a pair."""
+    paths = {} if item is None else {"image": item.inputs["images"], "coarse": item.inputs["coarse"],
+                                     "output": item.outputs["mask"]}
+    return {"stem": stem if item is None else item.stem,
+            **{column: os.fspath(paths.get(column, "")) for column in ("image", "coarse", "output")},
+            "status": status, "error": error, **timings._asdict(), "worker": worker, "finished_at": time.time()}
 
 
 @dataclass(frozen=True)
@@ -117,7 +129,7 @@ class DistributedReport:
         Stems seen in either input folder (= rows of the manifest).
     enhanced, failed, skipped, missing : int
         Rows per status (see :data:`STATUSES`).
-    failures : tuple of FileFailure
+    failures : tuple of Failure
         The ``failed`` and ``missing`` rows.
     seconds : float
         Wall time from submitting the work list to the last row (cluster start-up excluded).
@@ -138,7 +150,7 @@ class DistributedReport:
     failed: int
     skipped: int
     missing: int
-    failures: tuple[FileFailure, ...]
+    failures: tuple[Failure, ...]
     seconds: float
     images_per_s: float
     first_output_s: float
@@ -148,11 +160,12 @@ class DistributedReport:
     manifest: Path
 
     def summary(self) -> str:
-        """One line for the console."""
-        return (f"enhanced {self.enhanced} of {self.total - self.skipped - self.missing} images "
-                f"({self.failed} failed, {self.skipped} skipped, {self.missing} unpaired) in {self.seconds:.1f} s "
-                f"({self.images_per_s:.2f} img/s, {self.workers} Ray workers x {self.threads_per_worker} threads); "
-                f"manifest {self.manifest}")
+        """The end line of the folder runner (:meth:`samedenhancer.runner.Outcome.summary`), with
+        the workers and the manifest, then one line per failure."""
+        outcome = runner.Outcome("enhance", self.total, done=self.enhanced, skipped=self.skipped,
+                                 failures=list(self.failures), seconds=self.seconds)
+        return outcome.summary(self.manifest.parent, detail=f"Ray: {self.workers} workers x {self.threads_per_worker} "
+                                                            f"threads, {self.manifest.name}")
 
 
 def _ray():
@@ -187,6 +200,7 @@ def enhance_dataset(
     resume: bool = True,
     format: str = "png",
     details: bool = False,
+    overlay: bool = False,
     manifest: str = "parquet",
     model: str | os.PathLike = "litemedsam",
     providers=None,
@@ -226,11 +240,13 @@ def enhance_dataset(
         Files per Ray Data batch, the unit of retry after a worker dies (at most: a work list shorter
         than ``num_workers x batch_size`` is cut into smaller batches so that every worker gets some).
     resume : bool
-        Skip pairs whose output exists (the rule of ``samedenhancer enhance --resume``).
+        Skip pairs whose outputs exist and read back (the rule of ``samedenhancer enhance --resume``).
     format : {"png", "npy", "tif"}
         Format of 2-D outputs.
     details : bool
         Also write ``<stem>.json`` with the per-region details.
+    overlay : bool
+        Also write ``overlay/<stem>.png``: the coarse and refined outlines over the image.
     manifest : {"parquet", "csv"}
         Format of ``OUT/manifest.*``: one row per stem, columns :data:`COLUMNS`.
     model, providers
@@ -250,7 +266,8 @@ def enhance_dataset(
     FileNotFoundError
         If ``images`` or ``coarse`` does not exist.
     ValueError, TypeError
-        On a bad argument (named in the message).
+        On a bad argument (named in the message), or an ``out`` whose outputs could overwrite an
+        input (checked before any work, as the command does).
     """
     _check_count("num_workers", num_workers)
     _check_count("threads_per_worker", threads_per_worker)
@@ -268,7 +285,8 @@ def enhance_dataset(
         if "://" in os.fspath(value):
             raise ValueError(f"{name} must be a folder every worker sees (local or a shared/mounted file system); "
                              f"URLs are not read directly yet: mount the bucket (e.g. mountpoint-s3, s3fs), got {os.fspath(value)!r}")
-    work = batch.plan(images, coarse, out, format=format, details=details, resume=resume)
+    work = runner.enhance_plan(images, coarse, out, format=format, details=details, overlay=overlay, resume=resume,
+                               also_writes=[Path(out) / f"manifest.{manifest}"], out_name="out")
     ray = _ray()
     started_here = not ray.is_initialized()
     if address is not None and not started_here:
@@ -284,7 +302,7 @@ def enhance_dataset(
             ray.shutdown()
 
 
-def _run(ray, work: batch.Plan, out: Path, num_workers, gpus: float, threads, batch_size: int, manifest: str,
+def _run(ray, work: runner.Plan, out: Path, num_workers, gpus: float, threads, batch_size: int, manifest: str,
          model, providers, options) -> DistributedReport:
     import pyarrow as pa
     import pyarrow.csv as pa_csv
@@ -301,10 +319,10 @@ def _run(ray, work: batch.Plan, out: Path, num_workers, gpus: float, threads, ba
     batch_size = max(1, min(batch_size, math.ceil(len(work.todo) / num_workers)))
     num_workers = max(1, min(num_workers, math.ceil(len(work.todo) / batch_size)))
     threads = threads or max(1, cpus // num_workers)
-    extra_rows = ([_plan_row(job, "skipped", "") for job in work.skipped]
-                  + [_plan_row(batch.Job(m.stem, "", "", "", None), "missing", m.error) for m in work.missing])
+    extra_rows = ([_row(item, "skipped", "") for item in work.skipped]
+                  + [_row(None, "missing", f.error, stem=f.stem) for f in work.failures])
     counts = dict.fromkeys(STATUSES, 0)
-    failures: list[FileFailure] = []
+    failures: list[Failure] = []
     timing = {"first": math.nan, "seconds": 0.0}
 
     def write_manifest(path: str) -> None:
@@ -331,28 +349,23 @@ def _run(ray, work: batch.Plan, out: Path, num_workers, gpus: float, threads, ba
         workers=num_workers, threads_per_worker=threads, gpus_per_worker=float(gpus), manifest=path)
 
 
-def _plan_row(job: batch.Job, status: str, error: str) -> dict:
-    return {"stem": job.stem, "image": job.image, "coarse": job.coarse, "output": job.target, "status": status,
-            "error": error, "read_s": 0.0, "enhance_s": 0.0, "write_s": 0.0, "worker": "", "finished_at": time.time()}
-
-
-def _tally(rows: list[dict], counts: dict, failures: list[FileFailure]) -> None:
+def _tally(rows: list[dict], counts: dict, failures: list[Failure]) -> None:
     for row in rows:
         counts[row["status"]] += 1
         if row["status"] in ("failed", "missing"):
-            failures.append(FileFailure(row["stem"], row["error"]))
+            failures.append(Failure(row["stem"], row["error"]))
 
 
-def _results(ray, jobs: list[batch.Job], workers: int, gpus: float, threads: int, batch_size: int, model, providers,
-             options: dict):
-    """The manifest rows of ``jobs`` as pyarrow tables, in the order Ray Data finishes them."""
-    if not jobs:
+def _results(ray, items: list[runner.Item], workers: int, gpus: float, threads: int, batch_size: int, model, providers,
+             options):
+    """The manifest rows of ``items`` as pyarrow tables, in the order Ray Data finishes them."""
+    if not items:
         return
     import pyarrow as pa
 
-    columns = {name: [getattr(job, name) for job in jobs] for name in batch.Job._fields}
-    table = pa.table(columns, schema=pa.schema([(name, pa.string()) for name in batch.Job._fields]))
-    blocks = [table.slice(i, batch_size) for i in range(0, len(jobs), batch_size)]
+    table = pa.Table.from_pylist([_job(item) for item in items],
+                                 schema=pa.schema([(name, pa.string()) for name in ("stem", "inputs", "outputs")]))
+    blocks = [table.slice(i, batch_size) for i in range(0, len(items), batch_size)]
     dataset = ray.data.from_arrow(blocks).map_batches(
         EnhanceWorker,
         fn_constructor_kwargs={"model": os.fspath(model), "providers": providers, "gpu": gpus > 0, "threads": threads,

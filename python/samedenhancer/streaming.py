@@ -172,21 +172,24 @@ class _Channel:
             self._cond.notify_all()
 
 
-def _frames(source) -> Iterable:
+def frame_source(source) -> Iterable:
+    """The frames of ``source`` (see :func:`stream`): a folder's images in name order (an
+    unreadable one is that frame's error), a video, DICOM loop or device, or an iterable as it is."""
+    if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
+        return _folder(Path(source), "frames", io.read_image)
     if isinstance(source, (str, os.PathLike)) or (isinstance(source, int) and not isinstance(source, bool)):
         return io.open_frames(source)
     single = isinstance(source, np.ndarray) and source.ndim in (2, 3) and source.dtype != object
-    return _iterable(source, single, "frames", "an iterable of frames, a video or DICOM path or a device index")
+    return _iterable(source, single, "frames", "an iterable of frames, a folder, a video or DICOM path or a device index")
 
 
 def coarse_source(source) -> Iterable:
+    """The coarse masks of ``source`` (see :func:`stream`): a folder's masks in name order (an
+    unreadable one is that frame's error), a mask video or DICOM file, or an iterable as it is."""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in io.IMAGE_SUFFIXES and not p.name.startswith("."))
-            if not files:
-                raise ValueError(f"coarse_masks folder {path} holds no mask files ({', '.join(io.IMAGE_SUFFIXES)})")
-            return (_read_or_error(p) for p in files)
+            return _folder(path, "coarse_masks", io.read_mask)
         if not path.exists():
             raise FileNotFoundError(f"coarse_masks {path} does not exist (expected a mask folder, a mask video or a DICOM file)")
         return io.open_frames(path, as_mask=True)
@@ -194,10 +197,17 @@ def coarse_source(source) -> Iterable:
     return _iterable(source, single, "coarse_masks", "an iterable of masks, a mask folder, a mask video or DICOM file")
 
 
-def _read_or_error(path: Path):
-    """The mask in ``path``, or the error reading it (handed to that frame, not to the stream)."""
+def _folder(path: Path, name: str, read) -> Iterable:
+    files = io.readable_files(path, io.IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"{name} folder {path} holds no image files ({', '.join(io.IMAGE_SUFFIXES)})")
+    return (_read_or_error(p, read) for p in files)
+
+
+def _read_or_error(path: Path, read):
+    """``read(path)``, or the error reading it (handed to that frame, not to the stream)."""
     try:
-        return io.read_mask(path)
+        return read(path)
     except Exception as error:  # whatever the reader raises is this frame's error
         return error
 
@@ -336,9 +346,10 @@ def stream(frames, coarse_masks, *, enhancer: Enhancer | None = None, model: str
 
     Parameters
     ----------
-    frames : iterable of ndarray, video or DICOM path, or int
-        Images as for :meth:`Enhancer.enhance`, a video file / capture device index read with
-        OpenCV, or a DICOM cine loop (``.dcm``, read with pydicom); frames come as RGB or grey.
+    frames : iterable of ndarray, folder, video or DICOM path, or int
+        Images as for :meth:`Enhancer.enhance`, a folder of images (in name order), a video file /
+        capture device index read with OpenCV, or a DICOM cine loop (``.dcm``, read with pydicom);
+        frames come as RGB or grey.
     coarse_masks : iterable of ndarray, folder, video or DICOM path
         One coarse mask per frame (a folder: files in name order; a video or multi-frame DICOM:
         its first channel). A mask that cannot be read is that frame's error.
@@ -382,7 +393,7 @@ def stream(frames, coarse_masks, *, enhancer: Enhancer | None = None, model: str
         raise TypeError(f"enhancer must be a samedenhancer.Enhancer, got {type(enhancer).__name__}")
     elif options is not None or option_fields:
         raise TypeError("options cannot be given together with a ready enhancer: they are the enhancer's")
-    frames, coarse_masks = _frames(frames), coarse_source(coarse_masks)
+    frames, coarse_masks = frame_source(frames), coarse_source(coarse_masks)
     budget = None if max_latency_ms is None else max_latency_ms / 1e3
     pairs = itertools.zip_longest(frames, coarse_masks, fillvalue=_MISSING)
     return _pipelined(_Stages(enhancer), pairs, budget, drop == "oldest", queue_size)

@@ -105,11 +105,6 @@ class Catalog:
         image_files = _listing(Path(images), "images", self.refused)
         coarse_files = {} if coarse is None else _listing(Path(coarse), "coarse", self.refused)
         self.out = Path(out).resolve()
-        for name, folder in (("images", images), ("coarse", coarse)):
-            if folder is not None and Path(folder).resolve() == self.out:
-                raise ValueError(f"out must be another folder than {name} (inputs are never overwritten), got {out}")
-        if self.out.exists() and not self.out.is_dir():
-            raise ValueError(f"out must be a folder, got the file {out}")
         self.refused += [(f"{stem} (coarse)", "no image of that stem") for stem in coarse_files if stem not in image_files]
         self.entries = {
             stem: Entry(stem, path, coarse_files.get(stem), self.out / f"{stem}.{format}")
@@ -117,7 +112,12 @@ class Catalog:
         }
         if not self.entries:
             raise ValueError(f"images holds no readable 2-D image: {images}")
-        self.out.mkdir(parents=True, exist_ok=True)
+        io.prepare_output_folder(  # the folder runner's check: no output may reach an input, writable
+            out, {"images": images, "coarse": coarse},
+            # every listed file, links out of a folder too: they are left out, but must not be written through
+            files={name: list(io.files_by_stem(folder).values())
+                   for name, folder in (("images", images), ("coarse", coarse)) if folder is not None},
+            outputs=[entry.output for entry in self.entries.values()] + [self.out / LEDGER_NAME], name="out")
         self.ledger = Ledger(self.out / LEDGER_NAME)
 
     def __len__(self) -> int:

@@ -1,17 +1,19 @@
 """``python -m samedenhancer.bench distributed [--json] [--images N] [--workers W] [--out FILE]``:
 images/s of :func:`samedenhancer.distributed.enhance_dataset` on a local Ray cluster against the
-single-process ``samedenhancer enhance`` on the same real images (Kvasir with PraNet maps > 127),
-measured in the same run, with the actor start-up time and the time to the first output.
+single-process ``samedenhancer enhance`` (its code path, the folder runner of
+:mod:`samedenhancer.runner`, called in this process) on the same real images (Kvasir with PraNet maps
+> 127), measured in the same run, with the actor start-up time and the time to the first output.
 
-Both write the same files (checked byte for byte). The CLI's time is the whole command (model load
-included); the Ray time is from submitting the work list to the last manifest row (actor start-up
-included, cluster start-up not: on a real cluster it is paid once); Ray's workers run at the CLI's
-priority (``RAY_worker_niceness=0`` instead of Ray's default 15, which only matters on a machine
-shared with other jobs). Actor start-up is the time to
-the first row minus that row's own read + refine + write time.
+Both write the same files (checked byte for byte). The single process's time is the whole command's
+work (listing, model load, refining and writing); the Ray time is from submitting the work list to
+the last manifest row (actor start-up included, cluster start-up not: on a real cluster it is paid
+once); Ray's workers run at the CLI's priority (``RAY_worker_niceness=0`` instead of Ray's default
+15, which only matters on a machine shared with other jobs). Actor start-up is the time to the
+first row minus that row's own read + refine + write time.
 
 Target (issue 17): >= 0.9x of the CLI's images/s on this machine (Ray's overhead small next to the
-encoder). Writes ``benchmarks/DISTRIBUTED.md``.
+encoder). Prints the report; ``--out FILE`` also writes it there (the committed one is
+``benchmarks/DISTRIBUTED.md``).
 """
 
 from __future__ import annotations
@@ -52,10 +54,10 @@ def _first_output_watcher(out: Path, start: float, found: list[float]) -> thread
     return thread
 
 
-def _cli(images: Path, coarse: Path, out: Path) -> tuple[float, float, float, float]:
-    """(img/s, model load s, first output s, img/s after the first output) of ``samedenhancer enhance``
-    in this process."""
-    from samedenhancer.cli import main
+def _single_process(images: Path, coarse: Path, out: Path) -> tuple[float, float, float, float]:
+    """(img/s, model load s, first output s, img/s after the first output) of ``samedenhancer enhance``'s
+    code path in this process: the folder runner's plan and run with one Enhancer."""
+    from samedenhancer import runner
     from samedenhancer.enhancer import Enhancer
 
     start = time.perf_counter()
@@ -64,12 +66,13 @@ def _cli(images: Path, coarse: Path, out: Path) -> tuple[float, float, float, fl
     found: list[float] = []
     start = time.perf_counter()
     watcher = _first_output_watcher(out, start, found)
-    code = main(["enhance", str(images), str(coarse), "--out", str(out), "--threshold", "127", "--quiet"])
+    work = runner.enhance_plan(images, coarse, out)
+    outcome = runner.enhance_folder(Enhancer("litemedsam", threshold=127), work, quiet=True)
     seconds = time.perf_counter() - start
     found.append(float("nan"))
     watcher.join()
-    if code != 0:
-        raise RuntimeError(f"samedenhancer enhance failed with status {code}")
+    if outcome.failures:
+        raise RuntimeError(f"the folder runner failed on {len(outcome.failures)} files: {outcome.failures[0]}")
     count = sum(1 for p in out.iterdir() if p.suffix == ".png")
     return count / seconds, load, found[0], (count - 1) / (seconds - found[0])
 
@@ -107,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                  _node_ip_address="127.0.0.1")
         cluster_s = time.perf_counter() - start
         try:
-            cli_rate, cli_load, cli_first, cli_steady = _cli(images, coarse, base / "cli")
+            cli_rate, cli_load, cli_first, cli_steady = _single_process(images, coarse, base / "cli")
             expected = {p.name: p.read_bytes() for p in (base / "cli").iterdir()}
             for workers in args.workers:
                 out = base / f"ray{workers}"

@@ -5,21 +5,28 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..predictor import as_predictor
+from . import flags
+
+NAME = "annotate"
+SUMMARY = "review and correct masks in the browser; writes OUT/<stem>.png, annotations.csv"
+
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("annotate", help="review and correct refined masks in the browser (local web page)")
+    p = sub.add_parser(
+        NAME, description="Serve a local web page to review the refined mask of each image and correct it with "
+                          "clicks. Writes OUT/<stem>.png (the accepted mask; --format) and OUT/annotations.csv "
+                          "(one row per accept or skip); a restarted server picks up where the last one stopped.")
     p.add_argument("images", help="folder of images (png/jpg/tif/bmp/npy/dcm)")
     p.add_argument("--coarse", default=None, help="folder of coarse masks, matched to the images by stem")
-    p.add_argument("--out", required=True, help="folder for the accepted masks and annotations.csv")
-    p.add_argument("--model", default="litemedsam", help="model name or exported model folder")
-    p.add_argument("--providers", nargs="+", default=None, help="ONNX Runtime execution providers")
-    p.add_argument("--threshold", type=float, default=None, help="threshold for soft coarse maps (0.5 or 127)")
+    flags.add(p, "out", out="folder for the accepted masks and annotations.csv")
     p.add_argument("--format", choices=("png", "npy", "tif"), default="png", help="format of the written masks")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1; anything else lets other machines in)")
     p.add_argument("--port", type=int, default=None, help="port (default 8765; 0 picks a free one)")
     p.add_argument("--prefetch", action=argparse.BooleanOptionalAction, default=True,
                    help="refine the next image in the background while one is shown (default: on)")
+    flags.add(p, "model", "providers", "threads", "threshold")
     p.set_defaults(func=run)
 
 
@@ -34,14 +41,15 @@ def run(args: argparse.Namespace) -> int:
     port = DEFAULT_PORT if args.port is None else args.port
     if not 0 <= port <= 65535:
         raise ValueError(f"--port must be in 0..65535, got {port}")
-    catalog = Catalog(args.images, args.coarse, out=args.out, format=args.format)
+    catalog = Catalog(args.images, args.coarse, out=args.out, format=args.format)  # checks --out before any work
     for name, reason in catalog.refused:
         print(f"left out {name}: {reason}", file=sys.stderr)
     if args.host not in LOCAL_HOSTS:
         print(f"warning: listening on {args.host}, not 127.0.0.1: anyone who can reach this machine can see the "
               "images and write masks into --out (no authentication)", file=sys.stderr)
-    annotator = Annotator(catalog, ModelBackend(args.model, threshold=args.threshold, providers=args.providers),
-                          threshold=args.threshold, prefetch=args.prefetch)
+    model = as_predictor(args.model, providers=args.providers, threads=args.threads)
+    annotator = Annotator(catalog, ModelBackend(model, threshold=args.threshold), threshold=args.threshold,
+                          prefetch=args.prefetch)
     done = annotator.listing().done
     print(f"{len(catalog)} images ({done} done) from {args.images}; masks go to {catalog.out}", file=sys.stderr)
     try:

@@ -9,31 +9,36 @@ import math
 import sys
 from pathlib import Path
 
-from .. import io
-from ._failures import Failure, report_failures
+from .. import io, runner
+from ..core import as_label_map
+from ..enhancer import Enhancer
+from ..pseudolabel import Review, Rule, pseudolabel
+from . import flags
 
+NAME = "pseudolabel"
+SUMMARY = "refine pseudo-labels, flag doubtful ones; writes OUT/<stem>.png, manifest.csv"
 MANIFEST = "manifest.csv"
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("pseudolabel", help="refine pseudo-labels and write a keep/flag manifest (manifest.csv)")
+    p = sub.add_parser(
+        NAME, description="Refine a segmenter's pseudo-labels and review each one (keep or flag). Writes "
+                          "OUT/<stem>.png (the refined label map), OUT/manifest.csv (one row per image: the scores, "
+                          "the verdict and why) and, with --overlay, OUT/overlay/<stem>.png.")
     p.add_argument("images", help="image file or folder (png/jpg/tif/bmp/npy/dcm; matched by stem)")
     p.add_argument("pseudo", help="pseudo-label file or folder (label maps or soft maps)")
-    p.add_argument("--out", required=True, help="output folder: <stem>.png refined labels and manifest.csv")
-    p.add_argument("--model", default="litemedsam", help="model name or exported model folder")
-    p.add_argument("--providers", nargs="+", default=None, help="ONNX Runtime execution providers")
-    p.add_argument("--threshold", type=float, default=None, help="threshold for soft maps (0.5 or 127)")
-    p.add_argument("--prior", choices=("multi", "single"), default="multi",
-                   help="single keeps the largest region per class (default multi)")
+    flags.add(p, "out", "resume", "quiet", "overlay", out="output folder: <stem>.png refined labels and manifest.csv",
+              resume="skip images already in the manifest whose outputs read back")
     p.add_argument("--min-agreement", type=float, default=0.7,
                    help="flag a label whose Dice with the input is below this (default 0.7)")
     p.add_argument("--min-iou", type=float, default=0.0,
                    help="flag a label whose lowest predicted IoU is below this (default 0: off)")
-    p.add_argument("--no-flag-gate", action="store_true", help="do not flag labels where the gate fired")
-    p.add_argument("--flag-empty", action="store_true",
+    p.add_argument("--flag-gate", action=argparse.BooleanOptionalAction, default=True,
+                   help="flag labels where the no-harm gate fired (default: on)")
+    p.add_argument("--flag-empty", action=argparse.BooleanOptionalAction, default=False,
                    help="flag empty pseudo-labels (data where every image holds the target)")
-    p.add_argument("--resume", action="store_true", help="skip images already in the manifest with an output")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    flags.add(p, "model", "providers", "threads")
+    flags.add_method(p)
     p.set_defaults(func=run)
 
 
@@ -44,11 +49,11 @@ def _format(value) -> str:
 
 
 def read_manifest(path: Path) -> dict[str, dict[str, str]]:
-    """The rows of an existing manifest by stem (empty when there is none)."""
-    if not path.is_file():
+    """The rows of an existing manifest by stem (empty when there is none or it does not read back)."""
+    if not io.reads_back(path):
         return {}
     with open(path, newline="") as handle:
-        return {row["stem"]: row for row in csv.DictReader(handle)}
+        return {row["stem"]: row for row in csv.DictReader(handle) if row.get("stem")}
 
 
 def write_manifest(path: Path, rows: dict[str, dict[str, str]], columns: list[str]) -> None:
@@ -58,45 +63,42 @@ def write_manifest(path: Path, rows: dict[str, dict[str, str]], columns: list[st
     writer.writeheader()
     for stem in sorted(rows):
         writer.writerow(rows[stem])
-    io.write_atomically(path, ".csv", lambda tmp: Path(tmp).write_text(buffer.getvalue()))
+    io.write_text_atomically(path, buffer.getvalue())
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from ..enhancer import Enhancer
-    from ..pseudolabel import Review, Rule, pseudolabel
-
-    rule = Rule(min_agreement=args.min_agreement, min_iou=args.min_iou, flag_gate=not args.no_flag_gate,
+    rule = Rule(min_agreement=args.min_agreement, min_iou=args.min_iou, flag_gate=args.flag_gate,
                 flag_empty=args.flag_empty)
-    images = io.files_by_stem(Path(args.images))
-    pseudo = io.files_by_stem(Path(args.pseudo))
+    options = flags.enhance_options(args)
     out = Path(args.out)
-    stems = sorted(set(images) | set(pseudo))
-    failures = [Failure(s, "no image" if s not in images else "no pseudo-label") for s in stems
-                if s not in images or s not in pseudo]
-    todo = [s for s in stems if s in images and s in pseudo]
+
+    def outputs(item: runner.Item) -> dict[str, Path]:
+        names = {"mask": out / f"{item.stem}.png"}
+        return names | ({"overlay": out / runner.OVERLAY_FOLDER / f"{item.stem}.png"} if args.overlay else {})
+
+    sources = [runner.Source("images", args.images, "image"), runner.Source("pseudo", args.pseudo, "pseudo-label")]
+    previous = read_manifest(out / MANIFEST) if args.resume else {}
+    work = runner.plan(sources, out, outputs, resume=args.resume, finished=lambda item: item.stem in previous,
+                       also_writes=[out / MANIFEST])
+    rows = {stem: row for stem, row in previous.items() if stem in {item.stem for item in work.skipped}}
     columns = ["stem", "input", "output", *Review.columns(), "rule"]
-    rows = read_manifest(out / MANIFEST) if args.resume else {}
-    if args.resume:
-        todo = [s for s in todo if not (s in rows and (out / f"{s}.png").is_file())]
-    enhancer = Enhancer(args.model, providers=args.providers, prior=args.prior, threshold=args.threshold)
-    done = 0
-    with tqdm(todo, unit="img", disable=args.quiet, dynamic_ncols=True) as bar:
-        for stem in bar:
-            try:
-                if io.is_volume(images[stem]) or io.is_volume(pseudo[stem]):
-                    raise ValueError("pseudolabel takes 2-D images; enhance a volume slice by slice with `enhance`")
-                label = pseudolabel(io.read_image(images[stem]), io.read_mask(pseudo[stem]), enhancer=enhancer, rule=rule)
-                target = io.write_mask(out / f"{stem}.png", label.mask)
-                rows[stem] = {"stem": stem, "input": str(pseudo[stem]), "output": target.name, "rule": str(rule),
-                              **{k: _format(v) for k, v in label.review.row().items()}}
-                write_manifest(out / MANIFEST, rows, columns)
-                done += 1
-            except (OSError, ValueError, TypeError, RuntimeError) as error:
-                failures.append(Failure(stem, f"{type(error).__name__}: {error}"))
+    enhancer = Enhancer(args.model, options, providers=args.providers, threads=args.threads)
+
+    def refine(item: runner.Item) -> None:
+        image_path, pseudo_path = item.inputs["images"], item.inputs["pseudo"]
+        if io.is_volume(image_path) or io.is_volume(pseudo_path):
+            raise ValueError("pseudolabel takes 2-D images; enhance a volume slice by slice with `enhance`")
+        image, pseudo = io.read_image(image_path), io.read_mask(pseudo_path)
+        label = pseudolabel(image, pseudo, enhancer=enhancer, rule=rule)
+        target = io.write_mask(item.outputs["mask"], label.mask)
+        if "overlay" in item.outputs:
+            masks = {"coarse": as_label_map(pseudo, enhancer.options.threshold), "refined": label.mask}
+            runner.write_overlay(item.outputs["overlay"], image, masks, f"{item.stem}: {label.review.verdict}")
+        rows[item.stem] = {"stem": item.stem, "input": str(pseudo_path), "output": target.name, "rule": str(rule),
+                           **{k: _format(v) for k, v in label.review.row().items()}}
+        write_manifest(out / MANIFEST, rows, columns)
+
+    outcome = runner.run(work, refine, command=NAME, quiet=args.quiet)
     kept = sum(row["verdict"] == "keep" for row in rows.values())
-    print(f"refined {done} of {len(todo)} pseudo-labels into {out}; manifest: {kept} keep, "
-          f"{len(rows) - kept} flag ({rule})", file=sys.stderr)
-    report_failures(failures, len(stems))
-    return 1 if failures else 0
+    print(outcome.summary(out, detail=f"manifest: {kept} keep, {len(rows) - kept} flag ({rule})"), file=sys.stderr)
+    return outcome.exit_code

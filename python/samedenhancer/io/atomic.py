@@ -16,8 +16,10 @@ from pathlib import Path
 PARTIAL_MARK = ".partial-"
 
 
-def _create_temporary(path: Path, suffix: str) -> Path:
-    """A new empty file beside ``path`` (mode ``0o666`` minus the umask), never an existing one."""
+def temporary_file(path: Path, suffix: str) -> Path:
+    """A new empty file beside ``path`` (mode ``0o666`` minus the umask), never an existing one,
+    named so that :func:`remove_partial_files` clears it when the process dies before renaming it
+    to ``path`` (for writers that need a file name, such as a video writer)."""
     while True:
         tmp = path.with_name(f".{path.name}{PARTIAL_MARK}{secrets.token_hex(4)}{suffix}")
         try:
@@ -33,7 +35,7 @@ def write_atomically(path: Path, suffix: str, write) -> Path:
     result has the permissions a new file gets under the process's umask."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _create_temporary(path, suffix)
+    tmp = temporary_file(path, suffix)
     try:
         write(os.fspath(tmp))
         os.replace(tmp, path)
