@@ -92,8 +92,14 @@ def running(app, host: str = "127.0.0.1", port: int = 0):
     """Serve ``app`` with uvicorn in a thread (port 0: a free one); yields ``(host, port)``."""
     from samedenhancer.annotate.server import bind, server
 
-    sock = bind(host, port)
-    uv = server(app)
+    with started(server(app), bind(host, port)) as address:
+        yield address
+
+
+@contextlib.contextmanager
+def started(uv, sock):
+    """Run the uvicorn server ``uv`` on the listening socket ``sock`` in a thread (as
+    :func:`samedenhancer.annotate.server.listen` makes them); yields the socket's ``(host, port)``."""
     thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

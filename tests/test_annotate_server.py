@@ -330,7 +330,7 @@ def test_cli_refuses_bad_folders_and_warns_before_listening_elsewhere(folders, c
     assert "images must be a folder" in capsys.readouterr().err
     assert main(["annotate", str(folders / "images"), "--out", str(folders / "images")]) == 2
     assert "is the images folder" in capsys.readouterr().err
-    code = main(["annotate", str(folders / "images"), "--out", str(folders / "out"), "--host", "0.0.0.0",
+    code = main(["annotate", str(folders / "images"), "--out", str(folders / "out"), "--host", "0.0.0.0", "--allow-remote",
                  "--model", str(folders / "no-model")])
     err = capsys.readouterr().err
     assert code == 2 and "warning: listening on 0.0.0.0" in err and "left out escape.png" in err
