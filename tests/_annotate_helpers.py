@@ -12,6 +12,27 @@ import time
 import numpy as np
 
 
+#: Size of the images :func:`image_folders` writes.
+W, H = 80, 60
+
+
+def image_folders(root, names, seed: int = 0):
+    """``root/images/<name>.png`` (random RGB, W x H) and ``root/coarse/<name>.png`` (a 30 x 30 square
+    of 255 at x 20..49, y 10..39) for each name; returns ``root``."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    images, coarse = root / "images", root / "coarse"
+    images.mkdir()
+    coarse.mkdir()
+    square = np.zeros((H, W), np.uint8)
+    square[10:40, 20:50] = 255
+    for name in names:
+        cv2.imwrite(str(images / f"{name}.png"), rng.integers(0, 255, (H, W, 3), np.uint8))
+        cv2.imwrite(str(coarse / f"{name}.png"), square)
+    return root
+
+
 class DiskSession:
     """The :class:`samedenhancer.InteractiveSession` interface: ``start(box=|point=|mask=)``,
     ``click(x, y, positive)`` adds or removes a disk of radius 6, ``undo()``, ``mask``, ``clicks``."""

@@ -14,28 +14,16 @@ import pytest
 pytest.importorskip("starlette", reason="the annotate extra (starlette, uvicorn) is not installed")
 pytest.importorskip("uvicorn", reason="the annotate extra (starlette, uvicorn) is not installed")
 
-from _annotate_helpers import Client, DiskBackend, running, started  # noqa: E402
+from _annotate_helpers import Client, DiskBackend, image_folders, running, started  # noqa: E402
 
 from samedenhancer import io  # noqa: E402
 from samedenhancer.annotate import Annotator, Catalog  # noqa: E402
 from samedenhancer.annotate.server import MAX_DIGITS, create_app, is_loopback, listen  # noqa: E402
 from samedenhancer.cli import main  # noqa: E402
 
-W, H = 80, 60
-
-
 @pytest.fixture
 def folders(tmp_path):
-    rng = np.random.default_rng(1)
-    images, coarse = tmp_path / "images", tmp_path / "coarse"
-    images.mkdir()
-    coarse.mkdir()
-    square = np.zeros((H, W), np.uint8)
-    square[10:40, 20:50] = 255
-    for name in ("a", "b", "c", "d"):
-        cv2.imwrite(str(images / f"{name}.png"), rng.integers(0, 255, (H, W, 3), np.uint8))
-        cv2.imwrite(str(coarse / f"{name}.png"), square)
-    return tmp_path
+    return image_folders(tmp_path, ("a", "b", "c", "d"), seed=1)
 
 
 def _annotator(folders, **kwargs):
