@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
     p.add_argument("--format", choices=("png", "npy", "tif"), default="png", help="format of the written masks")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1); one that is not loopback needs --allow-remote")
-    p.add_argument("--allow-remote", action="store_true",
+    p.add_argument("--allow-remote", action=argparse.BooleanOptionalAction, default=False,
                    help="allow a --host other machines can reach (no authentication: a trusted network only)")
     p.add_argument("--port", type=int, default=None, help="port (default 8765; 0 picks a free one)")
     p.add_argument("--prefetch", action=argparse.BooleanOptionalAction, default=True,

@@ -277,12 +277,12 @@ def _export(model: str, *, checkpoint=None, format: str = "onnx", half: bool = F
             seed: int | None = None, depth: int | None = None) -> Path:
     """``export`` after validation; ``seed`` (tests only) exports randomly initialised SAM2 / SAM
     weights, ``depth`` (tests only) a SAM image encoder cut to its first ``depth`` blocks."""
-    from . import torch_models as tm
-
     start = time.perf_counter()
     name = model if quantize is None else f"{model}-{quantize}"
-    target = output_folder(out if out is not None else cache_dir() / name)
+    target = output_folder(out if out is not None else cache_dir() / name, {"checkpoint": checkpoint})
     with staging_folder(target) as staging:  # before the model is built: an unwritable folder fails at once
+        from . import torch_models as tm
+
         doc = static_manifest(model)
         family = doc["family"]
         if family == "litemedsam":

@@ -12,6 +12,7 @@ when they carry the marker and no live export holds it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -59,16 +60,24 @@ def _why_not_replaceable(target: Path) -> str | None:
     return None
 
 
-def output_folder(out: str | os.PathLike) -> Path:
+def output_folder(out: str | os.PathLike, inputs: dict | None = None) -> Path:
     """``out`` resolved to the folder an export may write, checked before any work is done.
+
+    ``inputs`` (``{"checkpoint": path}``; ``None`` values skipped) are files the export reads: none
+    may lie in ``out``, directly or through a link.
 
     Raises
     ------
     ValueError
-        ``out`` is a file, lies under a file, is the working directory or holds it, is a folder
-        with anything an export did not write, or its parent folder cannot be created.
+        ``out`` is a file, lies under a file, is the working directory or holds it, holds an
+        input, is a folder with anything an export did not write, or its parent folder cannot be
+        created.
     """
     target = Path(out).expanduser().resolve()
+    for name, source in (inputs or {}).items():
+        if source is not None and Path(source).resolve().is_relative_to(target):
+            raise ValueError(f"{name} {source} is (or links to) a file inside out {target}, which an export replaces "
+                             "whole: move it elsewhere or give another folder")
     if target.parent == target:
         raise ValueError(f"out must name a folder below the file system root, got {os.fspath(out)!r}")
     if target.exists() and not target.is_dir():
@@ -107,13 +116,16 @@ def remove_abandoned_staging(target: Path) -> None:
 @contextlib.contextmanager
 def staging_folder(target: Path):
     """A new staging folder beside ``target``, marked and locked, removed on the way out unless it
-    was published; ``ValueError`` when ``target``'s parent cannot be written."""
+    was published; ``ValueError`` when ``target``'s parent cannot be written (``OSError`` when
+    its disk is full)."""
     remove_abandoned_staging(target)
     try:
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     except OSError as exc:
-        raise ValueError(f"cannot write the export beside {target} ({exc.strerror or exc}): give a folder you can "
-                         "write") from None
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise  # a full disk: an output that could not be written
+        raise ValueError(f"{target.parent} is not a writable folder ({exc.strerror}): the export is written there, "
+                         f"beside {target.name}; give a folder you can write") from None
     try:
         marker = write_marker(staging)
         try:
