@@ -12,6 +12,27 @@ import time
 import numpy as np
 
 
+#: Size of the images :func:`image_folders` writes.
+W, H = 80, 60
+
+
+def image_folders(root, names, seed: int = 0):
+    """``root/images/<name>.png`` (random RGB, W x H) and ``root/coarse/<name>.png`` (a 30 x 30 square
+    of 255 at x 20..49, y 10..39) for each name; returns ``root``."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    images, coarse = root / "images", root / "coarse"
+    images.mkdir()
+    coarse.mkdir()
+    square = np.zeros((H, W), np.uint8)
+    square[10:40, 20:50] = 255
+    for name in names:
+        cv2.imwrite(str(images / f"{name}.png"), rng.integers(0, 255, (H, W, 3), np.uint8))
+        cv2.imwrite(str(coarse / f"{name}.png"), square)
+    return root
+
+
 class DiskSession:
     """The :class:`samedenhancer.InteractiveSession` interface: ``start(box=|point=|mask=)``,
     ``click(x, y, positive)`` adds or removes a disk of radius 6, ``undo()``, ``mask``, ``clicks``."""
@@ -92,8 +113,14 @@ def running(app, host: str = "127.0.0.1", port: int = 0):
     """Serve ``app`` with uvicorn in a thread (port 0: a free one); yields ``(host, port)``."""
     from samedenhancer.annotate.server import bind, server
 
-    sock = bind(host, port)
-    uv = server(app)
+    with started(server(app), bind(host, port)) as address:
+        yield address
+
+
+@contextlib.contextmanager
+def started(uv, sock):
+    """Run the uvicorn server ``uv`` on the listening socket ``sock`` in a thread (as
+    :func:`samedenhancer.annotate.server.listen` makes them); yields the socket's ``(host, port)``."""
     thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

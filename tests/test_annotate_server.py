@@ -19,31 +19,17 @@ import pytest
 pytest.importorskip("starlette", reason="the annotate extra (starlette, uvicorn) is not installed")
 pytest.importorskip("uvicorn", reason="the annotate extra (starlette, uvicorn) is not installed")
 
-from _annotate_helpers import Client, DiskBackend, running  # noqa: E402
+from _annotate_helpers import H, W, Client, DiskBackend, image_folders, running  # noqa: E402
 
 from samedenhancer import io  # noqa: E402
 from samedenhancer.annotate import LEDGER_COLUMNS, Annotator, Catalog  # noqa: E402
 from samedenhancer.annotate.server import MAX_BODY, create_app, parse_body  # noqa: E402
 from samedenhancer.cli import main  # noqa: E402
 
-W, H = 80, 60
-
-
-def _coarse():
-    mask = np.zeros((H, W), np.uint8)
-    mask[10:40, 20:50] = 255
-    return mask
-
-
 @pytest.fixture
 def folders(tmp_path):
-    rng = np.random.default_rng(0)
-    images, coarse = tmp_path / "images", tmp_path / "coarse"
-    images.mkdir()
-    coarse.mkdir()
-    for name in ("a", "b", "c"):
-        cv2.imwrite(str(images / f"{name}.png"), rng.integers(0, 255, (H, W, 3), np.uint8))
-        cv2.imwrite(str(coarse / f"{name}.png"), _coarse())
+    image_folders(tmp_path, ("a", "b", "c"))
+    images = tmp_path / "images"
     secret = tmp_path / "secret"
     secret.mkdir()
     cv2.imwrite(str(secret / "private.png"), np.full((H, W), 7, np.uint8))
@@ -330,7 +316,7 @@ def test_cli_refuses_bad_folders_and_warns_before_listening_elsewhere(folders, c
     assert "images must be a folder" in capsys.readouterr().err
     assert main(["annotate", str(folders / "images"), "--out", str(folders / "images")]) == 2
     assert "is the images folder" in capsys.readouterr().err
-    code = main(["annotate", str(folders / "images"), "--out", str(folders / "out"), "--host", "0.0.0.0",
+    code = main(["annotate", str(folders / "images"), "--out", str(folders / "out"), "--host", "0.0.0.0", "--allow-remote",
                  "--model", str(folders / "no-model")])
     err = capsys.readouterr().err
     assert code == 2 and "warning: listening on 0.0.0.0" in err and "left out escape.png" in err

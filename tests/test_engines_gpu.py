@@ -61,4 +61,5 @@ def test_native_tensorrt_engine_matches_cpu(reference, tmp_path, half):
     folder = export("litemedsam", format="engine", half=half, out=tmp_path / "trt")
     predictor = Predictor(folder)
     assert predictor.manifest.format == "engine" and predictor.manifest.half is half
+    assert set(predictor.manifest.file_hashes) == {"encoder.engine", "decoder.engine"}  # what the runtime reads
     _check(predictor, reference)

@@ -172,12 +172,12 @@ def test_medsam2_matches_pytorch(medsam2, data_root, dataset, index, record):
 
 
 def test_medsam2_manifest_records_the_checkpoint(medsam2):
-    from samedenhancer.export.torch_models import sha256
+    from samedenhancer.engines.export_folder import sha256_file
 
     predictor, _, checkpoint = medsam2
     manifest = predictor.manifest
     assert (manifest.name, manifest.input_size, manifest.default_policy) == ("medsam2", 512, "hierarchical")
-    assert manifest.checkpoint_sha256 == sha256(checkpoint)
+    assert manifest.checkpoint_sha256 == sha256_file(checkpoint)
     assert set(manifest.trained_prompts) == {"point", "box"}
     assert "torch" in manifest.raw["exporter"]["versions"]
 
@@ -244,9 +244,9 @@ def test_sam_vit_b_matches_pytorch(sam_vit_b, data_root, dataset, index, record)
     predictor, reference, checkpoint = sam_vit_b
     assert (predictor.manifest.name, predictor.manifest.input_size, predictor.manifest.raw["family"]) == ("sam_vit_b", 1024, "sam")
     assert predictor.manifest.trained_prompts == ("point", "box", "mask")
-    from samedenhancer.export.torch_models import sha256
+    from samedenhancer.engines.export_folder import sha256_file
 
-    assert predictor.manifest.checkpoint_sha256 == sha256(checkpoint)
+    assert predictor.manifest.checkpoint_sha256 == sha256_file(checkpoint)
     _check_image(predictor, reference, datasets.samples(dataset)[index], record)
 
 

@@ -341,3 +341,15 @@ def test_missing_export_without_torch_says_how_to_make_it(tmp_path):
     result = _run_blocked(tmp_path)
     assert result.returncode == 3, result.stderr
     assert "run `samedenhancer export litemedsam` (needs the export extra)" in result.stdout
+
+
+def test_a_damaged_cached_export_without_torch_says_what_is_wrong_and_how_to_remake_it(litemedsam_dir, tmp_path):
+    import shutil
+
+    folder = tmp_path / "litemedsam"
+    shutil.copytree(litemedsam_dir, folder, ignore=shutil.ignore_patterns("trt_cache"))
+    (folder / "encoder.onnx").write_bytes(b"")
+    result = _run_blocked(tmp_path)
+    assert result.returncode == 3, result.stderr
+    assert f"{folder / 'encoder.onnx'} is damaged: 0 bytes where the export wrote" in result.stdout
+    assert "torch cannot be imported to export it; run `samedenhancer export litemedsam`" in result.stdout

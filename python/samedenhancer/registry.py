@@ -8,11 +8,13 @@ first use through the exporter's public ``export``, imported only then.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from .engines.manifest import (DEFAULT_MODEL, MANIFEST_FILE, MODELS, VARIANTS, DamagedExportError, Manifest,
-                               StaleExportError, cache_dir)
+from .engines.export_folder import read_consistently
+from .engines.manifest import (CACHE_ENV, DEFAULT_MODEL, MANIFEST_FILE, MODELS, VARIANTS, DamagedExportError, Manifest,
+                               StaleExportError, cache_dir, remake_command)
 from .engines.ort import OrtEngine, resolve_providers
 from .engines.tensorrt import TRT_POINTS, TRT_PROMPTS, TensorRTEngine
 
@@ -47,40 +49,53 @@ def model_dir(model: str | os.PathLike = DEFAULT_MODEL) -> Path:
     return cache_dir() / model
 
 
-def _is_current(directory: Path) -> bool:
-    if not (directory / MANIFEST_FILE).is_file():
-        return False
+def _export_problem(directory: Path) -> StaleExportError | None:
+    """Why ``directory`` holds no current, whole export (``None`` when it does)."""
     try:
-        Manifest.load(directory)
-    except StaleExportError:
-        return False
-    return True
+        read_consistently(directory, lambda: Manifest.load(directory).check_files())
+    except StaleExportError as problem:  # stale, damaged or unreadable
+        return problem
+    except FileNotFoundError as missing:
+        return StaleExportError(str(missing))
+    return None
 
 
 def _ensure_exported(model: str, directory: Path) -> None:
-    if model not in NAMED_MODELS or _is_current(directory):
+    """Export the embedded model (or a variant of it) asked for by name when its cache folder holds
+    no current, whole export; for other model names, say which command makes the missing export."""
+    if model not in NAMED_MODELS:
+        return
+    problem = _export_problem(directory)
+    if problem is None:
         return
     base, quantize = VARIANTS.get(model, (model, None))
-    if base != DEFAULT_MODEL and (directory / MANIFEST_FILE).is_file():
-        return  # a stale export of a user checkpoint: Manifest.load says how to redo it
-    if base == DEFAULT_MODEL:  # the embedded model and its variants, asked for by name
-        command = f"samedenhancer export {base}" + (f" --quantize {quantize}" if quantize else "")
-        try:
-            from samedenhancer.export import export, export_available
-        except ImportError as exc:  # pragma: no cover - the export package ships with the wheel
-            raise ModelMissingError(f"model missing: run `{command}` (needs the export extra): {exc}") from None
-        missing = export_available()
-        if missing:
-            raise ModelMissingError(
-                f"model missing: {directory} holds no export and {missing} cannot be imported; "
-                f"run `{command}` (needs the export extra)"
-            )
+    if base != DEFAULT_MODEL:
+        if (directory / MANIFEST_FILE).is_file():
+            return  # a stale or damaged export of a user checkpoint: loading says which command remakes it
+        raise ModelMissingError(
+            f"model missing: {directory} holds no export of {model}; run `samedenhancer export {model} --checkpoint PATH` "
+            "(needs the export extra)"
+        )
+    command = f"samedenhancer export {base}" + (f" --quantize {quantize}" if quantize else "")
+    damaged = isinstance(problem, DamagedExportError)
+    try:
+        from samedenhancer.export import export, export_available
+    except ImportError as exc:  # pragma: no cover - the export package ships with the wheel
+        raise ModelMissingError(f"model missing: run `{command}` (needs the export extra): {exc}") from None
+    missing = export_available()
+    if missing:
+        state = f"{problem}; " if damaged else f"{directory} holds no export and "
+        raise ModelMissingError(f"model missing: {state}{missing} cannot be imported to export it; "
+                                f"run `{command}` (needs the export extra)")
+    if damaged:
+        warnings.warn(f"the cached {model} export is damaged, exporting it again ({problem})", RuntimeWarning, stacklevel=4)
+    try:
         export(base, out=directory, quantize=quantize)
-        return
-    raise ModelMissingError(
-        f"model missing: {directory} holds no export of {model}; run `samedenhancer export {model} --checkpoint PATH` "
-        "(needs the export extra)"
-    )
+    except (OSError, ValueError) as exc:
+        raise ModelMissingError(
+            f"model missing: cannot export {model} into the model cache {directory}: {exc}. Set {CACHE_ENV} to a "
+            f"folder you can write, or run `{command} --out DIR` and give DIR as the model"
+        ) from None
 
 
 def _decoder_trt_options(manifest: Manifest) -> dict:
@@ -104,7 +119,13 @@ def load_model(model: str | os.PathLike = DEFAULT_MODEL, providers=None, *, intr
     """
     directory = model_dir(model)
     _ensure_exported(os.fspath(model), directory)
+    # no export replaces the folder while its manifest is read, its files checked and opened
+    return read_consistently(directory, lambda: _open(directory, providers, intra_op_threads))
+
+
+def _open(directory: Path, providers, intra_op_threads: int | None) -> LoadedModel:
     manifest = Manifest.load(directory)
+    manifest.check_files()
     if manifest.format == "engine":
         if providers is not None:
             raise ValueError(f"providers= applies to ONNX exports; {directory} holds TensorRT engines (got {providers!r})")
@@ -114,9 +135,9 @@ def load_model(model: str | os.PathLike = DEFAULT_MODEL, providers=None, *, intr
         return _open_onnx(manifest, directory, resolved, intra_op_threads)
     except _unreadable_onnx() as exc:
         raise DamagedExportError(
-            f"{directory} holds a damaged ONNX file ({type(exc).__name__}: {exc}); re-run "
-            f"`samedenhancer export {manifest.name} --out {directory}`, or delete the folder (the embedded litemedsam "
-            "is then exported again on first use)"
+            f"{directory} holds a damaged model file ({type(exc).__name__}: {exc}): re-run "
+            f"`{remake_command(manifest.raw, directory)}`, or delete the folder (the embedded litemedsam is then "
+            "exported again on first use)"
         ) from None
 
 

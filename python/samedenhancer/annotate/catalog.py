@@ -6,26 +6,34 @@ the server looks the id up here: no part of a request is ever joined to a path, 
 absolute paths and any other name outside the catalog are unknown ids. Files that are symbolic
 links resolving outside their folder, NIfTI volumes and unreadable suffixes are left out at start
 (and listed in :attr:`Catalog.refused`). Outputs go to ``OUT/<stem>.<format>`` and
-``OUT/annotations.csv`` only, both written atomically.
+``OUT/annotations.csv``, both written atomically, and earlier versions of an accepted mask to
+``OUT/history/``.
 """
 
 from __future__ import annotations
 
 import csv
 import io as _io
+import os
+import re
+import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from .. import io, validation
 
-__all__ = ["ACTIONS", "LEDGER_COLUMNS", "LEDGER_NAME", "STATES", "Catalog", "Entry", "Ledger"]
+__all__ = ["ACTIONS", "HISTORY", "LEDGER_COLUMNS", "LEDGER_NAME", "STATES", "Catalog", "Entry", "Ledger"]
 
 #: An image's state on the page.
 STATES = ("todo", "accepted", "skipped")
 #: What a ledger row records.
 ACTIONS = ("accepted", "skipped")
 LEDGER_NAME = "annotations.csv"
+#: Folder in OUT where an accepted mask's earlier versions are kept (``<stem>.v<n>.<format>``).
+HISTORY = "history"
 #: Columns of ``OUT/annotations.csv``, one row per accept or skip (the last row of a file gives its state).
 LEDGER_COLUMNS = ("file", "time", "action", "clicks", "start", "dice_vs_coarse", "dice_vs_refined", "seconds")
 #: Output formats (as ``samedenhancer enhance --format``).
@@ -87,7 +95,7 @@ class Catalog:
     coarse : path, optional
         Folder of coarse masks matched to the images by stem (label maps or soft maps).
     out : path
-        Output folder (created); must not be the images or coarse folder.
+        Output folder (created; it must be writable and lie outside the images and coarse folders).
     format : {"png", "npy", "tif"}
         Format of the written masks.
 
@@ -129,6 +137,46 @@ class Catalog:
 
     def ids(self) -> list[str]:
         return list(self.entries)
+
+    def saved_mask(self, entry: Entry, shape: tuple) -> tuple[np.ndarray | None, str | None]:
+        """The mask an earlier accept wrote for ``entry`` (bool H x W; ``None`` when there is none
+        or it cannot be used) and, when there is one it cannot use, why (for the page)."""
+        if not entry.output.exists():
+            accepted = self.ledger.states().get(entry.id) == "accepted"
+            return None, (f"{entry.output.name} was accepted but is no longer in {self.out}: starting from the refined "
+                          "mask" if accepted else None)
+        try:
+            saved = io.read_mask(entry.output)
+        except (OSError, ValueError, TypeError) as error:
+            reason = f"cannot read {entry.output.name} ({error})"
+        else:
+            if saved.shape == tuple(shape):
+                return saved > 0, None
+            reason = f"{entry.output.name} is {saved.shape[1]} x {saved.shape[0]} px, the image {shape[1]} x {shape[0]} px"
+        return None, f"the saved mask is not used: {reason}; accepting keeps it in {HISTORY}/ first"
+
+    def keep_previous(self, entry: Entry, mask: np.ndarray) -> Path | None:
+        """Before ``mask`` replaces ``entry.output``, keep that file as its next earlier version
+        ``OUT/history/<stem>.v<n>.<format>`` (a hard link where the file system has them, else a
+        copy), unless it holds ``mask`` already; return where it went."""
+        output = entry.output
+        if not output.exists():
+            return None
+        try:
+            if np.array_equal(io.read_mask(output) > 0, mask):
+                return None
+        except (OSError, ValueError, TypeError):
+            pass  # unreadable: kept as it is
+        history = self.out / HISTORY
+        history.mkdir(exist_ok=True)
+        pattern = re.compile(re.escape(output.stem) + r"\.v(\d+)" + re.escape(output.suffix))
+        versions = [int(match.group(1)) for match in map(pattern.fullmatch, os.listdir(history)) if match]
+        kept = history / f"{output.stem}.v{max(versions, default=0) + 1}{output.suffix}"
+        try:
+            os.link(output, kept)
+        except OSError:
+            shutil.copy2(output, kept)
+        return kept
 
 
 class Ledger:

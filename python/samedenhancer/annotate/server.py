@@ -12,15 +12,21 @@ Routes (ids are image stems, looked up in the catalog, never joined to a path)::
     POST /api/images/{id}/{action}  click, undo, reset, box, accept, skip
 
 Every POST body is a JSON object checked field by field (type, range, no unknown keys) before it
-reaches the workflow; refusals are JSON ``{"error": ..., "reason": ...}`` with a 4xx status, and
-an unexpected exception is a 500 with its message: the server never stops on a request. POSTs
-must say ``Content-Type: application/json``, which a page from another origin cannot send
-without a CORS preflight this server never grants, and the Host header must name the address the
-server was started on (DNS rebinding).
+reaches the workflow; a body that is not one (not JSON, nested too deeply, a number too long) is a
+400 too. Refusals are JSON ``{"error": ..., "reason": ...}`` with a 4xx status, and an unexpected
+exception is a 500 with its message: the server never stops on a request. POSTs must say
+``Content-Type: application/json``, which a page from another origin cannot send without a CORS
+preflight this server never grants.
+
+The server listens on a loopback address (127.0.0.0/8, ::1, ``localhost``) unless it is told
+``allow_remote=True`` (``--allow-remote``), and on loopback it answers only requests whose Host
+header names the loopback: a page whose DNS name was rebound to 127.0.0.1 sends its own name and
+gets 400.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import socket
 import sys
@@ -32,8 +38,8 @@ import numpy as np
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.datastructures import Headers
 from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -43,14 +49,15 @@ from .. import validation
 from .views import AnnotateError, Invalid
 from .workflow import Annotator
 
-__all__ = ["DEFAULT_PORT", "LOCAL_HOSTS", "bind", "create_app", "parse_body", "serve", "server"]
+__all__ = ["DEFAULT_PORT", "bind", "check_host", "create_app", "is_loopback", "listen", "parse_body", "serve", "server"]
 
 DEFAULT_PORT = 8765
 #: Largest request body accepted (a click is ~100 bytes).
 MAX_BODY = 16 * 1024
+#: Most digits of an integer in a request body (a version, a coordinate): longer ones are refused
+#: before Python converts them (which takes time quadratic in the digits).
+MAX_DIGITS = 18
 STATIC = "static"
-#: Host names of this machine's loopback address, the only ones served unless ``--host`` is given.
-LOCAL_HOSTS = ("127.0.0.1", "localhost")
 
 
 @dataclass(frozen=True)
@@ -101,12 +108,23 @@ def _check(name: str, value, spec: _Field):
     return value
 
 
+def _bounded_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_DIGITS:
+        raise Invalid(f"the body holds an integer of {digits} digits; requests take at most {MAX_DIGITS}")
+    return int(text)
+
+
 def parse_body(raw: bytes, fields: dict) -> dict:
     """The JSON object in ``raw`` with exactly the keys of ``fields``, each checked; ``Invalid``
     (400) for anything else."""
     try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        body = json.loads(raw, parse_int=_bounded_int)
+    except Invalid:
+        raise
+    except RecursionError:
+        raise Invalid("the body must be a JSON object of plain fields: it is nested too deeply") from None
+    except ValueError as error:  # not UTF-8, not JSON
         raise Invalid(f"the body must be JSON: {error}") from None
     if not isinstance(body, dict):
         raise Invalid(f"the body must be a JSON object, got {type(body).__name__}")
@@ -122,16 +140,64 @@ def _error(status: int, message: str, reason: str | None = None, state: dict | N
     return JSONResponse({"error": message, "reason": reason, "state": state}, status_code=status)
 
 
-def create_app(annotator: Annotator, *, allowed_hosts=None) -> Starlette:
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an IP address, IPv6 with or without brackets) is this machine's
+    loopback: ``localhost``, 127.0.0.0/8 or ::1."""
+    if not isinstance(host, str):
+        return False
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _host_of(header: str | None) -> str | None:
+    """The host of a Host header (``name``, ``name:port``, ``[v6]`` or ``[v6]:port``); ``None`` when
+    it is malformed."""
+    if not header:
+        return None
+    if header.startswith("["):
+        host, bracket, rest = header[1:].partition("]")
+        if not bracket:
+            return None
+    else:
+        host, colon, port = header.partition(":")
+        rest = colon + port
+    return host if rest == "" or (rest[0] == ":" and rest[1:].isdigit()) else None
+
+
+class LoopbackHostOnly:
+    """ASGI middleware: a request whose Host header does not name the loopback (a page whose DNS
+    name was rebound to 127.0.0.1) gets 400 before it reaches a route."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            header = Headers(scope=scope).get("host")
+            if not is_loopback(_host_of(header)):
+                response = _error(400, f"the Host header {header!r} does not name this machine's loopback address "
+                                       "(127.0.0.0/8, ::1, localhost)", "host")
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def create_app(annotator: Annotator, *, loopback_only: bool = True) -> Starlette:
     """The Starlette application serving ``annotator``.
 
     Parameters
     ----------
     annotator : Annotator
-    allowed_hosts : sequence of str
-        Host names the ``Host`` header may carry (``"*"`` for any; default :data:`LOCAL_HOSTS`).
+    loopback_only : bool
+        Answer only requests whose Host header names the loopback (DNS rebinding); ``False`` only
+        for a server that other machines reach (``allow_remote``).
     """
-    allowed_hosts = LOCAL_HOSTS if allowed_hosts is None else allowed_hosts
     json_types = ("application/json",)
 
     async def body_of(request: Request, fields: dict) -> dict:
@@ -190,7 +256,7 @@ def create_app(annotator: Annotator, *, allowed_hosts=None) -> Starlette:
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))],
+        middleware=[Middleware(LoopbackHostOnly)] if loopback_only else [],
         exception_handlers={AnnotateError: refused, HTTPException: http_error, Exception: unexpected},
         max_body_size=MAX_BODY,
     )
@@ -225,13 +291,31 @@ def server(app: Starlette):
     return uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
 
 
-def serve(annotator: Annotator, host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, announce=print) -> None:
-    """Serve ``annotator`` on ``host:port`` until interrupted, calling ``announce(url)`` once
-    listening."""
-    hosts = LOCAL_HOSTS if host in LOCAL_HOSTS else ["*"]
+def check_host(host: str, allow_remote: bool = False) -> bool:
+    """Whether ``host`` is a loopback address; ``ValueError`` for any other unless ``allow_remote``."""
+    loopback = is_loopback(host)
+    if not loopback and not validation.flag(allow_remote, "allow_remote"):
+        raise ValueError(f"host {host!r} is not a loopback address (127.0.0.0/8, ::1, localhost): anyone who can reach "
+                         "it could read the images and write masks, with no authentication; allow it explicitly "
+                         "(--allow-remote, allow_remote=True) only on a trusted network")
+    return loopback
+
+
+def listen(annotator: Annotator, host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, allow_remote: bool = False):
+    """``(server, socket)``: ``annotator``'s app in a uvicorn server and a socket listening on
+    ``host:port``, ready for ``server.run(sockets=[socket])``. A non-loopback ``host`` needs
+    ``allow_remote=True``; on loopback, requests must name the loopback in their Host header."""
+    loopback = check_host(host, allow_remote)
     sock = bind(host, port)
+    return server(create_app(annotator, loopback_only=loopback)), sock
+
+
+def serve(annotator: Annotator, host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, allow_remote: bool = False,
+          announce=print) -> None:
+    """Serve ``annotator`` on ``host:port`` until interrupted (see :func:`listen`), calling
+    ``announce(url)`` once listening."""
+    uv, sock = listen(annotator, host, port, allow_remote=allow_remote)
     address = sock.getsockname()
     shown = f"[{address[0]}]" if ":" in address[0] else address[0]
-    app = create_app(annotator, allowed_hosts=hosts)
     announce(f"http://{shown}:{address[1]}/")
-    server(app).run(sockets=[sock])
+    uv.run(sockets=[sock])

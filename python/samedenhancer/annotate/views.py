@@ -92,8 +92,9 @@ class MaskView:
     id : str
     version : int
         Bumped by every change of the mask; operations carry the version they were made on.
-    start : {"refined", "coarse", "box", "point"} or None
-        What the session was started from (``None``: nothing yet).
+    start : {"saved", "refined", "coarse", "box", "point"} or None
+        What the session was started from (``None``: nothing yet; ``"saved"``: the mask an earlier
+        accept wrote).
     clicks : list of [x, y, positive]
     area : int
         Pixels in the mask.
@@ -117,14 +118,15 @@ class MaskView:
 @dataclass(frozen=True, kw_only=True)
 class ImageView(MaskView):
     """:class:`MaskView` and what does not change while the image is open: its size, the coarse and
-    refined outlines (``None`` without a coarse mask) and the milliseconds opening took (read,
-    encode, refine, start)."""
+    refined outlines (``None`` without a coarse mask), the milliseconds opening took (read,
+    encode, refine, start) and a notice for the user (a saved mask that could not be used)."""
 
     width: int
     height: int
     coarse: list | None
     refined: list | None
     timings_ms: dict
+    notice: str | None = None
 
 
 @dataclass(frozen=True)

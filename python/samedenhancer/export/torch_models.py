@@ -22,7 +22,6 @@ fail at run time; the result is the same to the last bit (``x * 1``, ``x + 0``).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import pickle
 import sys
 import types
@@ -51,14 +50,6 @@ SAM_CONFIGS = {
     "vit_l": (1024, 24, 16, (5, 11, 17, 23)),
     "vit_h": (1280, 32, 16, (7, 15, 23, 31)),
 }
-
-
-def sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @contextlib.contextmanager

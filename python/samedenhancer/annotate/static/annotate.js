@@ -298,7 +298,9 @@ async function openImage(id) {
       if (page.current !== id) return;
       const ms = performance.now() - started;
       metrics.open.push(ms);  // every open, a prefetched one too (then it is the time to show it)
-      if (!known) {
+      if (view.notice) {
+        say(view.notice, true);
+      } else if (!known) {
         const server = view.timings_ms || {};
         say(`opened in ${ms.toFixed(0)} ms` + (server.encode !== undefined ?
           ` (encoder ${server.encode.toFixed(0)} ms, refinement ${server.refine.toFixed(0)} ms)` : ""));
