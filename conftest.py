@@ -1,8 +1,14 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import settings
 
 from samedenhancer.bench import datasets
+
+# Hypothesis keeps no example database: the suite never writes into the checkout (the default
+# database is ./.hypothesis), and every run starts from the same seeded examples.
+settings.register_profile("samedenhancer", database=None)
+settings.load_profile("samedenhancer")
 
 
 @pytest.fixture(scope="session")
