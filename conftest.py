@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import pytest
-from hypothesis import settings
+from hypothesis import configuration, settings
 
 from samedenhancer.bench import datasets
 
-# Hypothesis keeps no example database: the suite never writes into the checkout (the default
-# database is ./.hypothesis), and every run starts from the same seeded examples.
+# The suite never writes into the checkout: Hypothesis keeps no example database (every run starts
+# from the same examples) and its other files (./.hypothesis by default) go to the temporary folder.
+configuration.set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "samedenhancer-hypothesis")
 settings.register_profile("samedenhancer", database=None)
 settings.load_profile("samedenhancer")
 
