@@ -24,7 +24,7 @@ file that is then renamed (:func:`samedenhancer.io.write_atomically`), so a kill
 leaves a half entry and processes or Ray actors filling one store at once need no lock. Recency is
 an entry's modification time, set on every write and every hit, so ``max_gb`` evicts the least
 recently used entries whichever process used them. Entry bytes per model and the effect of fp16:
-``benchmarks/embeddings.md``.
+``benchmarks/EMBEDDINGS.md``.
 
 Not zarr (micro-sam's choice, one container per image): an embedding is always read whole, so
 chunking buys nothing, and a zarr array is several files that cannot be replaced in one rename.
@@ -146,17 +146,18 @@ def _read_entry(path: Path, key: str, dtype: np.dtype) -> tuple[np.ndarray, ...]
     written for ``key`` in ``dtype``."""
     if path.is_symlink():
         raise _Untrusted("it is a symbolic link")
-    loaded = np.load(path, allow_pickle=False)
-    if not isinstance(loaded, np.lib.npyio.NpzFile):
-        raise _Untrusted("it is not an .npz archive")
-    with loaded as archive:
-        meta = json.loads(archive["meta"].tobytes().decode("utf-8"))
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
-            raise _Untrusted(f"not a {FORMAT} entry of version {FORMAT_VERSION}")
-        if meta.get("key") != key:
-            raise _Untrusted(f"it was written for another input or model (key {str(meta.get('key'))[:12]}..., "
-                             f"model {str(meta.get('model'))[:12]}...)")
-        arrays = tuple(archive[f"f{i}"] for i in range(int(meta["count"])))
+    with open(path, "rb") as handle:  # np.load leaves its own handle open when the zip is truncated
+        archive = np.load(handle, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise _Untrusted("it is not an .npz archive")
+        with archive:
+            meta = json.loads(archive["meta"].tobytes().decode("utf-8"))
+            if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
+                raise _Untrusted(f"not a {FORMAT} entry of version {FORMAT_VERSION}")
+            if meta.get("key") != key:
+                raise _Untrusted(f"it was written for another input or model (key {str(meta.get('key'))[:12]}..., "
+                                 f"model {str(meta.get('model'))[:12]}...)")
+            arrays = tuple(archive[f"f{i}"] for i in range(int(meta["count"])))
     if any(array.dtype != dtype for array in arrays):
         raise _Untrusted(f"its arrays are not {dtype}")
     if _checksum(arrays) != meta.get("sha256"):
