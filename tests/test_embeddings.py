@@ -5,6 +5,7 @@ writing outside the store. The real model through the Predictor: ``test_embeddin
 
 from __future__ import annotations
 
+import doctest
 import os
 import pickle
 import shutil
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from samedenhancer import EmbeddingStore, io
+from samedenhancer import EmbeddingStore, embeddings, io
 from samedenhancer.bench import datasets
 from samedenhancer.embeddings import MARKER, STALE_PARTIAL_S, EmbeddingStoreWarning, _write_entry, model_identity
 from samedenhancer.engines import Manifest, static_manifest
@@ -59,6 +60,11 @@ def entry_path(store: EmbeddingStore, identity: str, array) -> Path:
 
 def files_under(root: Path) -> dict:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_doctests():
+    result = doctest.testmod(embeddings, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
 
 
 # -- opening a folder ---------------------------------------------------------------------------
@@ -215,7 +221,7 @@ class Payload:
         return (Path.touch, (self.flag,))
 
 
-def _damage(kind: str, path: Path, store: EmbeddingStore, tmp_path: Path) -> None:
+def _damage(kind: str, path: Path, store: EmbeddingStore, tmp_path: Path, monkeypatch) -> None:
     data = path.read_bytes()
     if kind == "truncated":
         path.write_bytes(data[: len(data) // 2])
@@ -236,6 +242,12 @@ def _damage(kind: str, path: Path, store: EmbeddingStore, tmp_path: Path) -> Non
         shutil.copyfile(entry_path(store, MODEL, tensor(1)), path)
     elif kind == "another model":
         shutil.copyfile(entry_path(store, OTHER_MODEL, tensor(0)), path)
+    elif kind == "another preprocessing version":
+        with monkeypatch.context() as patched:
+            patched.setattr("samedenhancer.transforms.PREPROCESS_VERSION", 2)
+            newer = EmbeddingStore(tmp_path / "newer")
+            newer.fetch(MODEL, tensor(0), Counting(tensor(0)))
+            shutil.copyfile(entry_path(newer, MODEL, tensor(0)), path)
     elif kind == "another format version":
         key = store.key(MODEL, tensor(0))
         _write_entry(os.fspath(path), {"format": "samedenhancer-embeddings", "version": 2, "key": key, "count": 0}, [])
@@ -254,16 +266,16 @@ def _damage(kind: str, path: Path, store: EmbeddingStore, tmp_path: Path) -> Non
 
 
 DAMAGE = ("truncated", "empty", "flipped byte", "garbage", "pickle", "pickled npz member", "another input",
-          "another model", "another format version", "checksum", "link out of the store")
+          "another model", "another preprocessing version", "another format version", "checksum", "link out of the store")
 
 
 @pytest.mark.parametrize("kind", DAMAGE)
-def test_a_damaged_or_foreign_entry_is_encoded_again_with_a_warning(tmp_path, kind):
+def test_a_damaged_or_foreign_entry_is_encoded_again_with_a_warning(tmp_path, kind, monkeypatch):
     store = EmbeddingStore(tmp_path / "s")
     for identity, i in ((MODEL, 0), (MODEL, 1), (OTHER_MODEL, 0)):
         store.fetch(identity, tensor(i), Counting(tensor(i)))
     path = entry_path(store, MODEL, tensor(0))
-    _damage(kind, path, store, tmp_path)
+    _damage(kind, path, store, tmp_path, monkeypatch)
     outside = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
     counting = Counting(tensor(0))
     with pytest.warns(EmbeddingStoreWarning, match="cannot be trusted.*encoding the image again"):

@@ -5,7 +5,9 @@ processes encoding into one store write the bytes one process writes."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -52,6 +54,23 @@ def test_a_hit_gives_the_encoders_bytes_and_the_same_prediction(predictor, kvasi
     stored.set_image(image)  # a hit
     box = [40, 30, 150, 120]
     assert np.array_equal(stored.predict(box=box).low_res_logits, predictor.decode(plain, box=box)[0])
+
+
+def test_the_key_follows_the_models_files_and_preprocessing_not_its_folder(predictor, kvasir, tmp_path):
+    store = EmbeddingStore(tmp_path / "store")
+    image = kvasir[2][0]
+    predictor.with_embeddings(store).encode(image)
+    moved = tmp_path / "moved-export"
+    shutil.copytree(predictor.manifest.directory, moved)
+    manifest = json.loads((moved / "manifest.json").read_text())
+    (moved / "manifest.json").write_text(json.dumps({**manifest, "description": "the same files elsewhere"}))
+    Predictor(moved, embeddings=store).encode(image)
+    assert (store.stats.misses, store.stats.hits) == (1, 1)
+    # another preprocessing section (here one that gives the same model input): never the first entry
+    preprocess = {**manifest["preprocess"], "channels": "grey replicated to 3, described anew"}
+    (moved / "manifest.json").write_text(json.dumps({**manifest, "preprocess": preprocess}))
+    Predictor(moved, embeddings=store).encode(image)
+    assert store.stats.misses == 2 and len(store) == 2
 
 
 def test_a_ready_predictor_gets_a_store_on_the_same_engines(predictor, tmp_path):

@@ -87,7 +87,7 @@ _FILE_HASHES_LOCK = threading.Lock()
 def _file_hash(path: Path) -> dict:
     """``{"sha256", "bytes"}`` of ``path``, hashed once per process (again if it changes)."""
     stat = path.stat()
-    cache_key = (os.fspath(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    cache_key = (os.fspath(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
     with _FILE_HASHES_LOCK:
         digest = _FILE_HASHES.get(cache_key)
     if digest is None:
@@ -105,9 +105,9 @@ def model_identity(manifest: Manifest) -> str:
     """A SHA-256 (hex) naming one exported model exactly: its files' hashes and its preprocessing.
 
     The files' hashes are the manifest's ``file_hashes`` when the export recorded them, otherwise
-    the files named in ``manifest.files`` are hashed (once per process). Two exports of one
-    checkpoint with one exporter agree; a re-export with other weights, another quantisation or
-    another preprocessing section does not.
+    the files named in ``manifest.files`` are hashed (once per process and file version). Any change
+    of a file's bytes (other weights, another quantisation, a re-export) or of the manifest's
+    preprocessing section gives another identity.
     """
     if not isinstance(manifest, Manifest):
         raise TypeError(f"manifest must be a samedenhancer Manifest, got {type(manifest).__name__}")
@@ -230,9 +230,20 @@ class EmbeddingStore:
 
     Examples
     --------
-    >>> import samedenhancer as se
-    >>> store = se.EmbeddingStore(folder, max_gb=20)                          # doctest: +SKIP
-    >>> enhancer = se.Enhancer(se.Predictor("litemedsam", embeddings=store))  # doctest: +SKIP
+    With a model: ``Enhancer(Predictor("litemedsam", embeddings=EmbeddingStore(folder)))``. The
+    store alone, with a stand-in for the encoder:
+
+    >>> import tempfile, numpy as np
+    >>> from samedenhancer import EmbeddingStore
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> store = EmbeddingStore(folder.name, max_gb=1)
+    >>> tensor = np.zeros((1, 3, 8, 8), np.float32)  # a preprocessed image
+    >>> _ = store.fetch("toy-model", tensor, lambda: (tensor + 1,))  # encoded, then stored
+    >>> store.fetch("toy-model", tensor, lambda: 1 / 0)[0].shape  # read back: no encoder call
+    (1, 3, 8, 8)
+    >>> store.stats.hits, store.stats.misses
+    (1, 1)
+    >>> folder.cleanup()
     """
 
     def __init__(self, path: str | os.PathLike, max_gb: float | None = None, *, fp16: bool = False) -> None:
