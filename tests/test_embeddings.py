@@ -11,7 +11,6 @@ import pickle
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ import pytest
 
 from samedenhancer import EmbeddingStore, embeddings, io
 from samedenhancer.bench import datasets
-from samedenhancer.embeddings import MARKER, STALE_PARTIAL_S, EmbeddingStoreWarning, _write_entry, model_identity
+from samedenhancer.embeddings import MARKER, STALE_PARTIAL_S, EmbeddingStoreWarning, _write_entry
 from samedenhancer.engines import Manifest, static_manifest
 from samedenhancer.io.atomic import PARTIAL_MARK
 from samedenhancer.transforms import preprocess
@@ -175,39 +174,6 @@ def test_the_key_follows_the_preprocessed_content_not_the_file_name(tmp_path, da
     key = store.key(MODEL, original)
     monkeypatch.setattr("samedenhancer.transforms.PREPROCESS_VERSION", 2)
     assert store.key(MODEL, original) != key
-
-
-# -- model identity -----------------------------------------------------------------------------
-def _export_folder(folder: Path, encoder: bytes) -> Manifest:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "encoder.onnx").write_bytes(encoder)
-    (folder / "decoder.onnx").write_bytes(b"decoder graph")
-    document = {**static_manifest("litemedsam"), "files": {"encoder": "encoder.onnx", "decoder": "decoder.onnx"}}
-    return Manifest.from_dict(document, folder)
-
-
-def test_model_identity_follows_the_files_and_the_preprocessing(tmp_path):
-    one = _export_folder(tmp_path / "one", b"encoder weights A")
-    same = _export_folder(tmp_path / "same", b"encoder weights A")
-    other = _export_folder(tmp_path / "other", b"encoder weights B")
-    assert model_identity(one) == model_identity(same) != model_identity(other)
-    (tmp_path / "one" / "encoder.onnx").write_bytes(b"encoder weights A, re-exported")
-    assert model_identity(one) != model_identity(same)
-    document = {**same.raw, "preprocess": {**same.raw["preprocess"], "interpolation": "area_down_linear_up"}}
-    assert model_identity(Manifest.from_dict(document, same.directory)) != model_identity(same)
-
-
-def test_model_identity_uses_the_recorded_file_hashes_when_the_export_has_them(tmp_path):
-    document = {**static_manifest("litemedsam"), "files": {"encoder": "encoder.onnx", "decoder": "decoder.onnx"}}
-    hashes = {"encoder.onnx": {"sha256": "a" * 64, "bytes": 10}, "decoder.onnx": {"sha256": "b" * 64, "bytes": 5}}
-    recorded = Manifest.from_dict({**document, "file_hashes": hashes}, tmp_path)  # no files on disk: not read
-    changed = {**hashes, "encoder.onnx": {"sha256": "c" * 64, "bytes": 10}}
-    assert model_identity(recorded) != model_identity(Manifest.from_dict({**document, "file_hashes": changed}, tmp_path))
-    assert len(model_identity(recorded)) == 64
-    with pytest.raises(ValueError, match="no exported files"):
-        model_identity(Manifest.from_dict(static_manifest("litemedsam")))
-    with pytest.raises(TypeError, match="Manifest"):
-        model_identity({"name": "litemedsam"})
 
 
 # -- damaged and foreign entries ------------------------------------------------------------------

@@ -2,7 +2,7 @@
 every later call, process or command that needs it reads it back.
 
 An entry is the encoder's output for one model input. Its key is a SHA-256 over the model's
-identity (:func:`model_identity`: the exported files' hashes and the manifest's preprocessing),
+identity (``Manifest.identity``: the exported files' hashes and the manifest's preprocessing),
 :data:`~samedenhancer.transforms.PREPROCESS_VERSION`, the stored dtype and the preprocessed input
 itself, never a file name: a renamed or copied image is found, an edited one is not, and a store
 filled by another model or another version of the preprocessing is never used. A volume is stored
@@ -46,12 +46,11 @@ from typing import Callable, NamedTuple, Sequence
 import numpy as np
 
 from . import transforms
-from .engines import Manifest
 from .io import write_atomically, write_text_atomically
 from .io.atomic import PARTIAL_MARK
 from .validation import flag, number
 
-__all__ = ["EmbeddingStore", "EmbeddingStoreWarning", "StoreStats", "model_identity"]
+__all__ = ["EmbeddingStore", "EmbeddingStoreWarning", "StoreStats"]
 
 #: The file that makes a folder an embedding store.
 MARKER = "samedenhancer-embeddings.json"
@@ -78,46 +77,6 @@ class StoreStats(NamedTuple):
     writes: int  # entries written
     evicted: int  # entries removed to keep under max_gb
     rejected: int  # entries found damaged or foreign (encoded again, with a warning)
-
-
-_FILE_HASHES: dict[tuple, str] = {}
-_FILE_HASHES_LOCK = threading.Lock()
-
-
-def _file_hash(path: Path) -> dict:
-    """``{"sha256", "bytes"}`` of ``path``, hashed once per process (again if it changes)."""
-    stat = path.stat()
-    cache_key = (os.fspath(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
-    with _FILE_HASHES_LOCK:
-        digest = _FILE_HASHES.get(cache_key)
-    if digest is None:
-        hasher = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                hasher.update(block)
-        digest = hasher.hexdigest()
-        with _FILE_HASHES_LOCK:
-            _FILE_HASHES[cache_key] = digest
-    return {"sha256": digest, "bytes": stat.st_size}
-
-
-def model_identity(manifest: Manifest) -> str:
-    """A SHA-256 (hex) naming one exported model exactly: its files' hashes and its preprocessing.
-
-    The files' hashes are the manifest's ``file_hashes`` when the export recorded them, otherwise
-    the files named in ``manifest.files`` are hashed (once per process and file version). Any change
-    of a file's bytes (other weights, another quantisation, a re-export) or of the manifest's
-    preprocessing section gives another identity.
-    """
-    if not isinstance(manifest, Manifest):
-        raise TypeError(f"manifest must be a samedenhancer Manifest, got {type(manifest).__name__}")
-    hashes = manifest.raw.get("file_hashes")
-    if hashes is None:
-        if manifest.directory is None or not manifest.files:
-            raise ValueError(f"model {manifest.name!r} has no exported files to identify it by (a static manifest)")
-        hashes = {name: _file_hash(manifest.directory / name) for name in sorted(manifest.files.values())}
-    document = {"file_hashes": hashes, "preprocess": manifest.raw.get("preprocess"), "input_size": manifest.input_size}
-    return hashlib.sha256(json.dumps(document, sort_keys=True).encode("utf-8")).hexdigest()
 
 
 class _Untrusted(ValueError):
@@ -290,7 +249,7 @@ class EmbeddingStore:
         Parameters
         ----------
         identity : str
-            :func:`model_identity` of the model whose encoder ``encode`` runs.
+            ``Manifest.identity`` of the model whose encoder ``encode`` runs.
         tensor : (1, 3, S, S) float32
             The preprocessed image (``Predictor.prepare(image).tensor``).
         encode : callable
@@ -302,7 +261,7 @@ class EmbeddingStore:
             The same bytes whether read or just encoded (with ``fp16``, float16-rounded both times).
         """
         if not isinstance(identity, str) or not identity:
-            raise TypeError(f"identity must be a non-empty str (model_identity(manifest)), got {identity!r}")
+            raise TypeError(f"identity must be a non-empty str (Manifest.identity), got {identity!r}")
         if not isinstance(tensor, np.ndarray):
             raise TypeError(f"tensor must be a numpy array (the preprocessed image), got {type(tensor).__name__}")
         key = self.key(identity, tensor)

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .embeddings import EmbeddingStore, model_identity
+from .embeddings import EmbeddingStore
 from .engines import Manifest
 from .engines.manifest import DEFAULT_MODEL
 from .registry import LoadedModel, load_model
@@ -129,8 +129,9 @@ class Predictor:
     def _use_store(self, embeddings: EmbeddingStore | None) -> None:
         if embeddings is not None and not isinstance(embeddings, EmbeddingStore):
             raise TypeError(f"embeddings must be a samedenhancer.EmbeddingStore or None, got {type(embeddings).__name__}")
+        if embeddings is not None and self.manifest.identity is None:
+            raise ValueError(f"{self.manifest.name} records no file hashes to key an embedding store by: re-export it")
         self.embeddings = embeddings
-        self._identity = None if embeddings is None else model_identity(self.manifest)
 
     def with_embeddings(self, embeddings: EmbeddingStore | None) -> "Predictor":
         """This predictor's engines (nothing is loaded again) with the store ``embeddings``
@@ -165,7 +166,7 @@ class Predictor:
         if self.embeddings is None:
             features = self._run_encoder(tensor)
         else:
-            features = self.embeddings.fetch(self._identity, tensor, lambda: self._run_encoder(tensor))
+            features = self.embeddings.fetch(self.manifest.identity, tensor, lambda: self._run_encoder(tensor))
         return ImageEmbedding(features, original_size, scale, valid, self.manifest.name)
 
     def _run_encoder(self, tensor: np.ndarray) -> tuple:

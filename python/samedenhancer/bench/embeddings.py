@@ -89,7 +89,6 @@ def store_work(store, identity: str, predictor, images) -> tuple[float, float]:
 def disk_rows(models: list[tuple[str, object]], image, tmp: str) -> list[Row]:
     """Bytes per entry of one Kvasir image for each ``(label, model folder)``, fp32 and fp16."""
     from samedenhancer import EmbeddingStore, Predictor
-    from samedenhancer.embeddings import model_identity
 
     rows = []
     for label, folder in models:
@@ -99,7 +98,7 @@ def disk_rows(models: list[tuple[str, object]], image, tmp: str) -> list[Row]:
         sizes = {}
         for fp16 in (False, True):
             store = EmbeddingStore(os.path.join(tmp, f"disk-{label}-{fp16}"), fp16=fp16)
-            store.fetch(model_identity(predictor.manifest), tensor, lambda: features)
+            store.fetch(predictor.manifest.identity, tensor, lambda: features)
             sizes[fp16] = store.size_bytes()
         raw = sum(np.asarray(f).nbytes for f in features)
         shapes = " + ".join("x".join(map(str, np.shape(f))) for f in features)
@@ -136,11 +135,10 @@ def fp16_quality(predictor, store, samples, plain_masks, tmp: str) -> tuple[floa
     many masks differ and the lowest Dice between an fp32 and its fp16 mask; the fp16 store is
     filled from ``store`` (no encoder call)."""
     from samedenhancer import EmbeddingStore, Enhancer
-    from samedenhancer.embeddings import model_identity
     from samedenhancer.metrics import dice
 
     half = EmbeddingStore(os.path.join(tmp, "fp16"), fp16=True)
-    identity, full = model_identity(predictor.manifest), predictor.with_embeddings(store)
+    identity, full = predictor.manifest.identity, predictor.with_embeddings(store)
     for sample in samples:
         prepared = predictor.prepare(sample.image())
         half.fetch(identity, prepared.tensor, lambda: full.encode_prepared(prepared).features)
@@ -165,7 +163,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from samedenhancer import EmbeddingStore, Enhancer, Predictor
     from samedenhancer.bench import datasets
-    from samedenhancer.embeddings import model_identity
 
     load = os.getloadavg()[0]
     samples = datasets.samples("kvasir")[: args.images]
@@ -177,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         stored = Enhancer(predictor.with_embeddings(store), threshold=127)
         plain.enhance(images[0], coarse[0])  # warm-up of the engines both share
         loop = pseudo_label_loop(plain, stored, store, images, coarse)
-        miss_ms, hit_ms = store_work(EmbeddingStore(os.path.join(tmp, "work")), model_identity(predictor.manifest),
+        miss_ms, hit_ms = store_work(EmbeddingStore(os.path.join(tmp, "work")), predictor.manifest.identity,
                                      predictor, images[:10])
         quality = samples[: args.quality]
         fp32_dice, fp16_dice, changed, agreement = fp16_quality(predictor, store, quality, loop["first_masks"][: len(quality)], tmp)
