@@ -195,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
             "same loop, no store", unit="s"),
     ]
     notes[:0] = [
+        f"Command: `python -m samedenhancer.bench embeddings --images {args.images} --quality {args.quality} "
+        f"--threads {args.threads}{' --no-models' if args.no_models else ''}`.",
         f"Kvasir, first {n} images with PraNet maps > 127; LiteMedSAM fp32 on ONNX Runtime CPU, {args.threads} threads; "
         f"load average {load:.1f} at the start (nice -n 10 on a shared machine: ratios, not absolute times, carry over).",
         f"Encoder calls per round of the pseudo-label loop: with the store {loop['encodes']}, without "
