@@ -5,6 +5,7 @@ from __future__ import annotations
 from . import io, metrics
 from ._core import __version__
 from .core import ComponentStats, MiningOptions, Prompts, as_label_map, connected_components, distance_transform, mine_prompts
+from .embeddings import EmbeddingStore
 from .enhancer import BatchItem, Encoded, EnhanceOptions, Enhancer, EnhanceResult, Gate, RegionResult, Timings, VolumeResult
 from .interactive import InteractiveSession
 from .predictor import ImageEmbedding, Prediction, Predictor, PreparedImage
@@ -15,6 +16,7 @@ from .volumes import PropagationResult, propagate
 __all__ = [
     "BatchItem",
     "ComponentStats",
+    "EmbeddingStore",
     "Encoded",
     "EnhanceOptions",
     "EnhanceResult",

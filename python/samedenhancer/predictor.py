@@ -6,12 +6,14 @@ Everything runs in numpy and the engines (ONNX Runtime or TensorRT); torch is ne
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 
+from .embeddings import EmbeddingStore
 from .engines import Manifest
 from .engines.manifest import DEFAULT_MODEL
 from .registry import LoadedModel, load_model
@@ -87,11 +89,15 @@ class Predictor:
         names); must be ``None`` for a TensorRT export.
     intra_op_threads : int, optional
         ONNX Runtime threads per operator.
+    embeddings : EmbeddingStore, optional
+        Look every image up in this store after preprocessing and before the encoder, and store
+        what is encoded (see :meth:`with_embeddings` to add one to a ready predictor).
 
     Attributes
     ----------
     manifest : Manifest
         ``name``, ``input_size``, ``default_policy``, ``trained_prompts``, ...
+    embeddings : EmbeddingStore or None
 
     References
     ----------
@@ -111,12 +117,29 @@ class Predictor:
     (1, 1, 64, 80)
     """
 
-    def __init__(self, model: str | os.PathLike = DEFAULT_MODEL, providers=None, *, intra_op_threads: int | None = None):
+    def __init__(self, model: str | os.PathLike = DEFAULT_MODEL, providers=None, *, intra_op_threads: int | None = None,
+                 embeddings: EmbeddingStore | None = None):
         self._model: LoadedModel = load_model(model, providers, intra_op_threads=intra_op_threads)
         self.manifest: Manifest = self._model.manifest
         self._embedding: ImageEmbedding | None = None
         self._feature_names = self.manifest.encoder_outputs
         self._keep_on_device = bool(getattr(self._model.encoder, "on_gpu", False)) and hasattr(self._model.encoder, "session")
+        self._use_store(embeddings)
+
+    def _use_store(self, embeddings: EmbeddingStore | None) -> None:
+        if embeddings is not None and not isinstance(embeddings, EmbeddingStore):
+            raise TypeError(f"embeddings must be a samedenhancer.EmbeddingStore or None, got {type(embeddings).__name__}")
+        if embeddings is not None and self.manifest.identity is None:
+            raise ValueError(f"{self.manifest.name} records no file hashes to key an embedding store by: re-export it")
+        self.embeddings = embeddings
+
+    def with_embeddings(self, embeddings: EmbeddingStore | None) -> "Predictor":
+        """This predictor's engines (nothing is loaded again) with the store ``embeddings``
+        (``None``: none), as a new predictor with no image set; this one is unchanged."""
+        twin = copy.copy(self)
+        twin._embedding = None
+        twin._use_store(embeddings)
+        return twin
 
     @property
     def providers(self) -> tuple:
@@ -137,8 +160,16 @@ class Predictor:
         return PreparedImage(tensor, scale, valid, tuple(np.shape(image)[:2]))
 
     def encode_prepared(self, prepared: PreparedImage) -> ImageEmbedding:
-        """The encoder half of :meth:`encode`, for an image from :meth:`prepare`."""
+        """The encoder half of :meth:`encode`, for an image from :meth:`prepare` (read from the
+        embedding store instead when it holds the image)."""
         tensor, scale, valid, original_size = prepared
+        if self.embeddings is None:
+            features = self._run_encoder(tensor)
+        else:
+            features = self.embeddings.fetch(self.manifest.identity, tensor, lambda: self._run_encoder(tensor))
+        return ImageEmbedding(features, original_size, scale, valid, self.manifest.name)
+
+    def _run_encoder(self, tensor: np.ndarray) -> tuple:
         outputs = self._model.encoder.run({"image": tensor}, keep_on_device=self._keep_on_device)
         names = [info.name for info in self._model.encoder.outputs]
         by_name = dict(zip(names, outputs))
@@ -149,7 +180,7 @@ class Predictor:
                 value = np.ascontiguousarray(value)
                 value.setflags(write=False)
             features.append(value)
-        return ImageEmbedding(tuple(features), original_size, scale, valid, self.manifest.name)
+        return tuple(features)
 
     def _prompts(self, embedding: ImageEmbedding, point_coords, point_labels, boxes, mask_count: int | None = None):
         for name, value in (("point_coords", point_coords), ("point_labels", point_labels), ("box", boxes)):
@@ -388,18 +419,24 @@ class Predictor:
 PREDICTOR_INTERFACE = ("encode", "decode", "manifest")
 
 
-def as_predictor(model, *, providers=None, threads: int | None = None, needs: tuple = PREDICTOR_INTERFACE):
+def as_predictor(model, *, providers=None, threads: int | None = None, needs: tuple = PREDICTOR_INTERFACE,
+                 embeddings: EmbeddingStore | None = None):
     """The one place where "a model name, an export folder or a ready Predictor" becomes a predictor.
 
-    ``model`` as a name or folder opens a :class:`Predictor` with ``providers`` and ``threads``
-    (ONNX Runtime threads per operator); a ready predictor is returned as is (then ``providers``
-    and ``threads`` must be ``None``: they belong to the engine it already has). Anything offering
+    ``model`` as a name or folder opens a :class:`Predictor` with ``providers``, ``threads``
+    (ONNX Runtime threads per operator) and the store ``embeddings``; a ready predictor is returned
+    as is (then ``providers`` and ``threads`` must be ``None``: they belong to the engine it already
+    has), or with ``embeddings`` as :meth:`Predictor.with_embeddings` gives it. Anything offering
     the methods ``needs`` counts as a predictor.
     """
     if isinstance(model, (str, os.PathLike)):
-        return Predictor(model, providers=providers, intra_op_threads=threads)
+        return Predictor(model, providers=providers, intra_op_threads=threads, embeddings=embeddings)
     if all(hasattr(model, name) for name in needs):
         if providers is not None or threads is not None:
             raise ValueError("providers and threads cannot be given together with a ready Predictor: they belong to its engine")
-        return model
+        if embeddings is None:
+            return model
+        if not hasattr(model, "with_embeddings"):
+            raise TypeError(f"embeddings= needs a samedenhancer Predictor (with_embeddings); got {type(model).__name__}")
+        return model.with_embeddings(embeddings)
     raise TypeError(f"model must be a model name, a model folder or a Predictor, got {type(model).__name__}")

@@ -11,7 +11,11 @@ import numpy as np
 
 from .engines import Manifest
 
-__all__ = ["check_image", "logits_window", "preprocess", "resize_bilinear"]
+__all__ = ["PREPROCESS_VERSION", "check_image", "logits_window", "preprocess", "resize_bilinear"]
+
+#: Version of :func:`preprocess`'s arithmetic: bump it whenever one image and one manifest could give
+#: another model input, so that an embedding store never reuses an entry of the older version.
+PREPROCESS_VERSION = 1
 
 
 def check_image(image) -> None:
