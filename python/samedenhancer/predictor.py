@@ -16,6 +16,7 @@ from .engines import Manifest
 from .engines.manifest import DEFAULT_MODEL
 from .registry import LoadedModel, load_model
 from .transforms import logits_window, preprocess, resize_bilinear
+from .validation import coordinates, finite_array
 
 __all__ = ["ImageEmbedding", "Prediction", "Predictor", "PreparedImage", "as_predictor"]
 
@@ -101,14 +102,12 @@ class Predictor:
 
     Examples
     --------
-    >>> import numpy as np
-    >>> from samedenhancer import Predictor
-    >>> predictor = Predictor()  # doctest: +SKIP
-    >>> image = np.zeros((64, 80), np.uint8); image[20:40, 30:60] = 200
-    >>> predictor.set_image(image)  # doctest: +SKIP
-    >>> masks, iou, low_res = predictor.predict(box=[28, 18, 61, 41])  # doctest: +SKIP
-    >>> masks.shape  # doctest: +SKIP
-    (1, 1, 64, 80)
+    >>> from samedenhancer import Predictor, data
+    >>> predictor = Predictor()                       # LiteMedSAM, exported on first use
+    >>> predictor.set_image(data.fundus().image)      # 384 x 384 RGB, encoded once
+    >>> masks, iou, low_res = predictor.predict(box=[98, 109, 247, 278])   # the optic disc's box
+    >>> masks.shape, masks.dtype, iou.shape
+    ((1, 1, 384, 384), dtype('bool'), (1, 1))
     """
 
     def __init__(self, model: str | os.PathLike = DEFAULT_MODEL, providers=None, *, intra_op_threads: int | None = None):
@@ -152,51 +151,21 @@ class Predictor:
         return ImageEmbedding(tuple(features), original_size, scale, valid, self.manifest.name)
 
     def _prompts(self, embedding: ImageEmbedding, point_coords, point_labels, boxes, mask_count: int | None = None):
-        for name, value in (("point_coords", point_coords), ("point_labels", point_labels), ("box", boxes)):
-            if value is not None and np.asarray(value).dtype.kind not in "biuf":
-                raise TypeError(f"{name} must hold real numbers, got dtype {np.asarray(value).dtype}")
-        coords = None if point_coords is None else np.asarray(point_coords, dtype=np.float64)
-        labels = None if point_labels is None else np.asarray(point_labels)
-        box = None if boxes is None else np.asarray(boxes, dtype=np.float64)
-        if coords is None and box is None:
+        """The decoder's ``point_coords`` / ``point_labels`` (model frame, float32) for the prompts."""
+        if point_coords is None and boxes is None:
             if mask_count is None:
                 raise ValueError("give point_coords (with point_labels) and/or a box, or a mask_input; got none")
             # A mask prompt alone: one padding point per mask (as SAM's ONNX export feeds it).
             return np.zeros((mask_count, 1, 2), np.float32), -np.ones((mask_count, 1), np.float32)
-        if (coords is None) != (labels is None):
-            raise ValueError("point_coords and point_labels go together; got only " + ("point_coords" if labels is None else "point_labels"))
-        n = None
-        if coords is not None:
-            if coords.ndim == 2:
-                coords = coords[None]
-            if coords.ndim != 3 or coords.shape[2] != 2 or coords.shape[1] < 1 or coords.shape[0] < 1:
-                raise ValueError(f"point_coords must be (P, 2) or (N, P, 2) with P >= 1, got shape {np.shape(point_coords)}")
-            if labels.ndim == 1:
-                labels = labels[None]
-            if labels.shape != coords.shape[:2]:
-                raise ValueError(f"point_labels must have shape {coords.shape[:2]} to match point_coords, got {np.shape(point_labels)}")
-            if not np.isin(labels, (-1, 0, 1)).all():
-                raise ValueError(f"point_labels must be 1 (positive), 0 (negative) or -1 (padding), got {np.unique(labels).tolist()}")
-            if not np.isfinite(coords).all():
-                raise ValueError("point_coords must be finite")
-            n = coords.shape[0]
-        if box is not None:
-            if box.ndim == 1:
-                box = box[None]
-            if box.ndim != 2 or box.shape[1] != 4:
-                raise ValueError(f"box must be (4,) or (N, 4) XYXY, got shape {np.shape(boxes)}")
-            if not np.isfinite(box).all():
-                raise ValueError("box must be finite")
-            if box.shape[0] == 0:
-                raise ValueError("box must hold at least one box, got an array of shape (0, 4)")
-            reversed_ = (box[:, 2] < box[:, 0]) | (box[:, 3] < box[:, 1])
-            if reversed_.any():
-                raise ValueError(f"box must be XYXY with x0 <= x1 and y0 <= y1, got {box[reversed_][0].tolist()}")
-            if n is not None and box.shape[0] != n:
-                raise ValueError(f"box and point_coords must describe the same number of prompts, got {box.shape[0]} boxes and {n} point sets")
-            n = box.shape[0]
-        sx, sy = embedding.scale
-        factor = np.array([sx, sy])
+        if (point_coords is None) != (point_labels is None):
+            raise ValueError("point_coords and point_labels go together; got only " + ("point_coords" if point_labels is None else "point_labels"))
+        size = tuple(embedding.original_size)
+        coords, labels = (None, None) if point_coords is None else _check_points(point_coords, point_labels, size)
+        box = None if boxes is None else _check_boxes(boxes, size)
+        if coords is not None and box is not None and len(box) != len(coords):
+            raise ValueError(f"box and point_coords must describe the same number of prompts, got {len(box)} boxes and {len(coords)} point sets")
+        n = len(coords) if coords is not None else len(box)
+        factor = np.array(embedding.scale)
         parts_c, parts_l = [], []
         if coords is not None:
             parts_c.append(coords * factor)
@@ -216,7 +185,7 @@ class Predictor:
         if mask_input is None:
             return np.zeros((1, 1, side, side), np.float32), np.zeros(1, np.float32)
         mask = np.asarray(mask_input)
-        if mask.dtype == np.bool_ or not (np.issubdtype(mask.dtype, np.floating) or np.issubdtype(mask.dtype, np.integer)):
+        if mask.dtype == np.bool_ or mask.dtype.kind not in "iuf":
             raise TypeError(f"mask_input must be float low-resolution logits, got dtype {mask.dtype}")
         if mask.ndim == 2 or (mask.ndim == 3 and mask.shape[0] == 1):
             mask = mask.reshape(1, 1, *mask.shape[-2:])
@@ -225,8 +194,7 @@ class Predictor:
                 f"mask_input must be ({side}, {side}), (1, {side}, {side}) or (M, 1, {side}, {side}) low-resolution logits in "
                 f"the model frame, got shape {np.shape(mask_input)}"
             )
-        if not np.isfinite(mask).all():
-            raise ValueError("mask_input must be finite")
+        mask = finite_array(mask, "mask_input")
         return np.ascontiguousarray(mask, dtype=np.float32), np.ones(mask.shape[0], np.float32)
 
     def decode(self, embedding: ImageEmbedding, point_coords=None, point_labels=None, box=None, mask_input=None,
@@ -237,11 +205,12 @@ class Predictor:
         ----------
         embedding : ImageEmbedding
         point_coords : (N, P, 2) or (P, 2) array, optional
-            ``x, y`` in native pixels.
+            ``x, y`` in native pixels, finite and within one image size of the image
+            (``-W <= x <= 2W - 1``, ``-H <= y <= 2H - 1``).
         point_labels : (N, P) or (P,) array, optional
             1 positive, 0 negative, -1 padding (ignored by the decoder).
         box : (N, 4) or (4,) array, optional
-            XYXY in native pixels.
+            XYXY in native pixels, within one image size of the image as the points.
         mask_input : (L, L), (1, L, L) or (N or 1, 1, L, L) float array, optional
             Mask prompt: low-resolution logits in the padded model frame, ``L = manifest.low_res_size``
             (typically one channel of a previous ``decode``'s ``low_res_logits``); one mask is shared
@@ -382,6 +351,40 @@ class Predictor:
         logits = self.upscale(self._embedding, low_res)
         masks = logits if return_logits else logits > 0
         return Prediction(masks, iou, low_res)
+
+
+def _check_points(point_coords, point_labels, size: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """``point_coords`` as (N, P, 2) float64 native pixels and ``point_labels`` as (N, P)."""
+    coords = coordinates(point_coords, "point_coords")
+    if coords.ndim == 2:
+        coords = coords[None]
+    if coords.ndim != 3 or coords.shape[2] != 2 or coords.shape[1] < 1 or coords.shape[0] < 1:
+        raise ValueError(f"point_coords must be (P, 2) or (N, P, 2) with P >= 1, got shape {np.shape(point_coords)}")
+    coords = coordinates(coords, "point_coords", size)
+    labels = finite_array(point_labels, "point_labels")
+    if labels.ndim == 1:
+        labels = labels[None]
+    if labels.shape != coords.shape[:2]:
+        raise ValueError(f"point_labels must have shape {coords.shape[:2]} to match point_coords, got {np.shape(point_labels)}")
+    if not np.isin(labels, (-1, 0, 1)).all():
+        raise ValueError(f"point_labels must be 1 (positive), 0 (negative) or -1 (padding), got {np.unique(labels).tolist()}")
+    return coords, labels
+
+
+def _check_boxes(boxes, size: tuple) -> np.ndarray:
+    """``boxes`` as (N, 4) float64 XYXY native pixels, x0 <= x1 and y0 <= y1."""
+    box = coordinates(boxes, "box")
+    if box.ndim == 1:
+        box = box[None]
+    if box.ndim != 2 or box.shape[1] != 4:
+        raise ValueError(f"box must be (4,) or (N, 4) XYXY, got shape {np.shape(boxes)}")
+    if box.shape[0] == 0:
+        raise ValueError("box must hold at least one box, got an array of shape (0, 4)")
+    box = coordinates(box, "box", size)
+    reversed_ = (box[:, 2] < box[:, 0]) | (box[:, 3] < box[:, 1])
+    if reversed_.any():
+        raise ValueError(f"box must be XYXY with x0 <= x1 and y0 <= y1, got {box[reversed_][0].tolist()}")
+    return box
 
 
 #: What a ready predictor must offer to stand in for a :class:`Predictor` (a test double may).
