@@ -273,6 +273,24 @@ def test_real_litemedsam_propagates_lv_and_myocardium_through_an_acdc_volume(dat
     assert result.status[middle] == "annotated" and result.timings.decode > 0
 
 
+def test_real_litemedsam_keeps_the_myocardium_seeded_alone_a_ring(data_root, litemedsam_dir):
+    """Issue 30, item 19: the myocardium seeded without its cavity came back as a filled disc
+    (Dice 0.14 on this volume); its unlabelled hole is now propagated as an implicit inner class."""
+    from test_io_dicom_series import acdc_volume
+
+    image, labels = acdc_volume(data_root)  # patient011 ED, 9 slices
+    myo, cavity = labels == 2, labels == 3
+    z = int(np.argmax(myo.reshape(-1, myo.shape[2]).sum(0)))
+    predictor = se.Predictor(litemedsam_dir)
+    result = se.propagate(image, myo[:, :, z].astype(np.uint8) * 2, z, model=predictor)
+    assert set(np.unique(result.mask).tolist()) == {0, 2}
+    assert _dice(result.mask == 2, myo) >= 0.75
+    assert (result.mask[cavity] == 2).mean() < 0.1  # the cavity stays open on every slice
+    # the 2-D Enhancer and the 3-D refinement on the same ring: the hole is never filled
+    refined = se.Enhancer(predictor).enhance(image[:, :, z], myo[:, :, z].astype(np.uint8))
+    assert not refined.mask[cavity[:, :, z]].any() and _dice(refined.mask > 0, myo[:, :, z]) >= 0.8
+
+
 def test_cli_propagates_and_enhances_a_dicom_series_into_a_seg(tmp_path, data_root, litemedsam_dir, capsys):
     pytest.importorskip("highdicom", reason="DICOM SEG needs the dicom extra (highdicom)")
     from test_io_dicom_series import acdc_volume, write_series

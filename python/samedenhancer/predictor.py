@@ -15,8 +15,8 @@ import numpy as np
 from .engines import Manifest
 from .engines.manifest import DEFAULT_MODEL
 from .registry import LoadedModel, load_model
-from .transforms import logits_window, preprocess, resize_bilinear
-from .validation import coordinates, finite_array
+from .transforms import logits_window, preprocess, prompt_inputs, resize_bilinear
+from .validation import finite_array
 
 __all__ = ["ImageEmbedding", "Prediction", "Predictor", "PreparedImage", "as_predictor"]
 
@@ -150,34 +150,6 @@ class Predictor:
             features.append(value)
         return ImageEmbedding(tuple(features), original_size, scale, valid, self.manifest.name)
 
-    def _prompts(self, embedding: ImageEmbedding, point_coords, point_labels, boxes, mask_count: int | None = None):
-        """The decoder's ``point_coords`` / ``point_labels`` (model frame, float32) for the prompts."""
-        if point_coords is None and boxes is None:
-            if mask_count is None:
-                raise ValueError("give point_coords (with point_labels) and/or a box, or a mask_input; got none")
-            # A mask prompt alone: one padding point per mask (as SAM's ONNX export feeds it).
-            return np.zeros((mask_count, 1, 2), np.float32), -np.ones((mask_count, 1), np.float32)
-        if (point_coords is None) != (point_labels is None):
-            raise ValueError("point_coords and point_labels go together; got only " + ("point_coords" if point_labels is None else "point_labels"))
-        size = tuple(embedding.original_size)
-        coords, labels = (None, None) if point_coords is None else _check_points(point_coords, point_labels, size)
-        box = None if boxes is None else _check_boxes(boxes, size)
-        if coords is not None and box is not None and len(box) != len(coords):
-            raise ValueError(f"box and point_coords must describe the same number of prompts, got {len(box)} boxes and {len(coords)} point sets")
-        n = len(coords) if coords is not None else len(box)
-        factor = np.array(embedding.scale)
-        parts_c, parts_l = [], []
-        if coords is not None:
-            parts_c.append(coords * factor)
-            parts_l.append(labels.astype(np.float64))
-        if box is not None:
-            parts_c.append(box.reshape(n, 2, 2) * factor)
-            parts_l.append(np.tile([[2.0, 3.0]], (n, 1)))
-        if box is None or self.manifest.pad_point == "always":
-            parts_c.append(np.zeros((n, 1, 2)))
-            parts_l.append(-np.ones((n, 1)))
-        return np.concatenate(parts_c, 1).astype(np.float32), np.concatenate(parts_l, 1).astype(np.float32)
-
     def _mask_prompt(self, mask_input):
         """``mask_input`` as the decoder's (M, 1, L, L) float32 ``mask_input`` and (M,) ``has_mask_input``;
         ``None`` becomes one all-zero mask flagged absent."""
@@ -231,7 +203,8 @@ class Predictor:
         if embedding.model != self.manifest.name:
             raise ValueError(f"embedding was made by {embedding.model!r}, this predictor runs {self.manifest.name!r}")
         mask, has_mask = self._mask_prompt(mask_input)
-        coords, labels = self._prompts(embedding, point_coords, point_labels, box, None if mask_input is None else len(mask))
+        coords, labels = prompt_inputs(point_coords, point_labels, box, embedding.original_size, embedding.scale,
+                                       self.manifest.pad_point == "always", None if mask_input is None else len(mask))
         if len(mask) not in (1, len(coords)):
             raise ValueError(f"mask_input must hold 1 mask or one per prompt ({len(coords)}), got {len(mask)}")
         decoder = self._model.decoder
@@ -353,45 +326,11 @@ class Predictor:
         return Prediction(masks, iou, low_res)
 
 
-def _check_points(point_coords, point_labels, size: tuple) -> tuple[np.ndarray, np.ndarray]:
-    """``point_coords`` as (N, P, 2) float64 native pixels and ``point_labels`` as (N, P)."""
-    coords = coordinates(point_coords, "point_coords")
-    if coords.ndim == 2:
-        coords = coords[None]
-    if coords.ndim != 3 or coords.shape[2] != 2 or coords.shape[1] < 1 or coords.shape[0] < 1:
-        raise ValueError(f"point_coords must be (P, 2) or (N, P, 2) with P >= 1, got shape {np.shape(point_coords)}")
-    coords = coordinates(coords, "point_coords", size)
-    labels = finite_array(point_labels, "point_labels")
-    if labels.ndim == 1:
-        labels = labels[None]
-    if labels.shape != coords.shape[:2]:
-        raise ValueError(f"point_labels must have shape {coords.shape[:2]} to match point_coords, got {np.shape(point_labels)}")
-    if not np.isin(labels, (-1, 0, 1)).all():
-        raise ValueError(f"point_labels must be 1 (positive), 0 (negative) or -1 (padding), got {np.unique(labels).tolist()}")
-    return coords, labels
-
-
-def _check_boxes(boxes, size: tuple) -> np.ndarray:
-    """``boxes`` as (N, 4) float64 XYXY native pixels, x0 <= x1 and y0 <= y1."""
-    box = coordinates(boxes, "box")
-    if box.ndim == 1:
-        box = box[None]
-    if box.ndim != 2 or box.shape[1] != 4:
-        raise ValueError(f"box must be (4,) or (N, 4) XYXY, got shape {np.shape(boxes)}")
-    if box.shape[0] == 0:
-        raise ValueError("box must hold at least one box, got an array of shape (0, 4)")
-    box = coordinates(box, "box", size)
-    reversed_ = (box[:, 2] < box[:, 0]) | (box[:, 3] < box[:, 1])
-    if reversed_.any():
-        raise ValueError(f"box must be XYXY with x0 <= x1 and y0 <= y1, got {box[reversed_][0].tolist()}")
-    return box
-
-
 #: What a ready predictor must offer to stand in for a :class:`Predictor` (a test double may).
-PREDICTOR_INTERFACE = ("encode", "decode", "manifest")
+_PREDICTOR_INTERFACE = ("encode", "decode", "manifest")
 
 
-def as_predictor(model, *, providers=None, threads: int | None = None, needs: tuple = PREDICTOR_INTERFACE):
+def as_predictor(model, *, providers=None, threads: int | None = None, needs: tuple = _PREDICTOR_INTERFACE):
     """The one place where "a model name, an export folder or a ready Predictor" becomes a predictor.
 
     ``model`` as a name or folder opens a :class:`Predictor` with ``providers`` and ``threads``

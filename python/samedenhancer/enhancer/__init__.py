@@ -260,6 +260,7 @@ class Enhancer:
             raise ValueError(f"image and coarse must be 3-D volumes of the same shape, got {image.shape} and {coarse.shape}")
         axis = integer(axis, "axis", -3, 2) % 3
         spacing = None if spacing is None else check_spacing(spacing, "spacing", 3)
+        self.options.check_size(np.delete(coarse.shape, axis), "a slice of coarse")  # before the 3-D mining
         results = refine_volume(self, image, coarse, axis)
         return VolumeResult(np.stack([r.mask for r in results], axis=axis), axis, tuple(results), spacing)
 

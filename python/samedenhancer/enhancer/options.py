@@ -24,7 +24,7 @@ MAX_PIXELS = 8192 * 8192
 MAX_CLASSES = 256
 #: The fields of :class:`~samedenhancer.MiningOptions` that :class:`EnhanceOptions` also takes as
 #: keywords (``EnhanceOptions(prior="single")``).
-MINING_FIELDS = tuple(f.name for f in dataclasses.fields(MiningOptions))
+_MINING_FIELDS = tuple(f.name for f in dataclasses.fields(MiningOptions))
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ class EnhanceOptions:
                  fusion: bool | None = None, fusion_weight: float = 1.0, box_rounds: int | None = None,
                  box_tolerance: float = 0.02, mining: MiningOptions | None = None, max_pixels: int | None = MAX_PIXELS,
                  max_classes: int | None = MAX_CLASSES, **mining_fields) -> None:
-        unknown = sorted(set(mining_fields) - set(MINING_FIELDS))
+        unknown = sorted(set(mining_fields) - set(_MINING_FIELDS))
         if unknown:
             raise TypeError(f"EnhanceOptions got unexpected keyword arguments {unknown}")
         if mining is not None:
@@ -146,7 +146,7 @@ class EnhanceOptions:
 
     def replace(self, **changes) -> "EnhanceOptions":
         """A copy with ``changes`` applied (validated; mining fields may be given directly)."""
-        mining_fields = {k: changes.pop(k) for k in list(changes) if k in MINING_FIELDS}
+        mining_fields = {k: changes.pop(k) for k in list(changes) if k in _MINING_FIELDS}
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)} | changes
         if mining_fields:
             values["mining"] = values["mining"].replace(**mining_fields)
