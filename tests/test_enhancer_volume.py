@@ -256,13 +256,22 @@ def _dice(a, b):
     return 2 * (a & b).sum() / (a.sum() + b.sum())
 
 
-def test_real_litemedsam_propagates_lv_and_myocardium_through_an_acdc_volume(data_root, litemedsam_dir):
+@pytest.fixture(scope="module")
+def acdc(data_root, litemedsam_dir):
+    """patient011 ED (9 slices) and LiteMedSAM with every slice encoded once for the module."""
     from test_io_dicom_series import acdc_volume
 
-    image, labels = acdc_volume(data_root)  # patient011 ED, 9 slices
+    from fakes import CachingPredictor
+
+    image, labels = acdc_volume(data_root)
+    return image, labels, CachingPredictor(se.Predictor(litemedsam_dir))
+
+
+def test_real_litemedsam_propagates_lv_and_myocardium_through_an_acdc_volume(acdc):
+    image, labels, predictor = acdc
     present = np.flatnonzero(labels.reshape(-1, labels.shape[2]).any(0))
     middle = int(present[len(present) // 2])
-    result = se.propagate(image, labels[:, :, middle], middle, model=se.Predictor(litemedsam_dir))
+    result = se.propagate(image, labels[:, :, middle], middle, model=predictor)
     copy = np.zeros_like(labels)
     for c in (1, 2, 3):
         span = np.flatnonzero((labels == c).reshape(-1, labels.shape[2]).any(0))
@@ -273,15 +282,12 @@ def test_real_litemedsam_propagates_lv_and_myocardium_through_an_acdc_volume(dat
     assert result.status[middle] == "annotated" and result.timings.decode > 0
 
 
-def test_real_litemedsam_keeps_the_myocardium_seeded_alone_a_ring(data_root, litemedsam_dir):
+def test_real_litemedsam_keeps_the_myocardium_seeded_alone_a_ring(acdc):
     """Issue 30, item 19: the myocardium seeded without its cavity came back as a filled disc
     (Dice 0.14 on this volume); its unlabelled hole is now propagated as an implicit inner class."""
-    from test_io_dicom_series import acdc_volume
-
-    image, labels = acdc_volume(data_root)  # patient011 ED, 9 slices
+    image, labels, predictor = acdc
     myo, cavity = labels == 2, labels == 3
     z = int(np.argmax(myo.reshape(-1, myo.shape[2]).sum(0)))
-    predictor = se.Predictor(litemedsam_dir)
     result = se.propagate(image, myo[:, :, z].astype(np.uint8) * 2, z, model=predictor)
     assert set(np.unique(result.mask).tolist()) == {0, 2}
     assert _dice(result.mask == 2, myo) >= 0.75

@@ -76,12 +76,13 @@ def prompt_grid(shape: tuple, kind: str, *, scales=BOX_SCALES, points_per_side: 
         offsets = (np.arange(n) + 0.5) / n
         xs, ys = np.meshgrid(offsets * width, offsets * height)
         return np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32)
+    scales = [integer(n, "scales", 1) for n in scales]
+    if min(height, width) < max(scales):
+        raise ValueError(f"image of {height}x{width} pixels is too small for the box grid (its finest tiling is "
+                         f"{max(scales)} x {max(scales)} tiles of at least one pixel): the prior maps need an image "
+                         f"of at least {max(scales)} pixels per side")
     boxes = []
     for n in scales:
-        n = integer(n, "scales", 1)
-        if min(height, width) < n:
-            raise ValueError(f"image of {height}x{width} pixels is too small for a box grid of {n} x {n} tiles: "
-                             f"the prior maps need an image of at least {max(scales)} pixels per side")
         tile_w, tile_h = width / n, height / n
         for j in range(2 * n - 1):
             for i in range(2 * n - 1):

@@ -33,7 +33,13 @@ class Gate:
 
     A region falls back to its coarse pixels when the decoder's predicted IoU is below
     ``min_iou`` or when the refined region's Dice with the coarse region is below
-    ``min_agreement`` (it "disagrees wildly").
+    ``min_agreement`` (it "disagrees wildly"). ``min_agreement`` also decides when a ring whose
+    refinement answered its cavity keeps its coarse pixels (:mod:`samedenhancer.enhancer.rings`).
+
+    Examples
+    --------
+    >>> Gate().min_agreement, Gate(min_iou=0.5).min_iou
+    (0.5, 0.5)
     """
 
     min_iou: float = 0.0
@@ -51,7 +57,8 @@ class EnhanceOptions:
     ``None`` means "the default for this model and this image", decided by the methods below, so the
     rules live in one place. Build it once and hand it to :class:`~samedenhancer.Enhancer`,
     :func:`~samedenhancer.stream` or :func:`~samedenhancer.distributed.enhance_dataset`;
-    ``samedenhancer enhance`` builds the same object from its flags.
+    ``samedenhancer enhance`` builds the same object from its flags. What each choice does to the
+    quality on real data: ``benchmarks/QUALITY.md``.
 
     Attributes
     ----------

@@ -112,7 +112,7 @@ class InteractiveSession:
         given = [name for name, value in (("box", box), ("point", point), ("mask", mask)) if value is not None]
         if len(given) != 1:
             raise ValueError(f"start takes exactly one of box=, point=, mask=; got {given or 'none'}")
-        self._box = None
+        start_box = None
         if box is not None:
             values = coordinates(box, "box", self.size, inside=True)
             if values.shape != (4,):
@@ -120,7 +120,7 @@ class InteractiveSession:
             x0, y0, x1, y1 = values
             if not (x0 < x1 and y0 < y1):
                 raise ValueError(f"box must have x0 < x1 and y0 < y1, got {values.tolist()}")
-            self._box = values
+            start_box = values
             segmentation = mech.segment_from_box(self.predictor, self.embedding, values)
             clicks: tuple = ()
         elif point is not None:
@@ -138,7 +138,7 @@ class InteractiveSession:
             fixed = np.zeros(self.size, np.int8)
             for x, y, positive in clicks:
                 fixed[y, x] = 1 if positive else -1
-        self._history = [_Step(segmentation, clicks, fixed)]
+        self._box, self._history = start_box, [_Step(segmentation, clicks, fixed)]
         return segmentation.mask.copy()
 
     def click(self, x, y, positive: bool = True) -> np.ndarray:
