@@ -199,7 +199,6 @@ class Enhancer:
         t = encoded.timings
         return EnhanceResult(
             mask=mask,
-            labels=labels,
             policy=options.policy,
             regions=regions,
             classes=prompts.classes,
@@ -207,6 +206,7 @@ class Enhancer:
             timings=Timings(mine=t.mine, preprocess=t.preprocess, encode=t.encode, decode=decoded - start,
                             paste=pasted - decoded),
             fused=fused,
+            labels=labels,
         )
 
     def enhance(self, image: np.ndarray, coarse: np.ndarray) -> EnhanceResult:

@@ -175,9 +175,6 @@ class EnhanceResult:
     mask : ndarray, H x W
         The refined mask in the coarse mask's encoding (:class:`MaskEncoding`): what is written to
         files.
-    labels : ndarray, H x W
-        The refined label map in the classes :func:`~samedenhancer.as_label_map` reads from the
-        coarse mask (a thresholded soft map's foreground is 1); ``mask`` itself for label maps.
     policy : str
         The prompt policy that ran.
     regions : tuple of RegionResult
@@ -188,16 +185,24 @@ class EnhanceResult:
     timings : Timings
     fused : bool
         Soft fusion with the coarse map's probabilities ran.
+    labels : ndarray, H x W
+        The refined label map in the classes :func:`~samedenhancer.as_label_map` reads from the
+        coarse mask (a thresholded soft map's foreground is 1); ``mask`` itself for label maps
+        (given as ``None``).
     """
 
     mask: np.ndarray
-    labels: np.ndarray
     policy: str
     regions: tuple[RegionResult, ...]
     classes: np.ndarray
     dropped_classes: np.ndarray
     timings: Timings
     fused: bool = False
+    labels: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.labels is None:  # a label map: the mask is its own labels
+            object.__setattr__(self, "labels", self.mask)
 
     @property
     def gate_fired(self) -> int:
