@@ -33,12 +33,13 @@ from ..predictor import Predictor, as_predictor
 from ..transforms import check_image
 from ..validation import instance, integer, spacing as check_spacing
 from . import decoding
-from .options import EnhanceOptions, Gate
+from .options import POLICIES, EnhanceOptions, Gate
 from .paste import paste
 from .results import BatchItem, Encoded, EnhanceResult, MaskEncoding, RegionResult, Timings, VolumeResult
 from .volume import refine_volume
 
 __all__ = [
+    "POLICIES",
     "BatchItem",
     "Encoded",
     "EnhanceOptions",
