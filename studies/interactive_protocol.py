@@ -92,7 +92,7 @@ def build_cases(predictor: Predictor, limit: int, cache: Path | None, names=None
         if dataset not in loaded:
             loaded[dataset] = []
             for stem, image, embedding, truth, coarse in load_cases(predictor, dataset, limit, cache):
-                refined = enhancer.refine(enhancer.encode(image, coarse, embedding=embedding)).mask
+                refined = enhancer.refine(enhancer.encode(image, coarse, embedding=embedding)).labels
                 loaded[dataset].append((stem, image, embedding, truth, refined))
         for stem, image, embedding, truth, refined in loaded[dataset]:
             if not (truth == label).any():

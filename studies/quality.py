@@ -21,7 +21,8 @@ from typing import Callable
 import numpy as np
 
 from samedenhancer.bench import datasets
-from samedenhancer.enhancer import DEFAULT_BOX_ROUNDS, EnhanceResult, Enhancer, Gate
+from samedenhancer.enhancer import EnhanceResult, Enhancer, Gate
+from samedenhancer.enhancer.options import DEFAULT_BOX_ROUNDS
 from samedenhancer.metrics import label_scores
 from samedenhancer.predictor import Predictor
 from samedenhancer.bench.report import machine, write_report
@@ -147,7 +148,7 @@ def run_cases(predictor: Predictor, cases: list[Case], table: dict[str, Callable
                 rows[name].agreement.append(min((r.agreement for r in refined.regions), default=1.0))
                 rows[name].regions += len(refined.regions)
                 rows[name].gated += refined.gate_fired
-                refined = refined.mask
+                refined = refined.labels  # the coarse map's classes (a thresholded map: 0/1), as the truth
             d, h = label_scores(refined, case.truth)
             rows[name].dice.append(d)
             rows[name].hd95.append(h)

@@ -42,7 +42,8 @@ import numpy as np
 from samedenhancer.enhancer import Enhancer
 from samedenhancer.metrics import dice, hd95
 from samedenhancer.predictor import Predictor
-from samedenhancer.volumes.propagate import segment_slice, propagate
+from samedenhancer.volumes import propagate
+from samedenhancer.volumes.slices import segment_slice
 from .embeddings import CachedEncoder
 from samedenhancer.bench.report import machine, write_report
 from .corruption import corrupt_label_map, image_seed

@@ -1,6 +1,6 @@
 """The test doubles shared by the suite, one place: a deterministic fake model for tests where the
-model is not the subject, a counting wrapper around a predictor, and a way to make the CLI run
-on the fake model."""
+model is not the subject, counting and caching wrappers around a predictor, and a way to make the
+CLI run on the fake model."""
 
 from __future__ import annotations
 
@@ -85,6 +85,31 @@ class CountingPredictor:
         if embedding.original_size == self.fail_decode_for:
             raise RuntimeError("decoder failed on purpose")
         return self._predictor.decode(embedding, *args, **kwargs)
+
+    def upscale_window(self, embedding, low_res, **options):
+        return self._predictor.upscale_window(embedding, low_res, **options)
+
+
+class CachingPredictor:
+    """A predictor whose ``encode`` remembers every image it encoded (by its bytes), so that tests
+    running several propagations through one volume encode each slice once."""
+
+    def __init__(self, predictor):
+        self._predictor = predictor
+        self.manifest = predictor.manifest
+        self._embeddings = {}
+
+    def encode(self, image):
+        key = (image.shape, image.dtype.str, image.tobytes())
+        if key not in self._embeddings:
+            self._embeddings[key] = self._predictor.encode(image)
+        return self._embeddings[key]
+
+    def decode(self, embedding, *args, **kwargs):
+        return self._predictor.decode(embedding, *args, **kwargs)
+
+    def upscale(self, embedding, low_res):
+        return self._predictor.upscale(embedding, low_res)
 
     def upscale_window(self, embedding, low_res, **options):
         return self._predictor.upscale_window(embedding, low_res, **options)

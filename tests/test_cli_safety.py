@@ -187,7 +187,7 @@ def test_a_uint8_probability_map_without_threshold_is_that_files_error(folders, 
     assert code == 1 and "case1" in err and "probability map" in err and "threshold" in err
     assert not (out / "case1.png").exists()
     assert _enhance(folders, out, "--threshold", "127", "--resume") == 0  # with the threshold it is enhanced
-    assert io.read_mask(out / "case1.png").max() == 1
+    assert io.read_mask(out / "case1.png").max() == 255  # a thresholded map is written 0/255 (issue 30, item 13)
 
 
 def test_evaluate_scores_0_255_ground_truth_as_binary(tmp_path, capsys):

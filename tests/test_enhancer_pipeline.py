@@ -176,7 +176,7 @@ def test_fusion_lets_the_coarse_map_decide_where_the_model_is_unsure():
     assert fused.fused and plain[8:32, 8:32].all() and not plain[33:].any()
     expected = np.zeros((64, 64), np.uint8)
     expected[10:32, 10:30] = 1  # coarse foreground + the uncertain band the model supports
-    assert np.array_equal(fused.mask, expected)
+    assert np.array_equal(fused.labels, expected) and np.array_equal(fused.mask, 255 * expected)
 
 
 # -- box iteration ----------------------------------------------------------------------------
@@ -249,7 +249,7 @@ def test_gate_falls_back_to_the_coarse_labels_of_a_fused_region():
     double.ious = [0.1 if i == first else 0.9 for i in range(2)]
     result = enhancer.enhance(np.zeros((64, 64)), coarse)
     assert result.fused and [r.fell_back for r in result.regions] == [i == first for i in range(2)]
-    assert np.array_equal(result.mask[:25, :25], (coarse[:25, :25] > 0.5).astype(np.uint8))
+    assert np.array_equal(result.labels[:25, :25], (coarse[:25, :25] > 0.5).astype(np.uint8))
     assert result.mask[34:56, 34:56].all()  # the other region: the model's grown box wins
 
 
@@ -304,3 +304,129 @@ def test_box_iteration_reboxes_a_mask_exactly_as_the_coarse_mask_is_mined(margin
     expected = mine_prompts(mask.view(np.uint8), options, prior="single").boxes[0]
     window = mask[20:90, 40:110]  # the region's window at offset (40, 20)
     np.testing.assert_array_equal(box_of(window, (40, 20), mask.shape, options), expected)
+
+
+# -- the output encoding (issue 30, item 13) --------------------------------------------------
+
+
+def _soft(shape=(64, 64)):
+    """A 0..255 probability map: a square of 230 with a soft edge of 140 and a faint halo of 40."""
+    soft = np.zeros(shape, np.uint8)
+    soft[18:42, 18:42] = 40
+    soft[19:41, 19:41] = 140
+    soft[20:40, 20:40] = 230
+    return soft
+
+
+@pytest.mark.parametrize(
+    "coarse, threshold, dtype, values",
+    [
+        (_blob((64, 64), 20, 40, 20, 40), None, np.uint8, [0, 1]),  # a 0/1 label map stays 0/1
+        (_blob((64, 64), 20, 40, 20, 40, 255), None, np.uint8, [0, 255]),  # 0/255 stays 0/255 ...
+        (_blob((64, 64), 20, 40, 20, 40, 255), 127, np.uint8, [0, 255]),  # ... with a threshold too
+        (_soft(), 127, np.uint8, [0, 255]),  # a thresholded 0..255 probability map gives 0/255
+        (_soft().astype(np.float32) / 255, None, np.uint8, [0, 255]),  # a float probability map too
+        (_soft().astype(np.float64) / 255, 0.5, np.uint8, [0, 255]),
+        (_blob((64, 64), 20, 40, 20, 40).astype(bool), None, np.bool_, [False, True]),  # bool stays bool
+        (_blob((64, 64), 20, 40, 20, 40, 7).astype(np.uint16), None, np.uint16, [0, 7]),  # labels keep their values
+    ],
+)
+def test_the_output_keeps_the_encoding_the_coarse_mask_came_in(coarse, threshold, dtype, values):
+    for box_rounds in (0, 1):
+        result = Enhancer(DoublePredictor(), threshold=threshold, box_rounds=box_rounds).enhance(np.zeros((64, 64)), coarse)
+        assert result.mask.dtype == dtype and sorted(np.unique(result.mask).tolist()) == values
+        assert np.array_equal(result.mask != 0, result.labels != 0)
+        assert result.labels.max() == (1 if threshold is not None or coarse.dtype.kind in "fb" else values[-1])
+    empty = Enhancer(DoublePredictor(), threshold=threshold).enhance(np.zeros((64, 64)), np.zeros_like(coarse))
+    assert empty.mask.dtype == dtype and not empty.mask.any()  # no region: no model call, same encoding
+
+
+def test_regions_the_gate_sends_back_are_written_in_the_encoding_too():
+    coarse = np.zeros((64, 64), np.uint8)
+    coarse[5:25, 5:25] = 255
+    coarse[40:60, 40:60] = 255
+    double = DoublePredictor(ious=[0.1, 0.9])
+    result = Enhancer(double, threshold=127, gate=Gate(min_iou=0.5), box_rounds=0).enhance(np.zeros((64, 64)), coarse)
+    assert [r.fell_back for r in result.regions] == [True, False]
+    assert np.array_equal(result.mask[:32, :32], coarse[:32, :32])  # the coarse pixels, as 255
+
+
+def test_the_enhance_command_writes_a_0_255_mask_as_0_255_with_or_without_threshold(tmp_path, monkeypatch):
+    from samedenhancer import io
+    from samedenhancer.cli import main
+
+    from fakes import use_fake_model
+
+    use_fake_model(monkeypatch)
+    for name, coarse in (("binary", _blob((64, 64), 20, 40, 20, 40, 255)), ("soft", _soft())):
+        (tmp_path / name).mkdir()
+        io.write_mask(tmp_path / name / "a.png", coarse)
+    (tmp_path / "images").mkdir()
+    io.write_mask(tmp_path / "images" / "a.png", np.full((64, 64), 90, np.uint8))
+    for name, threshold in (("binary", []), ("binary", ["--threshold", "127"]), ("soft", ["--threshold", "127"])):
+        out = tmp_path / f"out-{name}-{len(threshold)}"
+        assert main(["enhance", str(tmp_path / "images"), str(tmp_path / name), "--out", str(out), "--quiet", *threshold]) == 0
+        assert sorted(np.unique(io.read_mask(out / "a.png")).tolist()) == [0, 255]
+
+
+# -- rings (issue 30, item 19) ----------------------------------------------------------------
+
+
+def _ring(shape=(80, 80), outer=20, inner=12, value=1):
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    r = np.hypot(yy - shape[0] // 2, xx - shape[1] // 2)
+    return ((r < outer) & (r >= inner)).astype(np.uint8) * value, r < inner
+
+
+class CavityPredictor(DoublePredictor):
+    """Answers every box with the box shrunk by ``shrink`` px per side: a ring's box asked for the
+    disc, and the model found the cavity."""
+
+    def __init__(self, shrink):
+        super().__init__()
+        self.shrink = shrink
+
+    def decode(self, embedding, point_coords=None, point_labels=None, box=None, multimask_output=False):
+        boxes = None if box is None else np.asarray(box, np.float32) + np.array([1, 1, -1, -1]) * self.shrink
+        return super().decode(embedding, point_coords, point_labels, boxes, multimask_output)
+
+
+def test_a_ring_whose_hole_is_background_stays_a_ring():
+    ring, hole = _ring()
+    result = Enhancer(DoublePredictor(), box_rounds=0).enhance(np.zeros((80, 80)), ring)
+    assert not result.mask[hole].any()  # the model's answer is the filled box: the hole stays open
+    assert result.mask[ring > 0].all() and not result.regions[0].fell_back
+    cavity = Enhancer(CavityPredictor(shrink=11), box_rounds=0).enhance(np.zeros((80, 80)), ring)
+    assert cavity.regions[0].fell_back and np.array_equal(cavity.mask, ring)  # the cavity is no answer
+    labelled = ring + hole.astype(np.uint8) * 2  # the hole labelled: class 2's own region, as before
+    both = Enhancer(DoublePredictor(), box_rounds=0, gate=False).enhance(np.zeros((80, 80)), labelled)
+    assert (both.mask[hole] == 2).all()
+
+
+def test_a_speck_in_a_blob_is_no_ring():
+    blob = _blob((64, 64), 10, 40, 10, 40)
+    blob[24:26, 24:26] = 0  # 4 px of 900: the model may fill it
+    result = Enhancer(DoublePredictor(), box_rounds=0).enhance(np.zeros((64, 64)), blob)
+    assert result.mask[10:40, 10:40].all()
+
+
+# -- size guards (issue 30, item 27) ----------------------------------------------------------
+
+
+def test_images_and_maps_above_the_size_limits_are_refused_before_any_work():
+    double = DoublePredictor()
+    big = np.zeros((8193, 8192), np.uint8)  # calloc'd pages: nothing is touched before the refusal
+    with pytest.raises(ValueError, match=r"67,117,056 pixels, more than the limit of 67,108,864.*max_pixels"):
+        Enhancer(double).enhance(big, big)
+    with pytest.raises(ValueError, match="max_pixels"):
+        Enhancer(double, max_pixels=100).enhance(np.zeros((10, 11)), np.zeros((10, 11), np.uint8))
+    many = np.zeros((64, 64), np.uint16)
+    for k in range(300):
+        many.flat[k * 13] = k + 1
+    with pytest.raises(ValueError, match=r"300 classes, more than the limit of 256.*max_classes"):
+        Enhancer(double, min_area=1).enhance(np.zeros((64, 64)), many)
+    assert not [c for c in double.calls if c[0] in ("encode", "decode")]  # refused before the model ran
+    result = Enhancer(double, min_area=1, min_fraction=0.0, max_classes=None, box_rounds=0).enhance(np.zeros((64, 64)), many)
+    assert len(result.regions) == 300
+    with pytest.raises(ValueError, match="max_pixels must be an integer >= 1"):
+        Enhancer(double, max_pixels=0)

@@ -74,7 +74,7 @@ class DecayingPredictor(FadingPredictor):
 
 
 def test_hull_overlap_is_relative_to_the_smaller_hull():
-    from samedenhancer.volumes.propagate import hull_overlap
+    from samedenhancer.volumes.slices import hull_overlap
 
     big = np.zeros((40, 40), bool)
     big[5:35, 5:35] = True
@@ -196,6 +196,30 @@ def test_propagate_draws_a_ring_around_its_inner_class():
     assert ring.sum() > 0 and np.all(shell[ring] <= 8) and np.all(ring[(shell > 0) & (shell <= 7)])
 
 
+def test_propagate_keeps_a_ring_whose_hole_nobody_labelled_a_ring():
+    volume = np.zeros((4, 80, 80), np.float32)
+    yy, xx = np.mgrid[:80, :80]
+    r = np.hypot(yy - 40, xx - 40)
+    seed = ((r < 20) & (r >= 12)).astype(np.uint8) * 2  # the myocardium alone, its cavity unlabelled
+    result = se.propagate(volume, seed, 1, model=DoublePredictor(), axis=0, iou_threshold=0.0)
+    assert set(np.unique(result.mask).tolist()) == {0, 2}  # the implicit inner class is not in the result
+    assert set(result.class_status) == {2}
+    for z in (0, 2, 3):
+        ring = result.mask[z] == 2
+        assert ring.any() and not ring[40, 40]  # a ring around the propagated cavity, not a filled disc
+        assert (r[ring] >= 10).all()
+    assert result.status == ("propagated", "annotated", "propagated", "propagated")
+
+
+def test_enhance_volume_keeps_a_ring_tube_a_ring():
+    yy, xx = np.mgrid[:80, :80]
+    r = np.hypot(yy - 40, xx - 40)
+    ring = ((r < 20) & (r >= 12)).astype(np.uint8)
+    coarse = np.stack([ring] * 4)
+    result = Enhancer(DoublePredictor(), box_rounds=0).enhance_volume(np.zeros(coarse.shape, np.float32), coarse, axis=0)
+    assert not result.mask[:, r < 12].any() and result.mask[:, ring > 0].all()
+
+
 def test_propagate_rejects_bad_input():
     volume = np.zeros((4, 16, 16), np.float32)
     seed = np.zeros((16, 16), np.uint8)
@@ -210,6 +234,16 @@ def test_propagate_rejects_bad_input():
         se.propagate(volume, np.zeros_like(seed), 1, model=DoublePredictor(), axis=0).mask
     with pytest.raises(ValueError, match="iou_threshold"):
         se.propagate(volume, seed, 1, model=DoublePredictor(), axis=0, iou_threshold=2).mask
+    with pytest.raises(TypeError, match="iou_threshold"):
+        se.propagate(volume, seed, 1, model=DoublePredictor(), axis=0, iou_threshold="0.5").mask
+    with pytest.raises(TypeError, match="axis"):
+        se.propagate(volume, seed, 1, model=DoublePredictor(), axis=1.0).mask
+    with pytest.raises(ValueError, match="axis"):
+        se.propagate(volume, seed, 1, model=DoublePredictor(), axis=3).mask
+    with pytest.raises(TypeError, match="seeds"):
+        se.propagate(volume, seeds=[(1, seed)], model=DoublePredictor(), axis=0).mask
+    with pytest.raises(TypeError, match="seed slice"):
+        se.propagate(volume, seeds={1.5: seed}, model=DoublePredictor(), axis=0).mask
     with pytest.raises(ValueError, match="not both"):
         se.propagate(volume, seed, 1, seeds={1: seed}, model=DoublePredictor(), axis=0).mask
     with pytest.raises(TypeError, match="seed mask"):
@@ -222,13 +256,22 @@ def _dice(a, b):
     return 2 * (a & b).sum() / (a.sum() + b.sum())
 
 
-def test_real_litemedsam_propagates_lv_and_myocardium_through_an_acdc_volume(data_root, litemedsam_dir):
+@pytest.fixture(scope="module")
+def acdc(data_root, litemedsam_dir):
+    """patient011 ED (9 slices) and LiteMedSAM with every slice encoded once for the module."""
     from test_io_dicom_series import acdc_volume
 
-    image, labels = acdc_volume(data_root)  # patient011 ED, 9 slices
+    from fakes import CachingPredictor
+
+    image, labels = acdc_volume(data_root)
+    return image, labels, CachingPredictor(se.Predictor(litemedsam_dir))
+
+
+def test_real_litemedsam_propagates_lv_and_myocardium_through_an_acdc_volume(acdc):
+    image, labels, predictor = acdc
     present = np.flatnonzero(labels.reshape(-1, labels.shape[2]).any(0))
     middle = int(present[len(present) // 2])
-    result = se.propagate(image, labels[:, :, middle], middle, model=se.Predictor(litemedsam_dir))
+    result = se.propagate(image, labels[:, :, middle], middle, model=predictor)
     copy = np.zeros_like(labels)
     for c in (1, 2, 3):
         span = np.flatnonzero((labels == c).reshape(-1, labels.shape[2]).any(0))
@@ -237,6 +280,21 @@ def test_real_litemedsam_propagates_lv_and_myocardium_through_an_acdc_volume(dat
         ours, copied = _dice(result.mask == c, labels == c), _dice(copy == c, labels == c)
         assert ours >= floor and ours > copied + 0.05, (c, ours, copied)
     assert result.status[middle] == "annotated" and result.timings.decode > 0
+
+
+def test_real_litemedsam_keeps_the_myocardium_seeded_alone_a_ring(acdc):
+    """Issue 30, item 19: the myocardium seeded without its cavity came back as a filled disc
+    (Dice 0.14 on this volume); its unlabelled hole is now propagated as an implicit inner class."""
+    image, labels, predictor = acdc
+    myo, cavity = labels == 2, labels == 3
+    z = int(np.argmax(myo.reshape(-1, myo.shape[2]).sum(0)))
+    result = se.propagate(image, myo[:, :, z].astype(np.uint8) * 2, z, model=predictor)
+    assert set(np.unique(result.mask).tolist()) == {0, 2}
+    assert _dice(result.mask == 2, myo) >= 0.75
+    assert (result.mask[cavity] == 2).mean() < 0.1  # the cavity stays open on every slice
+    # the 2-D Enhancer and the 3-D refinement on the same ring: the hole is never filled
+    refined = se.Enhancer(predictor).enhance(image[:, :, z], myo[:, :, z].astype(np.uint8))
+    assert not refined.mask[cavity[:, :, z]].any() and _dice(refined.mask > 0, myo[:, :, z]) >= 0.8
 
 
 def test_cli_propagates_and_enhances_a_dicom_series_into_a_seg(tmp_path, data_root, litemedsam_dir, capsys):

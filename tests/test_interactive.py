@@ -150,6 +150,16 @@ def test_errors(fake):
         session.start()
     with pytest.raises(ValueError, match="shape"):
         session.start(mask=np.zeros((3, 3), bool))
+    with pytest.raises(ValueError, match="mask must be finite"):  # issue 30, item 20: NaN was an object
+        session.start(mask=np.full((SIZE, SIZE), np.nan))
+    with pytest.raises(TypeError, match="real numbers"):
+        session.start(mask=np.full((SIZE, SIZE), "x"))
+    with pytest.raises(ValueError, match="inside"):
+        session.start(box=[0, 0, 1e300, 20])
+    with pytest.raises(ValueError, match="finite"):
+        session.start(box=[0, 0, np.inf, 20])
+    with pytest.raises(ValueError, match="outside"):
+        session.start(point=(1e300, 3))
     with pytest.raises(ValueError, match="outside"):
         session.start(point=(SIZE, 3))
     session.start(box=[20, 20, 40, 40])
@@ -161,6 +171,10 @@ def test_errors(fake):
         session.click(5, 5, positive=1)
     with pytest.raises(TypeError, match="click x"):
         session.click("5", 5)
+    with pytest.raises(ValueError, match="outside"):
+        session.click(1e300, 5)
+    with pytest.raises(ValueError, match="click y must be a number"):
+        session.click(5, np.nan)
     with pytest.raises(ValueError, match="correction"):
         InteractiveSession(image_with_square(), fake, correction="magic")
     with pytest.raises(TypeError, match="model"):

@@ -228,6 +228,11 @@ def test_predict_before_set_image_raises(litemedsam_dir):
         ({"point_coords": [[1, 2]], "point_labels": [5]}, "point_labels must be"),
         ({"point_coords": [[[1, 2]]] * 2, "point_labels": [[1]] * 2, "box": [[0, 0, 4, 4]] * 3}, "same number of prompts"),
         ({"box": [0, 0, np.nan, 4]}, "finite"),
+        ({"box": [0, 0, 1e300, 4]}, "within one image size"),  # issue 30, item 20: float32 inf before
+        ({"box": [-1e300, 0, 5, 5]}, "within one image size"),
+        ({"point_coords": [[1e300, 5]], "point_labels": [1]}, "within one image size"),
+        ({"point_coords": [[5, -41]], "point_labels": [1]}, "within one image size"),
+        ({"point_coords": [[5, np.inf]], "point_labels": [1]}, "finite"),
     ],
 )
 def test_bad_prompts_are_rejected(predictor, kwargs, match):
@@ -249,6 +254,16 @@ def test_bad_prompts_are_rejected(predictor, kwargs, match):
 def test_bad_images_are_rejected(predictor, image, error, match):
     with pytest.raises(error, match=match):
         predictor.set_image(image)
+
+
+def test_absurd_prompts_never_reach_the_decoder(predictor):
+    predictor.set_image(np.zeros((20, 20), np.uint8))
+    with pytest.raises(ValueError, match="within one image size"):
+        predictor.decode(predictor.embedding, box=np.array([[0, 0, 4, 4], [0, 0, 4, 1e300]]))
+    with pytest.raises(TypeError, match="real numbers"):
+        predictor.decode(predictor.embedding, box=["a", "b", "c", "d"])
+    low, iou = predictor.decode(predictor.embedding, box=[-19, -19, 38, 38])  # within one image size: fine
+    assert np.isfinite(low).all() and np.isfinite(iou).all()
 
 
 def test_embedding_of_another_model_is_rejected(predictor, kvasir):

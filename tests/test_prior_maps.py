@@ -56,6 +56,15 @@ def test_grids_have_the_documented_sizes():
         prompt_grid((10, 10), "mask")
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (2, 40), (40, 2)])
+def test_an_image_too_small_for_the_box_grid_is_a_clear_error_before_any_encode(shape):
+    predictor = BlobPredictor()
+    with pytest.raises(ValueError, match=r"image of .* pixels is too small for the box grid.*at least 3 pixels per side"):
+        se.prior_maps(np.zeros(shape, np.uint8), predictor)  # issue 30, item 26: "box must be XYXY" before
+    assert predictor.encodes == 0
+    assert se.prior_maps(np.zeros((3, 3), np.uint8), predictor).prompts == 34  # the smallest that fits
+
+
 def test_stability_is_sams_iou_of_the_two_thresholds():
     low = np.array([[[3.0, 0.5, -0.5, -3.0]]])
     assert _stability(low)[0] == pytest.approx(1 / 3)

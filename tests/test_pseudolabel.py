@@ -67,6 +67,21 @@ def test_gate_fired_flags_unless_the_rule_says_otherwise():
     assert review(result, _square(), Rule(min_agreement=0.0, flag_gate=False)).verdict == "keep"
 
 
+def test_a_thresholded_pseudo_label_is_read_once_and_written_as_0_255(monkeypatch):
+    import samedenhancer.core.prompts
+
+    reads = []
+    as_label_map = samedenhancer.core.prompts.as_label_map
+    monkeypatch.setattr(samedenhancer.core.prompts, "as_label_map", lambda *a, **k: reads.append(1) or as_label_map(*a, **k))
+    soft = 200 * _square()
+    soft[19, 20:40] = 90  # a soft edge below the threshold
+    enhancer = Enhancer(DoublePredictor(), box_margin=0, box_rounds=0, threshold=127)  # no re-boxing of refined masks
+    label = pseudolabel(np.zeros((64, 64), np.uint8), soft, enhancer=enhancer)
+    assert len(reads) == 1  # the pseudo-label is validated and thresholded once (issue 29)
+    assert sorted(np.unique(label.mask).tolist()) == [0, 255]  # as every command writes it (issue 30, item 13)
+    assert label.review.verdict == "keep" and label.review.agreement > 0.95  # reviewed against its 0/1 labels
+
+
 def test_bad_arguments_name_the_parameter():
     with pytest.raises(ValueError, match="Rule min_agreement must be a number in \\[0, 1\\]"):
         Rule(min_agreement=1.5)
@@ -74,6 +89,10 @@ def test_bad_arguments_name_the_parameter():
         Rule(flag_gate="yes")
     with pytest.raises(TypeError, match="Rule flag_empty must be True or False"):
         Rule(flag_empty=1)
+    with pytest.raises(TypeError, match="Rule min_iou must be a number"):
+        Rule(min_iou="0.5")
+    with pytest.raises(TypeError, match="rule must be a samedenhancer.pseudolabel.Rule"):
+        review(Enhancer(DoublePredictor()).enhance(np.zeros((64, 64)), _square()), _square(), rule="strict")
     with pytest.raises(TypeError, match="result must be an EnhanceResult"):
         review(np.zeros((4, 4)), np.zeros((4, 4)))
     result = Enhancer(DoublePredictor()).enhance(np.zeros((64, 64)), _square())
@@ -113,7 +132,7 @@ def test_cli_writes_labels_and_a_manifest_and_reports_failures(folders, capsys):
     assert all(r["verdict"] == "keep" and r["regions"] == "1" and float(r["agreement"]) >= 0.7 for r in rows)
     assert rows[0]["rule"] == str(Rule())
     assert sorted(p.name for p in out.glob("*.png")) == ["img0.png", "img1.png", "img2.png"]
-    assert set(np.unique(io.read_mask(out / "img0.png")).tolist()) == {0, 1}
+    assert set(np.unique(io.read_mask(out / "img0.png")).tolist()) == {0, 255}  # 0/255 in, 0/255 out
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 

@@ -97,7 +97,7 @@ def test_empty_coarse_mask_costs_no_encoder_call(enhancer, clip):
     assert [r.status for r in results] == ["ok", "ok", "ok"]
     assert counting.encodes == 1
     assert not results[0].mask.any() and results[1].mask.any()
-    np.testing.assert_array_equal(results[2].mask, (speck > 127).astype(np.uint8))
+    np.testing.assert_array_equal(results[2].mask, speck)  # a 0/255 mask given a threshold comes back 0/255
 
 
 def _source(frames, done: threading.Event):
@@ -250,7 +250,22 @@ def test_cli_writes_masks_and_an_overlay_video(videos, litemedsam_dir, tmp_path,
     out2 = tmp_path / "out2"
     assert cli_main(["stream", str(video), "--coarse-video", str(coarse_video), "--out", str(out2), "--quiet"]) == 0
     written = io.read_mask(out2 / "frame_000001.png")
-    assert set(np.unique(written).tolist()) == {0, 1}
+    assert set(np.unique(written).tolist()) == {0, 255}  # a thresholded map is written 0/255, as enhance writes it
+
+
+def test_a_stream_writes_every_mask_in_the_encoding_it_came_in():
+    from fakes import DoublePredictor
+
+    binary = np.zeros((64, 64), np.uint8)
+    binary[20:40, 20:40] = 255
+    soft = binary // 255 * 200
+    soft[19, 20:40] = 90
+    image = np.zeros((64, 64), np.uint8)
+    for threshold, masks, values in ((None, [binary, binary // 255], [[0, 255], [0, 1]]),
+                                     (127, [binary, soft], [[0, 255], [0, 255]]),
+                                     (None, [soft.astype(np.float32) / 255, binary > 0], [[0, 255], [False, True]])):
+        results = list(stream([image, image], masks, enhancer=Enhancer(DoublePredictor(), threshold=threshold)))
+        assert [np.unique(r.mask).tolist() for r in results] == values  # issue 30, item 13
 
 
 def test_cli_reports_a_missing_video(tmp_path, capsys):

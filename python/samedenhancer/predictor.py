@@ -17,7 +17,8 @@ from .embeddings import EmbeddingStore
 from .engines import Manifest
 from .engines.manifest import DEFAULT_MODEL
 from .registry import LoadedModel, load_model
-from .transforms import logits_window, preprocess, resize_bilinear
+from .transforms import logits_window, preprocess, prompt_inputs, resize_bilinear
+from .validation import finite_array
 
 __all__ = ["ImageEmbedding", "Prediction", "Predictor", "PreparedImage", "as_predictor"]
 
@@ -107,14 +108,12 @@ class Predictor:
 
     Examples
     --------
-    >>> import numpy as np
-    >>> from samedenhancer import Predictor
-    >>> predictor = Predictor()  # doctest: +SKIP
-    >>> image = np.zeros((64, 80), np.uint8); image[20:40, 30:60] = 200
-    >>> predictor.set_image(image)  # doctest: +SKIP
-    >>> masks, iou, low_res = predictor.predict(box=[28, 18, 61, 41])  # doctest: +SKIP
-    >>> masks.shape  # doctest: +SKIP
-    (1, 1, 64, 80)
+    >>> from samedenhancer import Predictor, data
+    >>> predictor = Predictor()                       # LiteMedSAM, exported on first use
+    >>> predictor.set_image(data.fundus().image)      # 384 x 384 RGB, encoded once
+    >>> masks, iou, low_res = predictor.predict(box=[98, 109, 247, 278])   # the optic disc's box
+    >>> masks.shape, masks.dtype, iou.shape
+    ((1, 1, 384, 384), dtype('bool'), (1, 1))
     """
 
     def __init__(self, model: str | os.PathLike = DEFAULT_MODEL, providers=None, *, intra_op_threads: int | None = None,
@@ -182,64 +181,6 @@ class Predictor:
             features.append(value)
         return tuple(features)
 
-    def _prompts(self, embedding: ImageEmbedding, point_coords, point_labels, boxes, mask_count: int | None = None):
-        for name, value in (("point_coords", point_coords), ("point_labels", point_labels), ("box", boxes)):
-            if value is not None and np.asarray(value).dtype.kind not in "biuf":
-                raise TypeError(f"{name} must hold real numbers, got dtype {np.asarray(value).dtype}")
-        coords = None if point_coords is None else np.asarray(point_coords, dtype=np.float64)
-        labels = None if point_labels is None else np.asarray(point_labels)
-        box = None if boxes is None else np.asarray(boxes, dtype=np.float64)
-        if coords is None and box is None:
-            if mask_count is None:
-                raise ValueError("give point_coords (with point_labels) and/or a box, or a mask_input; got none")
-            # A mask prompt alone: one padding point per mask (as SAM's ONNX export feeds it).
-            return np.zeros((mask_count, 1, 2), np.float32), -np.ones((mask_count, 1), np.float32)
-        if (coords is None) != (labels is None):
-            raise ValueError("point_coords and point_labels go together; got only " + ("point_coords" if labels is None else "point_labels"))
-        n = None
-        if coords is not None:
-            if coords.ndim == 2:
-                coords = coords[None]
-            if coords.ndim != 3 or coords.shape[2] != 2 or coords.shape[1] < 1 or coords.shape[0] < 1:
-                raise ValueError(f"point_coords must be (P, 2) or (N, P, 2) with P >= 1, got shape {np.shape(point_coords)}")
-            if labels.ndim == 1:
-                labels = labels[None]
-            if labels.shape != coords.shape[:2]:
-                raise ValueError(f"point_labels must have shape {coords.shape[:2]} to match point_coords, got {np.shape(point_labels)}")
-            if not np.isin(labels, (-1, 0, 1)).all():
-                raise ValueError(f"point_labels must be 1 (positive), 0 (negative) or -1 (padding), got {np.unique(labels).tolist()}")
-            if not np.isfinite(coords).all():
-                raise ValueError("point_coords must be finite")
-            n = coords.shape[0]
-        if box is not None:
-            if box.ndim == 1:
-                box = box[None]
-            if box.ndim != 2 or box.shape[1] != 4:
-                raise ValueError(f"box must be (4,) or (N, 4) XYXY, got shape {np.shape(boxes)}")
-            if not np.isfinite(box).all():
-                raise ValueError("box must be finite")
-            if box.shape[0] == 0:
-                raise ValueError("box must hold at least one box, got an array of shape (0, 4)")
-            reversed_ = (box[:, 2] < box[:, 0]) | (box[:, 3] < box[:, 1])
-            if reversed_.any():
-                raise ValueError(f"box must be XYXY with x0 <= x1 and y0 <= y1, got {box[reversed_][0].tolist()}")
-            if n is not None and box.shape[0] != n:
-                raise ValueError(f"box and point_coords must describe the same number of prompts, got {box.shape[0]} boxes and {n} point sets")
-            n = box.shape[0]
-        sx, sy = embedding.scale
-        factor = np.array([sx, sy])
-        parts_c, parts_l = [], []
-        if coords is not None:
-            parts_c.append(coords * factor)
-            parts_l.append(labels.astype(np.float64))
-        if box is not None:
-            parts_c.append(box.reshape(n, 2, 2) * factor)
-            parts_l.append(np.tile([[2.0, 3.0]], (n, 1)))
-        if box is None or self.manifest.pad_point == "always":
-            parts_c.append(np.zeros((n, 1, 2)))
-            parts_l.append(-np.ones((n, 1)))
-        return np.concatenate(parts_c, 1).astype(np.float32), np.concatenate(parts_l, 1).astype(np.float32)
-
     def _mask_prompt(self, mask_input):
         """``mask_input`` as the decoder's (M, 1, L, L) float32 ``mask_input`` and (M,) ``has_mask_input``;
         ``None`` becomes one all-zero mask flagged absent."""
@@ -247,7 +188,7 @@ class Predictor:
         if mask_input is None:
             return np.zeros((1, 1, side, side), np.float32), np.zeros(1, np.float32)
         mask = np.asarray(mask_input)
-        if mask.dtype == np.bool_ or not (np.issubdtype(mask.dtype, np.floating) or np.issubdtype(mask.dtype, np.integer)):
+        if mask.dtype == np.bool_ or mask.dtype.kind not in "iuf":
             raise TypeError(f"mask_input must be float low-resolution logits, got dtype {mask.dtype}")
         if mask.ndim == 2 or (mask.ndim == 3 and mask.shape[0] == 1):
             mask = mask.reshape(1, 1, *mask.shape[-2:])
@@ -256,8 +197,7 @@ class Predictor:
                 f"mask_input must be ({side}, {side}), (1, {side}, {side}) or (M, 1, {side}, {side}) low-resolution logits in "
                 f"the model frame, got shape {np.shape(mask_input)}"
             )
-        if not np.isfinite(mask).all():
-            raise ValueError("mask_input must be finite")
+        mask = finite_array(mask, "mask_input")
         return np.ascontiguousarray(mask, dtype=np.float32), np.ones(mask.shape[0], np.float32)
 
     def decode(self, embedding: ImageEmbedding, point_coords=None, point_labels=None, box=None, mask_input=None,
@@ -268,11 +208,12 @@ class Predictor:
         ----------
         embedding : ImageEmbedding
         point_coords : (N, P, 2) or (P, 2) array, optional
-            ``x, y`` in native pixels.
+            ``x, y`` in native pixels, finite and within one image size of the image
+            (``-W <= x <= 2W - 1``, ``-H <= y <= 2H - 1``).
         point_labels : (N, P) or (P,) array, optional
             1 positive, 0 negative, -1 padding (ignored by the decoder).
         box : (N, 4) or (4,) array, optional
-            XYXY in native pixels.
+            XYXY in native pixels, within one image size of the image as the points.
         mask_input : (L, L), (1, L, L) or (N or 1, 1, L, L) float array, optional
             Mask prompt: low-resolution logits in the padded model frame, ``L = manifest.low_res_size``
             (typically one channel of a previous ``decode``'s ``low_res_logits``); one mask is shared
@@ -293,7 +234,8 @@ class Predictor:
         if embedding.model != self.manifest.name:
             raise ValueError(f"embedding was made by {embedding.model!r}, this predictor runs {self.manifest.name!r}")
         mask, has_mask = self._mask_prompt(mask_input)
-        coords, labels = self._prompts(embedding, point_coords, point_labels, box, None if mask_input is None else len(mask))
+        coords, labels = prompt_inputs(point_coords, point_labels, box, embedding.original_size, embedding.scale,
+                                       self.manifest.pad_point == "always", None if mask_input is None else len(mask))
         if len(mask) not in (1, len(coords)):
             raise ValueError(f"mask_input must hold 1 mask or one per prompt ({len(coords)}), got {len(mask)}")
         decoder = self._model.decoder
@@ -416,10 +358,10 @@ class Predictor:
 
 
 #: What a ready predictor must offer to stand in for a :class:`Predictor` (a test double may).
-PREDICTOR_INTERFACE = ("encode", "decode", "manifest")
+_PREDICTOR_INTERFACE = ("encode", "decode", "manifest")
 
 
-def as_predictor(model, *, providers=None, threads: int | None = None, needs: tuple = PREDICTOR_INTERFACE,
+def as_predictor(model, *, providers=None, threads: int | None = None, needs: tuple = _PREDICTOR_INTERFACE,
                  embeddings: EmbeddingStore | None = None):
     """The one place where "a model name, an export folder or a ready Predictor" becomes a predictor.
 

@@ -1,6 +1,7 @@
-"""SAMAug's prior maps (named apart from the *domain prior* of prompt mining, ``prior="single"``): a segmentation prior and a boundary prior from a Segment-Anything-family
+"""SAMAug's prior maps: a segmentation prior and a boundary prior from a Segment-Anything-family
 model's automatic masks over one encode, and SAMAug's composition of them with the image, as extra
-input for any downstream segmenter (it is not a refinement of a mask).
+input for any downstream segmenter (it is not a refinement of a mask; and not the *domain prior*
+of prompt mining, ``prior="single"``). What they do for a downstream U-Net: ``benchmarks/SAMAUG.md``.
 
 From one encode, a grid of prompts is decoded in batches: points for point-trained models (three
 masks each, as SAM's automatic mask generator), boxes at several scales for box-trained ones
@@ -30,7 +31,7 @@ import numpy as np
 
 from .predictor import Predictor, as_predictor
 from .transforms import check_image
-from .validation import choice, integer, number
+from .validation import choice, instance, integer, number
 
 __all__ = ["PriorMaps", "augment", "prior_maps", "prompt_grid"]
 
@@ -39,7 +40,8 @@ __all__ = ["PriorMaps", "augment", "prior_maps", "prompt_grid"]
 BOX_SCALES = (2, 3)
 #: Points per side of the point grid of the point-trained models.
 POINTS_PER_SIDE = 8
-#: Default (min predicted IoU, min stability score) per prompt kind.
+#: Default (min predicted IoU, min stability score) per prompt kind: SAM's for points; lower for
+#: LiteMedSAM's boxes, whose IoU head and logits are flatter.
 FILTERS = {"point": (0.88, 0.95), "box": (0.7, 0.6)}
 
 
@@ -68,16 +70,19 @@ def prompt_grid(shape: tuple, kind: str, *, scales=BOX_SCALES, points_per_side: 
     ``scales`` the (2n - 1)^2 boxes of an n x n tiling and its half-tile shifts) or ``(N, 2)`` x, y
     points (``kind="point"``: a ``points_per_side`` square grid at the cell centres, as SAM's)."""
     height, width = shape
+    choice(kind, "kind", ("box", "point"))
     if kind == "point":
         n = integer(points_per_side, "points_per_side", 1)
         offsets = (np.arange(n) + 0.5) / n
         xs, ys = np.meshgrid(offsets * width, offsets * height)
         return np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32)
-    if kind != "box":
-        raise ValueError(f"kind must be 'box' or 'point', got {kind!r}")
+    scales = [integer(n, "scales", 1) for n in scales]
+    if min(height, width) < max(scales):
+        raise ValueError(f"image of {height}x{width} pixels is too small for the box grid (its finest tiling is "
+                         f"{max(scales)} x {max(scales)} tiles of at least one pixel): the prior maps need an image "
+                         f"of at least {max(scales)} pixels per side")
     boxes = []
     for n in scales:
-        n = integer(n, "scales", 1)
         tile_w, tile_h = width / n, height / n
         for j in range(2 * n - 1):
             for i in range(2 * n - 1):
@@ -129,8 +134,7 @@ def prior_maps(image: np.ndarray, model: str | os.PathLike | Predictor = "liteme
     min_iou, min_stability : float, optional
         SAM's filters: a mask is kept when its predicted IoU and its stability score reach these.
         Defaults per prompt kind (``FILTERS``): SAM's 0.88 / 0.95 for points; 0.7 / 0.6 for
-        LiteMedSAM's boxes, whose IoU head and logits are flatter (median predicted IoU 0.81-0.85
-        and stability 0.75-0.79 over the box grid of a Kvasir and a BUSI image).
+        LiteMedSAM's boxes, whose IoU head and logits are flatter.
     max_coverage : float
         Masks covering more than this fraction of the image (the background) are dropped.
     nms_iou : float
@@ -142,10 +146,20 @@ def prior_maps(image: np.ndarray, model: str | os.PathLike | Predictor = "liteme
     -------
     PriorMaps
 
+    Raises
+    ------
+    ValueError
+        For an image smaller than the box grid's finest tiling (3 pixels per side by default).
+
     Examples
     --------
-    >>> pri = prior_maps(image)                         # doctest: +SKIP
-    >>> x = augment(image, pri)                     # doctest: +SKIP
+    >>> from samedenhancer import augment, data, prior_maps
+    >>> image = data.fundus().image
+    >>> maps = prior_maps(image)
+    >>> maps.segmentation.shape, maps.kept > 0, maps.prompts
+    ((384, 384), True, 34)
+    >>> augment(image, maps).shape
+    (384, 384, 3)
     """
     check_image(image)
     predictor = as_predictor(model)
@@ -156,10 +170,10 @@ def prior_maps(image: np.ndarray, model: str | os.PathLike | Predictor = "liteme
     default_iou, default_stability = FILTERS[choice(prompt_kind, "prompt_kind", FILTERS)]
     min_iou = number(default_iou if min_iou is None else min_iou, "min_iou", 0, 1)
     min_stability = number(default_stability if min_stability is None else min_stability, "min_stability", 0, 1)
+    shape = image.shape[:2]
+    grid = prompt_grid(shape, prompt_kind)  # before the encode: an image too small costs nothing
     if embedding is None:
         embedding = predictor.encode(image)
-    shape = image.shape[:2]
-    grid = prompt_grid(shape, prompt_kind)
     if prompt_kind == "box":
         low, iou = predictor.decode(embedding, box=grid)
     else:
@@ -176,24 +190,30 @@ def prior_maps(image: np.ndarray, model: str | os.PathLike | Predictor = "liteme
             continue
         windows.append(window)
         masks.append((int(i), mask))
+    segmentation, boundary, kept = _compose(shape, masks, windows, stability, nms_iou, boundary_width)
+    return PriorMaps(segmentation, boundary, kept, len(grid))
+
+
+def _compose(shape: tuple, masks: list, windows: list, stability: np.ndarray, nms_iou: float,
+             boundary_width: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """SAMAug's two maps from the filtered masks (``(index, mask in its window)``): box NMS by
+    stability, then the stability-weighted sum and the union of the thick boundaries."""
     segmentation = np.zeros(shape, np.float32)
     boundary = np.zeros(shape, np.float32)
-    if masks:
-        boxes = np.array([_tight_box(mask, window) for (_, mask), window in zip(masks, windows)], np.float32)
-        chosen = _box_nms(boxes, stability[[i for i, _ in masks]], nms_iou)
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * boundary_width + 1,) * 2)
-        for k in chosen:
-            i, mask = masks[k]
-            x0, y0, x1, y1 = windows[k]
-            segmentation[y0 : y1 + 1, x0 : x1 + 1] += stability[i] * mask
-            grown = _pad_window(mask, windows[k], shape, boundary_width)
-            ring = cv2.morphologyEx(grown[0].astype(np.uint8), cv2.MORPH_GRADIENT, kernel) > 0
-            gx0, gy0, gx1, gy1 = grown[1]
-            np.maximum(boundary[gy0 : gy1 + 1, gx0 : gx1 + 1], ring, out=boundary[gy0 : gy1 + 1, gx0 : gx1 + 1])
-        kept = len(chosen)
-    else:
-        kept = 0
-    return PriorMaps(segmentation, boundary, kept, len(grid))
+    if not masks:
+        return segmentation, boundary, 0
+    boxes = np.array([_tight_box(mask, window) for (_, mask), window in zip(masks, windows)], np.float32)
+    chosen = _box_nms(boxes, stability[[i for i, _ in masks]], nms_iou)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * boundary_width + 1,) * 2)
+    for k in chosen:
+        i, mask = masks[k]
+        x0, y0, x1, y1 = windows[k]
+        segmentation[y0 : y1 + 1, x0 : x1 + 1] += stability[i] * mask
+        grown = _pad_window(mask, windows[k], shape, boundary_width)
+        ring = cv2.morphologyEx(grown[0].astype(np.uint8), cv2.MORPH_GRADIENT, kernel) > 0
+        gx0, gy0, gx1, gy1 = grown[1]
+        np.maximum(boundary[gy0 : gy1 + 1, gx0 : gx1 + 1], ring, out=boundary[gy0 : gy1 + 1, gx0 : gx1 + 1])
+    return segmentation, boundary, len(chosen)
 
 
 def _tight_box(mask: np.ndarray, window: tuple) -> tuple:
@@ -217,8 +237,7 @@ def augment(image: np.ndarray, maps: PriorMaps) -> np.ndarray:
     added to green and the boundary prior to blue, clipped to 1 (the fix SAMAug's author gives for
     over-bright images). Returns float32 H x W x 3 in [0, 1]."""
     check_image(image)
-    if not isinstance(maps, PriorMaps):
-        raise TypeError(f"maps must be samedenhancer.PriorMaps (from prior_maps()), got {type(maps).__name__}")
+    instance(maps, "maps", PriorMaps, "samedenhancer.PriorMaps (from prior_maps())")
     if maps.segmentation.shape != image.shape[:2]:
         raise ValueError(f"prior maps of shape {maps.segmentation.shape} do not match image shape {image.shape[:2]}")
     if image.dtype.kind in "ui":

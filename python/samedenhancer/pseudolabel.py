@@ -1,8 +1,8 @@
 """Pseudo-label mode: refine a segmenter's pseudo-labels and say which ones a training loop should
 trust.
 
-Semi-supervised training (the paper's Table 3: self-training / CPS on ACDC with 3 labelled
-patients) feeds a model's own predictions on unlabelled images back as labels. This module refines
+Semi-supervised training (self-training, cross pseudo supervision) feeds a model's own predictions on
+unlabelled images back as labels. This module refines
 each pseudo-label with an :class:`~samedenhancer.Enhancer` and reviews the result: how many regions
 were refined, whether the no-harm gate sent any back, the decoder's predicted IoU, and how much the
 refined label agrees with the input. A fixed, stated rule turns that into a keep / flag verdict a
@@ -10,22 +10,23 @@ training loop can filter on (``samedenhancer pseudolabel`` writes it as ``manife
 
 Examples
 --------
->>> from samedenhancer.pseudolabel import Rule, pseudolabel       # doctest: +SKIP
->>> label = pseudolabel(image, pseudo, enhancer=Enhancer())      # doctest: +SKIP
->>> label.review.verdict, label.review.reason                    # doctest: +SKIP
-('keep', 'agreement 0.93 >= 0.70, gate silent')
+>>> from samedenhancer import Enhancer, data
+>>> from samedenhancer.pseudolabel import pseudolabel
+>>> sample = data.fundus()                    # a segmenter's probability map as the pseudo-label
+>>> label = pseudolabel(sample.image, sample.coarse, enhancer=Enhancer(threshold=sample.threshold))
+>>> label.review.verdict, label.review.regions, label.mask.max()
+('keep', 1, np.uint8(255))
 """
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from .core import as_label_map
 from .enhancer import Enhancer, EnhanceResult
 from .metrics import dice
+from .validation import flag, instance, number
 
 __all__ = ["PseudoLabel", "Review", "Rule", "pseudolabel", "review"]
 
@@ -40,10 +41,9 @@ class Rule:
     below ``min_iou``, or (``flag_gate``) when the no-harm gate sent a region back to the input.
     Empty pseudo-labels (nothing to refine) are kept: an empty label is a statement a training
     loop may want. Where (nearly) every image holds the target, an empty pseudo-label is more often
-    a target the segmenter missed: ``flag_empty`` flags it (the weak ACDC U-Net of the Table 3
-    benchmark leaves slices that hold the heart empty, and the default kept exactly those).
-    ``min_iou`` is 0 by default because LiteMedSAM's predicted IoU barely ranks harm (AUC
-    0.49-0.78, METHOD.md); raise it for models whose IoU head is trained.
+    a target the segmenter missed: ``flag_empty`` flags it. ``min_iou`` is 0 by default because
+    LiteMedSAM's predicted IoU barely ranks harm (the gate AUC column of
+    ``benchmarks/QUALITY.md``); raise it for models whose IoU head is trained.
     """
 
     min_agreement: float = 0.7
@@ -53,12 +53,9 @@ class Rule:
 
     def __post_init__(self) -> None:
         for name in ("min_agreement", "min_iou"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
-                raise ValueError(f"Rule {name} must be a number in [0, 1], got {value!r}")
+            object.__setattr__(self, name, number(getattr(self, name), f"Rule {name}", 0, 1))
         for name in ("flag_gate", "flag_empty"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise TypeError(f"Rule {name} must be True or False, got {getattr(self, name)!r}")
+            object.__setattr__(self, name, flag(getattr(self, name), f"Rule {name}"))
 
     def __str__(self) -> str:
         gate = "; flag if the gate fired" if self.flag_gate else ""
@@ -93,8 +90,8 @@ class Review:
 
 @dataclass(frozen=True)
 class PseudoLabel:
-    """A refined pseudo-label (same shape and dtype as the input; a soft map gives uint8 labels),
-    its review, and the Enhancer's full result."""
+    """A refined pseudo-label (``mask``: in the input's encoding, see
+    :class:`~samedenhancer.enhancer.MaskEncoding`), its review, and the Enhancer's full result."""
 
     mask: np.ndarray
     review: Review
@@ -109,20 +106,20 @@ def review(result: EnhanceResult, pseudo_labels: np.ndarray, rule: Rule = Rule()
     result : EnhanceResult
         From ``Enhancer.enhance(image, pseudo)``.
     pseudo_labels : ndarray, H x W
-        The input pseudo-label as a label map (a soft map thresholded as the Enhancer did).
+        The input pseudo-label as a label map, in the classes of ``result.labels`` (a soft map
+        thresholded as the Enhancer did: ``result`` of an unchanged input has it as
+        ``Prompts.label_map``).
     rule : Rule
     """
-    if not isinstance(result, EnhanceResult):
-        raise TypeError(f"result must be an EnhanceResult (from Enhancer.enhance), got {type(result).__name__}")
-    if not isinstance(rule, Rule):
-        raise TypeError(f"rule must be a samedenhancer.pseudolabel.Rule, got {type(rule).__name__}")
+    instance(result, "result", EnhanceResult, "an EnhanceResult (from Enhancer.enhance)")
+    instance(rule, "rule", Rule, "a samedenhancer.pseudolabel.Rule")
     labels = np.asarray(pseudo_labels)
-    if labels.shape != result.mask.shape:
-        raise ValueError(f"pseudo_labels must have the shape of the result {result.mask.shape}, got {labels.shape}")
+    if labels.shape != result.labels.shape:
+        raise ValueError(f"pseudo_labels must have the shape of the result {result.labels.shape}, got {labels.shape}")
     ious = np.array([r.iou for r in result.regions], float)
     region_agreement = np.array([r.agreement for r in result.regions], float)
-    present = sorted((set(np.unique(result.mask).tolist()) | set(np.unique(labels).tolist())) - {0})
-    agreement = float(np.mean([dice(result.mask == c, labels == c) for c in present])) if present else 1.0
+    present = sorted((set(np.unique(result.labels).tolist()) | set(np.unique(labels).tolist())) - {0})
+    agreement = float(np.mean([dice(result.labels == c, labels == c) for c in present])) if present else 1.0
     min_iou = float(ious.min()) if ious.size else float("nan")
     if rule.flag_empty and not labels.any():
         verdict, reason = "flag", "empty pseudo-label (flag_empty)"
@@ -171,6 +168,6 @@ def pseudolabel(image: np.ndarray, pseudo: np.ndarray, *, enhancer: Enhancer | N
     PseudoLabel
     """
     enhancer = enhancer if enhancer is not None else Enhancer()
-    result = enhancer.enhance(image, pseudo)
-    labels = as_label_map(pseudo, enhancer.options.threshold)
-    return PseudoLabel(result.mask, review(result, labels, rule), result)
+    encoded = enhancer.encode(image, pseudo)  # the pseudo-label read and thresholded once, here
+    result = enhancer.refine(encoded)
+    return PseudoLabel(result.mask, review(result, encoded.prompts.label_map, rule), result)

@@ -36,14 +36,12 @@ import numpy as np
 
 from . import io
 from .enhancer import Encoded, EnhanceOptions, Enhancer, Timings
-from .validation import integer, number
+from .validation import choice, instance, integer, number
 
-__all__ = ["DROP_POLICIES", "STATUSES", "FrameResult", "stream"]
+__all__ = ["FrameResult", "coarse_source", "default_drop", "frame_source", "stream"]
 
-#: What a :class:`FrameResult` can say about its frame.
-STATUSES = ("ok", "dropped", "error")
 #: What a full queue does: discard its oldest frame (live devices) or block (keep every frame).
-DROP_POLICIES = ("oldest", "none")
+_DROP_POLICIES = ("oldest", "none")
 
 
 @dataclass(frozen=True)
@@ -56,7 +54,8 @@ class FrameResult:
         Position of the frame in the input (0-based).
     status : {"ok", "dropped", "error"}
     mask : ndarray or None
-        The refined label map (same shape and dtype as the coarse mask; uint8 for soft maps) when
+        The refined mask, in the coarse mask's encoding (as :meth:`Enhancer.enhance` gives it: a
+        label map keeps its dtype and labels, a thresholded soft map gives 0/255), when
         ``status == "ok"``, else ``None``.
     timings : Timings
         Per-stage seconds (the stages that ran before a drop or an error keep their times).
@@ -225,8 +224,7 @@ def _iterable(source, single: bool, name: str, expected: str) -> Iterable:
 
 
 def _check_options(max_latency_ms, drop, queue_size) -> None:
-    if drop not in DROP_POLICIES:
-        raise ValueError(f"drop must be one of {DROP_POLICIES} or None (follow the source), got {drop!r}")
+    choice(drop, "drop", _DROP_POLICIES)
     if max_latency_ms is not None:
         number(max_latency_ms, "max_latency_ms", above=0)
         if drop == "none":
@@ -382,17 +380,22 @@ def stream(frames, coarse_masks, *, enhancer: Enhancer | None = None, model: str
 
     Examples
     --------
-    >>> for result in stream("video.avi", "masks/", threshold=127):  # doctest: +SKIP
-    ...     print(result.index, result.status, result.latency)
+    >>> from samedenhancer import data, stream
+    >>> sample = data.fundus()
+    >>> frames, masks = [sample.image] * 2, [sample.coarse, sample.coarse[:9]]  # the second does not fit
+    >>> for result in stream(frames, masks, threshold=sample.threshold):
+    ...     print(result.index, result.status, None if result.mask is None else result.mask.max())
+    0 ok 255
+    1 error None
     """
     drop = default_drop(frames, max_latency_ms) if drop is None else drop
     _check_options(max_latency_ms, drop, queue_size)
     if enhancer is None:
         enhancer = Enhancer(model, options, **option_fields)
-    elif not isinstance(enhancer, Enhancer):
-        raise TypeError(f"enhancer must be a samedenhancer.Enhancer, got {type(enhancer).__name__}")
-    elif options is not None or option_fields:
-        raise TypeError("options cannot be given together with a ready enhancer: they are the enhancer's")
+    else:
+        instance(enhancer, "enhancer", Enhancer, "a samedenhancer.Enhancer")
+        if options is not None or option_fields:
+            raise TypeError("options cannot be given together with a ready enhancer: they are the enhancer's")
     frames, coarse_masks = frame_source(frames), coarse_source(coarse_masks)
     budget = None if max_latency_ms is None else max_latency_ms / 1e3
     pairs = itertools.zip_longest(frames, coarse_masks, fillvalue=_MISSING)

@@ -1,5 +1,6 @@
 """The transforms between a native image and a model's frame: preprocessing an image into the
-model input (as the manifest says), and resizing low-resolution logits back to native pixels.
+model input (as the manifest says), prompts in native pixels into the decoder's point inputs, and
+resizing low-resolution logits back to native pixels.
 
 Pure numpy / OpenCV; no engine, no state.
 """
@@ -10,8 +11,10 @@ import cv2
 import numpy as np
 
 from .engines import Manifest
+from .validation import coordinates, finite_array, instance
 
-__all__ = ["PREPROCESS_VERSION", "check_image", "logits_window", "preprocess", "resize_bilinear"]
+__all__ = ["PREPROCESS_VERSION", "check_image", "logits_window", "preprocess", "prompt_inputs",
+           "resize_bilinear"]
 
 #: Version of :func:`preprocess`'s arithmetic: bump it whenever one image and one manifest could give
 #: another model input, so that an embedding store never reuses an entry of the older version.
@@ -21,8 +24,7 @@ PREPROCESS_VERSION = 1
 def check_image(image) -> None:
     """Raise ``TypeError``/``ValueError`` naming the problem unless ``image`` is a finite H x W,
     H x W x 1 or H x W x 3 integer or float array with at least one pixel."""
-    if not isinstance(image, np.ndarray):
-        raise TypeError(f"image must be a numpy array, got {type(image).__name__}")
+    instance(image, "image", np.ndarray, "a numpy array")
     if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 3))):
         raise ValueError(f"image must be H x W (grey) or H x W x 3 (RGB), got shape {image.shape}")
     if image.shape[0] < 1 or image.shape[1] < 1:
@@ -124,6 +126,94 @@ def _normalise_imagenet(image: np.ndarray, resize, manifest: Manifest) -> np.nda
 
 #: What ``manifest.normalisation`` names: ``f(image, resize, manifest) -> (h, w, 3) float32``.
 _NORMALISATIONS = {"minmax": _normalise_minmax, "imagenet": _normalise_imagenet}
+
+
+def prompt_inputs(point_coords, point_labels, box, size: tuple, scale: tuple, pad_always: bool,
+                  mask_count: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Prompts in native pixels as a SAM decoder's ``point_coords`` / ``point_labels`` in the model frame.
+
+    Parameters
+    ----------
+    point_coords : (N, P, 2) or (P, 2) array, optional
+        ``x, y`` in native pixels, finite and within one image size of the image.
+    point_labels : (N, P) or (P,) array, optional
+        1 positive, 0 negative, -1 padding; with ``point_coords`` only.
+    box : (N, 4) or (4,) array, optional
+        XYXY in native pixels, as the points; appended as two points labelled 2 and 3.
+    size : (H, W)
+        The native image's size.
+    scale : (sx, sy)
+        Model-frame coordinate = native pixel coordinate x scale.
+    pad_always : bool
+        Append SAM's padding point (label -1) even with a box (SAM2's exports); without a box it
+        is always appended.
+    mask_count : int, optional
+        With no point and no box: the number of mask prompts, each given one padding point.
+
+    Returns
+    -------
+    point_coords : (N, K, 2) float32
+    point_labels : (N, K) float32
+    """
+    if point_coords is None and box is None:
+        if mask_count is None:
+            raise ValueError("give point_coords (with point_labels) and/or a box, or a mask_input; got none")
+        # A mask prompt alone: one padding point per mask (as SAM's ONNX export feeds it).
+        return np.zeros((mask_count, 1, 2), np.float32), -np.ones((mask_count, 1), np.float32)
+    if (point_coords is None) != (point_labels is None):
+        raise ValueError("point_coords and point_labels go together; got only " + ("point_coords" if point_labels is None else "point_labels"))
+    size = tuple(size)
+    coords, labels = (None, None) if point_coords is None else _check_points(point_coords, point_labels, size)
+    boxes = None if box is None else _check_boxes(box, size)
+    if coords is not None and boxes is not None and len(boxes) != len(coords):
+        raise ValueError(f"box and point_coords must describe the same number of prompts, got {len(boxes)} boxes and {len(coords)} point sets")
+    n = len(coords) if coords is not None else len(boxes)
+    factor = np.array(scale)
+    parts_c, parts_l = [], []
+    if coords is not None:
+        parts_c.append(coords * factor)
+        parts_l.append(labels.astype(np.float64))
+    if boxes is not None:
+        parts_c.append(boxes.reshape(n, 2, 2) * factor)
+        parts_l.append(np.tile([[2.0, 3.0]], (n, 1)))
+    if boxes is None or pad_always:
+        parts_c.append(np.zeros((n, 1, 2)))
+        parts_l.append(-np.ones((n, 1)))
+    return np.concatenate(parts_c, 1).astype(np.float32), np.concatenate(parts_l, 1).astype(np.float32)
+
+
+def _check_points(point_coords, point_labels, size: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """``point_coords`` as (N, P, 2) float64 native pixels and ``point_labels`` as (N, P)."""
+    coords = coordinates(point_coords, "point_coords")
+    if coords.ndim == 2:
+        coords = coords[None]
+    if coords.ndim != 3 or coords.shape[2] != 2 or coords.shape[1] < 1 or coords.shape[0] < 1:
+        raise ValueError(f"point_coords must be (P, 2) or (N, P, 2) with P >= 1, got shape {np.shape(point_coords)}")
+    coords = coordinates(coords, "point_coords", size)
+    labels = finite_array(point_labels, "point_labels")
+    if labels.ndim == 1:
+        labels = labels[None]
+    if labels.shape != coords.shape[:2]:
+        raise ValueError(f"point_labels must have shape {coords.shape[:2]} to match point_coords, got {np.shape(point_labels)}")
+    if not np.isin(labels, (-1, 0, 1)).all():
+        raise ValueError(f"point_labels must be 1 (positive), 0 (negative) or -1 (padding), got {np.unique(labels).tolist()}")
+    return coords, labels
+
+
+def _check_boxes(box, size: tuple) -> np.ndarray:
+    """``box`` as (N, 4) float64 XYXY native pixels, x0 <= x1 and y0 <= y1."""
+    boxes = coordinates(box, "box")
+    if boxes.ndim == 1:
+        boxes = boxes[None]
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"box must be (4,) or (N, 4) XYXY, got shape {np.shape(box)}")
+    if boxes.shape[0] == 0:
+        raise ValueError("box must hold at least one box, got an array of shape (0, 4)")
+    boxes = coordinates(boxes, "box", size)
+    reversed_ = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
+    if reversed_.any():
+        raise ValueError(f"box must be XYXY with x0 <= x1 and y0 <= y1, got {boxes[reversed_][0].tolist()}")
+    return boxes
 
 
 def _axis_table(n_in: int, n_out: int, start: int, stop: int):

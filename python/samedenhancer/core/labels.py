@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..validation import number
+from ..validation import instance, number
 
-__all__ = ["MAX_UINT8_LABELS", "as_label_map", "check_label_map", "coarse_log_odds", "validate_threshold"]
+__all__ = ["as_label_map", "check_label_map", "coarse_log_odds", "validate_threshold"]
 
 _LABEL_DTYPES = (np.bool_, np.uint8, np.uint16, np.int32, np.int64)
 _LABEL_NAMES = "bool, uint8, uint16, int32 or int64"
 #: A uint8 map without a threshold holding more classes than this is refused as a likely 0..255 soft map.
 MAX_UINT8_LABELS = 32
-
 
 
 def _as_2d(array, name: str) -> np.ndarray:
@@ -49,8 +48,7 @@ def check_label_map(mask, name: str = "mask") -> np.ndarray:
     """Validate ``mask`` as a 2-D bool or integer label map with at least one pixel and no negative
     label (``TypeError``/``ValueError`` naming ``name``); return it C-contiguous, bool viewed as
     uint8. Soft maps are not accepted here: see :func:`as_label_map`."""
-    if not isinstance(mask, np.ndarray):
-        raise TypeError(f"{name} must be a numpy array, got {type(mask).__name__}")
+    instance(mask, name, np.ndarray, "a numpy array")
     return _label_array(mask, name)
 
 

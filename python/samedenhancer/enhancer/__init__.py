@@ -2,41 +2,43 @@
 
 One image encode, prompts mined for all classes in one call of the C++ core, all regions of all
 classes decoded in one batched decoder call per stage, logits pasted back at native resolution,
-overlaps between classes resolved by the higher logit (METHOD.md §3). With the box policy
-(LiteMedSAM's default) a soft coarse map is fused with the model's logits and each region's box is
-re-mined from its refined mask until it stops moving (``Enhancer(fusion=..., box_rounds=...)``), and
-on a map with several classes a no-harm gate keeps the coarse region where the refined one disagrees
-with it (``Enhancer(gate=...)``).
+overlaps between classes resolved by the higher logit. With the box policy (LiteMedSAM's default) a
+soft coarse map is fused with the model's logits and each region's box is re-mined from its refined
+mask until it stops moving, and on a map with several classes a no-harm gate keeps the coarse region
+where the refined one disagrees with it (:class:`EnhanceOptions`).
 
 The package follows the data flow: :mod:`.options` (what runs, decided in one place),
 :mod:`.decoding` (prompt policies, region logits at native resolution, soft fusion, box
-iteration), :mod:`.paste` (regions back into one label map, the gate) and :mod:`.results`.
+iteration), :mod:`.paste` (regions back into one label map, rings, the gate), :mod:`.volume`
+(3-D mining of a coarse volume) and :mod:`.results`.
 
 References
 ----------
-.. [1] SAMedEnhancer, "Generic medical image segmentation enhancement by adapting Segment Anything
-   Model" (the method; ``../shared/papers/samedenhancer.txt``).
+.. [1] Anonymous, "Generic medical image segmentation enhancement by adapting Segment Anything
+   Model" (SAMedEnhancer; under double-blind review): the method.
+.. [2] Ma, J. et al., "Segment anything in medical images", Nat. Commun. 15, 654 (2024) (MedSAM,
+   LiteMedSAM's teacher).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
 from ..core import Prompts, coarse_log_odds, mine_prompts
 from ..predictor import Predictor, as_predictor
 from ..transforms import check_image
-from ..validation import integer, spacing as check_spacing
+from ..validation import instance, integer, spacing as check_spacing
 from . import decoding
-from .options import DEFAULT_BOX_ROUNDS, POLICIES, EnhanceOptions, Gate
+from .options import POLICIES, EnhanceOptions, Gate
 from .paste import paste
-from .results import BatchItem, Encoded, EnhanceResult, RegionResult, Timings, VolumeResult
+from .results import BatchItem, Encoded, EnhanceResult, MaskEncoding, RegionResult, Timings, VolumeResult
+from .volume import refine_volume
 
 __all__ = [
-    "DEFAULT_BOX_ROUNDS",
     "POLICIES",
     "BatchItem",
     "Encoded",
@@ -44,13 +46,14 @@ __all__ = [
     "EnhanceResult",
     "Enhancer",
     "Gate",
+    "MaskEncoding",
     "RegionResult",
     "Timings",
     "VolumeResult",
 ]
 
 #: The duck-typed predictor interface the Enhancer needs (a :class:`Predictor` has it).
-PREDICTOR_METHODS = ("encode", "decode", "upscale_window", "manifest")
+_PREDICTOR_METHODS = ("encode", "decode", "upscale_window", "manifest")
 
 
 class Enhancer:
@@ -69,51 +72,91 @@ class Enhancer:
     threads : int, optional
         ONNX Runtime threads per operator (default: one per core).
 
-    Every call returns a result object whose ``mask`` is the refined label map: :meth:`enhance`
-    an :class:`EnhanceResult`, :meth:`enhance_volume` a :class:`VolumeResult`.
+    Notes
+    -----
+    Every call returns a result object whose ``mask`` is the refined mask in the encoding the
+    coarse mask came in (:class:`MaskEncoding`, one rule for the API, the stream, pseudo-labels and
+    every command):
+
+    - a label map (bool, or an integer dtype without ``threshold``) keeps its dtype and labels: 0/1
+      stays 0/1, a 0/255 mask stays 0/255, a multi-class map keeps its classes, bool stays bool;
+    - a soft map, thresholded (float probabilities, or uint8 0..255 with ``threshold``), comes back
+      as a binary uint8 mask of 0 and 255 (so a 0/255 mask given with a threshold stays 0/255).
+
+    ``result.labels`` is the same map in the classes :func:`~samedenhancer.as_label_map` reads (a
+    thresholded map's foreground is 1), to compare with other label maps.
+
+    A region that encloses background (a ring, such as the myocardium around an unlabelled cavity)
+    stays a ring: the model's answer never fills the hole, and where it no longer agrees with the
+    coarse ring the coarse ring is kept.
+
+    The quality of each option on real data is reported in ``benchmarks/QUALITY.md``.
 
     Examples
     --------
-    >>> enhancer = Enhancer(threshold=127)                        # doctest: +SKIP
-    >>> refined = enhancer.enhance(image, coarse).mask            # doctest: +SKIP
+    >>> import numpy as np
+    >>> from samedenhancer import Enhancer, data
+    >>> sample = data.fundus()                      # an image with a 0..255 probability map
+    >>> enhancer = Enhancer(threshold=sample.threshold)
+    >>> result = enhancer.enhance(sample.image, sample.coarse)
+    >>> result.mask.dtype, np.unique(result.mask).tolist(), np.unique(result.labels).tolist()
+    (dtype('uint8'), [0, 255], [0, 1])
+    >>> len(result.regions), result.fused
+    (1, True)
     """
 
     def __init__(self, model: str | os.PathLike | Predictor = "litemedsam", options: EnhanceOptions | None = None, *,
                  providers: Sequence[str] | None = None, threads: int | None = None, **option_fields) -> None:
-        if options is not None and not isinstance(options, EnhanceOptions):
-            raise TypeError(f"options must be a samedenhancer.EnhanceOptions, got {type(options).__name__}")
+        if options is not None:
+            instance(options, "options", EnhanceOptions, "a samedenhancer.EnhanceOptions")
         options = options or EnhanceOptions()
         if option_fields:
             options = options.replace(**option_fields)
-        self.predictor = as_predictor(model, providers=providers, threads=threads, needs=PREDICTOR_METHODS)
+        self.predictor = as_predictor(model, providers=providers, threads=threads, needs=_PREDICTOR_METHODS)
         self.options = options.for_model(self.predictor.manifest.default_policy)
 
     # -- one image, in two halves -------------------------------------------------------------
     def mine(self, coarse: np.ndarray) -> Prompts:
         """Prompts for every region of every class of ``coarse`` (the C++ core, one call)."""
+        self.options.check_size(np.shape(coarse), "coarse")
         return mine_prompts(coarse, self.options.mining, threshold=self.options.threshold)
 
     def encode(self, image: np.ndarray, coarse: np.ndarray, *, prompts: Prompts | None = None,
                embedding=None) -> Encoded:
-        """The first half of :meth:`enhance`: mine ``coarse``'s prompts (or take ``prompts``, mined
-        elsewhere from the same coarse mask, e.g. from a 3-D region) and encode ``image`` unless no
-        region was found (then the model is not called) or its ``embedding`` is given (from
-        ``self.predictor.encode(image)``, e.g. cached to refine one image in several ways)."""
+        """The first half of :meth:`enhance`: read ``coarse`` once (its prompts, its encoding and,
+        for soft fusion, its evidence) and encode ``image``.
+
+        Parameters
+        ----------
+        image : ndarray, H x W or H x W x 3
+        coarse : ndarray, H x W
+            As for :meth:`enhance`.
+        prompts : Prompts, optional
+            Prompts mined elsewhere from the same coarse mask (e.g. from a 3-D region).
+        embedding : ImageEmbedding, optional
+            ``self.predictor.encode(image)``, when already computed (e.g. cached to refine one
+            image in several ways); then nothing is encoded. Without any region the model is not
+            called either.
+
+        Returns
+        -------
+        Encoded
+        """
         start = time.perf_counter()
+        check_image(image)
+        self.options.check_size(image.shape, "image")
         if prompts is None:
             prompts = self.mine(coarse)
-        elif not isinstance(prompts, Prompts):
-            raise TypeError(f"prompts must be samedenhancer.Prompts (from mine), got {type(prompts).__name__}")
-        check_image(image)
+        else:
+            instance(prompts, "prompts", Prompts, "samedenhancer.Prompts (from mine)")
         if image.shape[:2] != prompts.label_map.shape:
             raise ValueError(f"coarse mask shape {prompts.label_map.shape} does not match image shape {image.shape[:2]}")
+        self.options.check_classes(prompts)
         # the coarse map's evidence for soft fusion, read once with the same threshold as the mining
         evidence = coarse_log_odds(coarse, self.options.threshold) if self.options.fusion and len(prompts) else None
         mined = time.perf_counter()
         preprocess_s = encode_s = 0.0
-        if embedding is not None or not len(prompts.class_ids):
-            pass
-        else:
+        if embedding is None and len(prompts.class_ids):
             prepare = getattr(self.predictor, "prepare", None)
             if prepare is None:  # a duck-typed predictor without the split counts it all as encoding
                 embedding = self.predictor.encode(image)
@@ -122,18 +165,18 @@ class Enhancer:
                 preprocess_s = time.perf_counter() - mined
                 embedding = self.predictor.encode_prepared(prepared)
             encode_s = time.perf_counter() - mined - preprocess_s
-        return Encoded(prompts, np.asarray(coarse).dtype, evidence, embedding,
-                       Timings(mine=mined - start, preprocess=preprocess_s, encode=encode_s))
+        encoding = MaskEncoding.of(np.asarray(coarse).dtype, self.options.threshold)
+        return Encoded(prompts, encoding, evidence, embedding, Timings(mine=mined - start, preprocess=preprocess_s,
+                                                                     encode=encode_s))
 
     def refine(self, encoded: Encoded) -> EnhanceResult:
         """The second half of :meth:`enhance`: decode, fuse, iterate and paste an :class:`Encoded`
         image (from :meth:`encode`)."""
-        if not isinstance(encoded, Encoded):
-            raise TypeError(f"encoded must be an Encoded (from Enhancer.encode), got {type(encoded).__name__}")
+        instance(encoded, "encoded", Encoded, "an Encoded (from Enhancer.encode)")
         options, prompts = self.options, encoded.prompts
         start = time.perf_counter()
         if len(prompts.class_ids) == 0:
-            mask, regions, fused = _like(prompts.label_map, encoded.dtype), (), False
+            labels, regions, fused = prompts.label_map.copy(), (), False  # never the caller's array
             decoded = start
         else:
             embedding, evidence = encoded.embedding, encoded.evidence
@@ -150,8 +193,9 @@ class Enhancer:
             stage1 = None
             if stage1_low is not None:
                 stage1 = decoding.RegionSource(self.predictor, embedding, stage1_low, prompts.tight_boxes, None, 1.0)
-            mask, regions = paste(prompts, regions, iou, boxes, rounds, options.gate_for(prompts), stage1, stage1_iou)
-            mask, fused = _like(mask, encoded.dtype), evidence is not None
+            labels, regions = paste(prompts, regions, iou, boxes, rounds, options.gate_for(prompts), stage1, stage1_iou)
+            fused = evidence is not None
+        mask = encoded.encoding.apply(labels)
         pasted = time.perf_counter()
         t = encoded.timings
         return EnhanceResult(
@@ -163,6 +207,7 @@ class Enhancer:
             timings=Timings(mine=t.mine, preprocess=t.preprocess, encode=t.encode, decode=decoded - start,
                             paste=pasted - decoded),
             fused=fused,
+            labels=labels,
         )
 
     def enhance(self, image: np.ndarray, coarse: np.ndarray) -> EnhanceResult:
@@ -177,8 +222,9 @@ class Enhancer:
         Returns
         -------
         EnhanceResult
-            ``mask``: the refined label map, same shape and dtype as ``coarse`` (a soft map gives
-            uint8); per region the prompts, the predicted IoU and whether the gate fired; timings.
+            ``mask``: the refined mask, in the coarse mask's encoding (see the class notes);
+            ``labels``: the same in the coarse map's classes; per region the prompts, the predicted
+            IoU and whether the gate fired; timings.
         """
         return self.refine(self.encode(image, coarse))
 
@@ -207,16 +253,15 @@ class Enhancer:
         Returns
         -------
         VolumeResult
-            ``mask``: the refined volume, same shape as ``coarse`` and in the dtype :meth:`enhance`
+            ``mask``: the refined volume, same shape as ``coarse``, in the encoding :meth:`enhance`
             gives; ``slices``: the :class:`EnhanceResult` of each slice.
         """
-        from .volume import refine_volume
-
         image, coarse = np.asarray(image), np.asarray(coarse)
         if coarse.ndim != 3 or image.shape != coarse.shape:
             raise ValueError(f"image and coarse must be 3-D volumes of the same shape, got {image.shape} and {coarse.shape}")
         axis = integer(axis, "axis", -3, 2) % 3
         spacing = None if spacing is None else check_spacing(spacing, "spacing", 3)
+        self.options.check_size(np.delete(coarse.shape, axis), "a slice of coarse")  # before the 3-D mining
         results = refine_volume(self, image, coarse, axis)
         return VolumeResult(np.stack([r.mask for r in results], axis=axis), axis, tuple(results), spacing)
 
@@ -237,10 +282,3 @@ class Enhancer:
                 continue
             items.append(BatchItem(index, result, None))
         return items
-
-
-def _like(mask: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """``mask`` in the coarse mask's ``dtype`` (soft maps come back as uint8 label maps)."""
-    if dtype.kind in "biu":
-        return mask.astype(dtype, copy=False)
-    return mask.astype(np.uint8, copy=False)

@@ -1,6 +1,6 @@
 """Pasting the refined regions back into one label map: per-class union, overlaps between classes to
-the higher logit, the no-harm gate, and the classes left unchanged. Every per-region step works
-inside the region's window."""
+the higher logit, rings kept open, the no-harm gate, and the classes left unchanged. Every
+per-region step works inside the region's window."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from ..metrics import dice
 from .decoding import RegionSource
 from .options import Gate
 from .results import RegionResult
+from .rings import ring_hole
 
 
 def _crop(array: np.ndarray, window: tuple) -> np.ndarray:
@@ -23,8 +24,11 @@ def paste(prompts: Prompts, regions: RegionSource, iou: np.ndarray, boxes: np.nd
     """The refined label map of ``prompts.label_map``'s dtype (at least uint8) and one
     :class:`RegionResult` per region.
 
-    A region the gate sends back keeps its coarse pixels; classes with no surviving region keep
-    theirs; elsewhere a pixel takes the class of the region with the highest positive logit there.
+    A ring (a region enclosing a hole, :func:`~samedenhancer.enhancer.rings.ring_hole`, labelled or
+    not) never takes its hole, and keeps its coarse pixels when what remains agrees with it less than
+    ``Gate.min_agreement`` (the model answered the disc's cavity); a region the gate sends back
+    keeps its coarse pixels; classes with no surviving region keep theirs; elsewhere a pixel takes
+    the class of the region with the highest positive logit there.
     """
     label_map = prompts.label_map
     shape = label_map.shape
@@ -37,8 +41,12 @@ def paste(prompts: Prompts, regions: RegionSource, iou: np.ndarray, boxes: np.nd
         window, logits = regions[i]
         refined = logits > 0
         coarse_region = _crop(prompts.regions, window) == i + 1  # the window holds the region's tight box
+        hole = ring_hole(coarse_region)
+        if hole is not None:  # a ring stays a ring: its box asks for the disc, the hole is not the answer
+            refined &= ~hole
         agreement = dice(refined, coarse_region)
         fell_back = gate is not None and (float(iou[i]) < gate.min_iou or agreement < gate.min_agreement)
+        fell_back = fell_back or (hole is not None and agreement < (gate or Gate()).min_agreement)
         if fell_back:
             _crop(kept, window)[coarse_region] = True
         else:

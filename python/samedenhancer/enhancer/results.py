@@ -1,5 +1,6 @@
-"""What the Enhancer returns: the refined label map with, per region, how it was obtained; and the
-encoded half of an image (:class:`Encoded`) that :meth:`Enhancer.refine` finishes."""
+"""What the Enhancer returns: the refined label map with, per region, how it was obtained; the
+encoded half of an image (:class:`Encoded`) that :meth:`Enhancer.refine` finishes; and the one rule
+for how a refined mask is written back (:class:`MaskEncoding`)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,54 @@ class Timings:
 
 
 @dataclass(frozen=True)
+class MaskEncoding:
+    """How a refined label map is handed back: in the encoding the coarse mask came in.
+
+    The one place that decides it, so that the Python API, the stream, pseudo-labels, the review
+    page and every command write the same thing. A label map (bool, or an integer dtype without a
+    threshold) keeps its dtype and its labels: a 0/1 map stays 0/1, a 0/255 mask stays 0/255, bool
+    stays bool. A soft map, thresholded (float, or uint8 with a threshold), becomes a binary
+    uint8 mask of 0 and 255: a 0/255 mask given with a threshold stays 0/255, and a probability
+    map comes back visible as an image.
+
+    Attributes
+    ----------
+    dtype : numpy.dtype
+        The output's dtype.
+    soft : bool
+        The coarse mask was a soft map: foreground is written as 255.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> encoding = MaskEncoding.of(np.dtype(np.uint8), threshold=127)
+    >>> encoding.apply(np.array([[0, 1]], np.uint8)).tolist()
+    [[0, 255]]
+    >>> MaskEncoding.of(np.dtype(np.uint16), None).apply(np.array([[0, 7]], np.uint16)).tolist()
+    [[0, 7]]
+    """
+
+    dtype: np.dtype
+    soft: bool
+
+    @classmethod
+    def of(cls, dtype: np.dtype, threshold: float | None) -> "MaskEncoding":
+        """The encoding of a coarse mask of ``dtype`` read with ``threshold`` (as
+        :func:`~samedenhancer.as_label_map` reads it: float maps are always soft, uint8 maps are soft
+        when a threshold is given)."""
+        dtype = np.dtype(dtype)
+        if dtype.kind == "f" or (threshold is not None and dtype == np.uint8):
+            return cls(np.dtype(np.uint8), True)
+        return cls(dtype, False)
+
+    def apply(self, labels: np.ndarray) -> np.ndarray:
+        """``labels`` (the refined label map in the classes of the thresholded coarse map) encoded."""
+        if self.soft:
+            return np.where(labels > 0, np.uint8(255), np.uint8(0))
+        return labels.astype(self.dtype, copy=False)
+
+
+@dataclass(frozen=True)
 class Encoded:
     """An image whose prompts are mined and whose embedding is computed: the first half of
     :meth:`Enhancer.enhance`, finished by :meth:`Enhancer.refine` (the stream runs the halves in
@@ -35,8 +84,8 @@ class Encoded:
     ----------
     prompts : Prompts
         The regions and prompts of the coarse mask (``prompts.label_map``: the thresholded map).
-    dtype : numpy.dtype
-        The coarse mask's dtype, which decides the output's (soft maps give uint8).
+    encoding : MaskEncoding
+        How the refined mask is handed back (decided by the coarse mask's dtype and threshold).
     evidence : ndarray or None
         The coarse map's log-odds for soft fusion (float32 H x W); ``None`` when fusion is off or
         the coarse mask holds no probabilities.
@@ -47,7 +96,7 @@ class Encoded:
     """
 
     prompts: Prompts
-    dtype: np.dtype
+    encoding: MaskEncoding
     evidence: np.ndarray | None
     embedding: object
     timings: Timings
@@ -119,7 +168,28 @@ class RegionResult:
 
 @dataclass(frozen=True)
 class EnhanceResult:
-    """The refined label map and, per region, how it was obtained."""
+    """The refined mask and, per region, how it was obtained.
+
+    Attributes
+    ----------
+    mask : ndarray, H x W
+        The refined mask in the coarse mask's encoding (:class:`MaskEncoding`): what is written to
+        files.
+    policy : str
+        The prompt policy that ran.
+    regions : tuple of RegionResult
+        Per merged region of the coarse mask, its prompts and what the model made of it.
+    classes, dropped_classes : ndarray of int32
+        The classes of the coarse map, and those without any region left after the filters (kept
+        unchanged).
+    timings : Timings
+    fused : bool
+        Soft fusion with the coarse map's probabilities ran.
+    labels : ndarray, H x W
+        The refined label map in the classes :func:`~samedenhancer.as_label_map` reads from the
+        coarse mask (a thresholded soft map's foreground is 1); ``mask`` itself for label maps
+        (given as ``None``).
+    """
 
     mask: np.ndarray
     policy: str
@@ -128,6 +198,11 @@ class EnhanceResult:
     dropped_classes: np.ndarray
     timings: Timings
     fused: bool = False
+    labels: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.labels is None:  # a label map: the mask is its own labels
+            object.__setattr__(self, "labels", self.mask)
 
     @property
     def gate_fired(self) -> int:
@@ -137,12 +212,18 @@ class EnhanceResult:
 
 @dataclass(frozen=True)
 class VolumeResult:
-    """The refined label volume and the result of each slice (in slice order)."""
+    """The refined volume (``mask``, in the coarse volume's encoding, see :class:`MaskEncoding`), the
+    slice axis, the result of each slice (in slice order) and the voxel size given."""
 
     mask: np.ndarray
     axis: int
     slices: tuple[EnhanceResult, ...]
     spacing: tuple | None = None
+
+    @property
+    def labels(self) -> np.ndarray:
+        """The refined label volume in the coarse volume's classes (see :attr:`EnhanceResult.labels`)."""
+        return np.stack([s.labels for s in self.slices], axis=self.axis)
 
     @property
     def gate_fired(self) -> int:

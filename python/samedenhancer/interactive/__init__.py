@@ -2,7 +2,8 @@
 
 ``mechanisms`` holds the prompt functions and the two corrections (MedicoSAM's prompt protocol for
 point-trained models, the local graph cut for LiteMedSAM); ``session`` holds
-:class:`InteractiveSession`; the evaluation protocol is ``samedenhancer.bench._interactive_protocol`` (run and reported by ``python -m samedenhancer.bench interactive``).
+:class:`InteractiveSession`. The evaluation protocol (simulated users, Dice per click) stands beside
+the package with the quality studies; its results are in ``benchmarks/INTERACTIVE.md``.
 """
 
 from __future__ import annotations

@@ -65,7 +65,8 @@ class Segmentation(NamedTuple):
 
 
 class LocalOptions(NamedTuple):
-    """Constants of :func:`correct_locally` (fixed on BUSI/Kvasir, ``bench interactive``).
+    """Constants of :func:`correct_locally` and of the click handling around it, fixed on the
+    interactive benchmark's images (``benchmarks/INTERACTIVE.md``, where their effect is measured).
 
     window : float
         Half-side of the edit window as a multiple of the click's distance to the mask's boundary.
@@ -81,38 +82,24 @@ class LocalOptions(NamedTuple):
         pulled to the click's label, falling off as a Gaussian.
     reach, min_reach : float
         The change stays within ``reach`` x the click's distance to the boundary (at least
-        ``min_reach`` pixels) from the click. A small floor keeps a click on a thin sliver of error
-        (a few pixels deep) from flipping a disc around it (ACDC RV, 30 images: a floor of 12 px made
-        the eighth click lower the mean Dice, 3 px does not; the polyp and ultrasound sets are
-        unchanged within 0.1).
+        ``min_reach`` pixels) from the click: the small floor keeps a click on a thin sliver of
+        error from flipping a disc around it.
     max_removal, fallback_reach : float
         A negative click that would remove more than ``max_removal`` of the mask keeps only its
         part within ``fallback_reach`` x the distance: a click edits an object, it does not delete
-        it (on a ring such as ACDC's myocardium, LiteMedSAM's box answer is the cavity with a rim
-        of the ring; removing all of it took the mean Dice from 6.0 to 0.0, the capped click to 9.6).
+        it (a ring's box answer is often its cavity with a rim of the ring).
+    max_depth_fraction : float
+        A positive click's distance to the mask counts as at most this fraction of the mask's
+        equivalent radius, sqrt(area / pi): a click on a missed part far from the mask would
+        otherwise size its window, pull and reach by that distance and flood the background.
     delete_depth : float
         In a session not started from a box, a negative click at least this fraction of its
         component's equivalent radius deep, on a component no positive click lies in, removes the
-        whole component (:func:`delete_component`): the start found the wrong object (CVC-ClinicDB,
-        from the refined PraNet mask, image 154: the mask lies on another structure and local
-        corrections trimmed it by one disc per click). 0.5 also deleted half-right components on
-        Kvasir (first click 92.6 -> 88.3); 0.7 leaves the box starts and the other sets' mask starts
-        as they were.
+        whole component (:func:`delete_component`): the start found the wrong object.
     empty_box_sides : tuple of float
         A positive click on an empty mask is answered by box decodes around it, these fractions of
         the image's shorter side wide (:func:`segment_around_click`), the one with the best
         predicted IoU among those that hold the click: a box-trained model asked as it was trained.
-        With ``delete_depth``, 30 images per set, the refined mask start after 3 clicks: CVC-ClinicDB
-        93.6 -> 95.8, BUSI, DDTI and Kvasir unchanged; box starts unchanged; a point start (its
-        one-point decode is nearly empty) after 1 click: BUSI 13.9 -> 55.2, ACDC LV 4.7 -> 92.1.
-    max_depth_fraction : float
-        A positive click's distance to the mask counts as at most this fraction of the mask's
-        equivalent radius, sqrt(area / pi), wherever the click is. A click on a missed part far
-        from the mask would otherwise size its window, pull and reach by that distance and flood
-        the background around it (Kvasir, starting from the refined coarse mask: one first click
-        added 69,000 wrong pixels, Dice -68 on that image). On 30 images per dataset, from the
-        refined mask, 3 clicks: Kvasir 92.2 -> 94.5, CVC-ClinicDB 92.1 -> 93.6, BUSI and DDTI
-        unchanged; from a box, 5 clicks within 0.2 of before.
     """
 
     window: float = 3.0
@@ -249,19 +236,56 @@ def correct_locally(guide: np.ndarray, current: Segmentation, x: int, y: int, po
         The new mask (changed only inside the window, only towards the click's label, only in the
         part connected to the click) and logits (set to +/-1 where the mask changed).
     """
-    import maxflow
-
     mask, logits = current.mask, current.logits
-    h, w = mask.shape
     wrong = ~mask if positive else mask
     if not wrong[y, x]:
         return current  # the click already has its label
+    depth, (x0, y0, x1, y1) = _edit_window(mask, wrong, x, y, positive, options)
+    take = _graph_cut(guide, logits, wrong, (x0, y0, x1, y1), x, y, positive, depth, options)
+    region = take & wrong[y0:y1, x0:x1]
+    if fixed is not None:
+        region &= fixed[y0:y1, x0:x1] == 0
+    region[y - y0, x - x0] = True
+    yy, xx = np.ogrid[y0 - y : y1 - y, x0 - x : x1 - x]
+
+    def within(reach: float) -> np.ndarray:
+        """The part of the candidates within ``reach`` x depth of the click, connected to it."""
+        radius = max(reach * depth, options.min_reach)
+        near = region & ((xx * xx + yy * yy) <= radius * radius)
+        _, comp = cv2.connectedComponents(near.astype(np.uint8), connectivity=4)
+        return comp == comp[y - y0, x - x0]
+
+    change = within(options.reach)
+    if not positive and change.sum() > options.max_removal * mask.sum():
+        change = within(options.fallback_reach)
+    new_mask = mask.copy()
+    new_logits = logits.copy()
+    new_mask[y0:y1, x0:x1][change] = positive
+    new_logits[y0:y1, x0:x1][change] = 1.0 if positive else -1.0
+    return Segmentation(new_mask, new_logits, current.low_res)
+
+
+def _edit_window(mask: np.ndarray, wrong: np.ndarray, x: int, y: int, positive: bool,
+                 options: LocalOptions) -> tuple[float, tuple]:
+    """The click's depth (its distance to where the label is already right, capped) and the edit
+    window ``(x0, y0, x1, y1)`` (exclusive ends) around it."""
+    h, w = mask.shape
     cap = int(min(options.max_window, max(h, w) // 2 + 1))
-    depth = _distance_to(~wrong, x, y, cap)  # distance to where the label is already right
+    depth = _distance_to(~wrong, x, y, cap)
     if positive and mask.any():
         depth = min(depth, max(1.0, options.max_depth_fraction * float(np.sqrt(mask.sum() / np.pi))))
     half = int(np.clip(options.window * depth, options.min_window, cap))
-    x0, x1, y0, y1 = max(0, x - half), min(w, x + half + 1), max(0, y - half), min(h, y + half + 1)
+    return depth, (max(0, x - half), max(0, y - half), min(w, x + half + 1), min(h, y + half + 1))
+
+
+def _graph_cut(guide: np.ndarray, logits: np.ndarray, wrong: np.ndarray, window: tuple, x: int, y: int,
+               positive: bool, depth: float, options: LocalOptions) -> np.ndarray:
+    """The window's pixels the graph cut gives the click's label (bool, the window's size): data
+    term the model's probability pulled to the click's label near the click, smoothness term the
+    image's edges, the window's border kept as it is."""
+    import maxflow
+
+    x0, y0, x1, y1 = window
     win_w, win_h = x1 - x0, y1 - y0
     factor = min(1.0, options.grid / max(win_w, win_h))
     gw, gh = max(2, int(round(win_w * factor))), max(2, int(round(win_h * factor)))
@@ -301,29 +325,7 @@ def correct_locally(guide: np.ndarray, current: Segmentation, x: int, y: int, po
     graph.add_grid_tedges(nodes, source, sink)
     graph.maxflow()
     take = ~graph.get_grid_segments(nodes)  # True: source side = the click's label
-    region = cv2.resize(take.astype(np.uint8), (win_w, win_h), interpolation=cv2.INTER_NEAREST) > 0
-    region &= wrong[y0:y1, x0:x1]
-    if fixed is not None:
-        region &= fixed[y0:y1, x0:x1] == 0
-    region[y - y0, x - x0] = True
-    yy, xx = np.ogrid[y0 - y : y1 - y, x0 - x : x1 - x]
-    candidates = region
-
-    def within(reach: float) -> np.ndarray:
-        """The part of the candidates within ``reach`` x depth of the click, connected to it."""
-        radius = max(reach * depth, options.min_reach)
-        near = candidates & ((xx * xx + yy * yy) <= radius * radius)
-        count, comp = cv2.connectedComponents(near.astype(np.uint8), connectivity=4)
-        return comp == comp[y - y0, x - x0]
-
-    region = within(options.reach)
-    if not positive and region.sum() > options.max_removal * mask.sum():
-        region = within(options.fallback_reach)
-    new_mask = mask.copy()
-    new_logits = logits.copy()
-    new_mask[y0:y1, x0:x1][region] = positive
-    new_logits[y0:y1, x0:x1][region] = 1.0 if positive else -1.0
-    return Segmentation(new_mask, new_logits, current.low_res)
+    return cv2.resize(take.astype(np.uint8), (win_w, win_h), interpolation=cv2.INTER_NEAREST) > 0
 
 
 def delete_component(current: Segmentation, x: int, y: int, options: LocalOptions = LocalOptions(),

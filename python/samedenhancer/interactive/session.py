@@ -13,7 +13,7 @@ import numpy as np
 
 from ..predictor import ImageEmbedding, Predictor, as_predictor
 from ..transforms import check_image
-from ..validation import choice, flag, number
+from ..validation import choice, coordinates, finite_array, flag, instance, pixel
 from . import mechanisms as mech
 
 __all__ = ["InteractiveSession"]
@@ -51,12 +51,16 @@ class InteractiveSession:
 
     Examples
     --------
-    >>> import samedenhancer as se
-    >>> s = se.InteractiveSession(image)              # doctest: +SKIP
-    >>> m = s.start(box=[30, 40, 200, 220])           # doctest: +SKIP
-    >>> m = s.click(120, 90, positive=False)          # doctest: +SKIP
-    >>> s.undo(); s.clicks                            # doctest: +SKIP
-    ()
+    >>> from samedenhancer import InteractiveSession, data
+    >>> session = InteractiveSession(data.fundus().image)      # encodes the image once
+    >>> mask = session.start(box=[98, 109, 247, 278])          # the optic disc's box
+    >>> mask.shape, mask.dtype
+    ((384, 384), dtype('bool'))
+    >>> corrected = session.click(172, 193, positive=False)    # remove what lies around the click
+    >>> session.clicks
+    ((172, 193, False),)
+    >>> bool((session.undo() == mask).all()), session.clicks, session.encodes
+    (True, (), 1)
     """
 
     def __init__(self, image: np.ndarray, model: str | os.PathLike | Predictor = "litemedsam", *,
@@ -67,8 +71,7 @@ class InteractiveSession:
         if correction is None:
             correction = mech.correction_for(self.predictor.manifest)
         choice(correction, "correction", ("local", "prompt"))
-        if not isinstance(local_options, mech.LocalOptions):
-            raise TypeError(f"local_options must be a mechanisms.LocalOptions, got {type(local_options).__name__}")
+        instance(local_options, "local_options", mech.LocalOptions, "a samedenhancer.interactive.mechanisms.LocalOptions")
         self.correction = correction
         self.local_options = local_options
         self.size = tuple(image.shape[:2])
@@ -76,10 +79,10 @@ class InteractiveSession:
         if embedding is None:
             embedding = self.predictor.encode(image)
             self.encodes = 1
-        elif not isinstance(embedding, ImageEmbedding):
-            raise TypeError(f"embedding must be an ImageEmbedding or None, got {type(embedding).__name__}")
-        elif tuple(embedding.original_size) != self.size:
-            raise ValueError(f"embedding is of a {embedding.original_size} image, image is {self.size}")
+        else:
+            instance(embedding, "embedding", ImageEmbedding, "a samedenhancer.ImageEmbedding or None")
+            if tuple(embedding.original_size) != self.size:
+                raise ValueError(f"embedding is of a {embedding.original_size} image, image is {self.size}")
         self.embedding = embedding
         self._guide = mech.guide_image(image) if correction == "local" else None
         self._box = None
@@ -109,30 +112,25 @@ class InteractiveSession:
         given = [name for name, value in (("box", box), ("point", point), ("mask", mask)) if value is not None]
         if len(given) != 1:
             raise ValueError(f"start takes exactly one of box=, point=, mask=; got {given or 'none'}")
-        height, width = self.size
-        self._box = None
+        start_box = None
         if box is not None:
-            values = np.asarray(box, dtype=np.float64).reshape(-1) if np.size(box) == 4 else None
-            if values is None or not np.isfinite(values).all():
-                raise ValueError(f"box must be [x0, y0, x1, y1] (4 finite numbers), got {box!r}")
+            values = coordinates(box, "box", self.size, inside=True)
+            if values.shape != (4,):
+                raise ValueError(f"box must be [x0, y0, x1, y1] (4 numbers), got shape {values.shape}")
             x0, y0, x1, y1 = values
             if not (x0 < x1 and y0 < y1):
                 raise ValueError(f"box must have x0 < x1 and y0 < y1, got {values.tolist()}")
-            if x0 < 0 or y0 < 0 or x1 > width - 1 or y1 > height - 1:
-                raise ValueError(f"box must lie inside the {width}x{height} image (0 <= x <= {width - 1}, 0 <= y <= {height - 1}), got {values.tolist()}")
-            self._box = values
+            start_box = values
             segmentation = mech.segment_from_box(self.predictor, self.embedding, values)
             clicks: tuple = ()
         elif point is not None:
-            x, y = self._check_point(point, "point")
+            x, y = pixel(point, "point", self.size)
             segmentation = mech.segment_from_points(self.predictor, self.embedding, [(x, y)], [1])
             clicks = ((x, y, True),)
         else:
-            mask = np.asarray(mask)
+            mask = finite_array(mask, "mask")
             if mask.shape != self.size:
                 raise ValueError(f"mask must have the image's shape {self.size}, got {mask.shape}")
-            if not (mask.dtype == np.bool_ or np.issubdtype(mask.dtype, np.number)):
-                raise TypeError(f"mask must be a bool or numeric array, got dtype {mask.dtype}")
             segmentation = mech.segment_from_mask(self.predictor, self.embedding, mask != 0)
             clicks = ()
         fixed = None
@@ -140,14 +138,14 @@ class InteractiveSession:
             fixed = np.zeros(self.size, np.int8)
             for x, y, positive in clicks:
                 fixed[y, x] = 1 if positive else -1
-        self._history = [_Step(segmentation, clicks, fixed)]
+        self._box, self._history = start_box, [_Step(segmentation, clicks, fixed)]
         return segmentation.mask.copy()
 
     def click(self, x, y, positive: bool = True) -> np.ndarray:
         """One correction at pixel ``(x, y)``: ``positive=True`` adds the object there, ``False``
         removes it. Never runs the encoder. Returns the new mask, (H, W) bool."""
         step = self._current()
-        x, y = self._check_point((x, y), "click")
+        x, y = pixel((x, y), "click", self.size)
         positive = flag(positive, "positive")
         clicks = step.clicks + ((x, y, positive),)
         if self.correction == "prompt":
@@ -175,14 +173,3 @@ class InteractiveSession:
             raise RuntimeError("nothing to undo: the session is at its start (no clicks)")
         self._history.pop()
         return self._history[-1].segmentation.mask.copy()
-
-    def _check_point(self, point, name: str) -> tuple[int, int]:
-        try:
-            x, y = point
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must be (x, y), got {point!r}") from None
-        height, width = self.size
-        xi, yi = int(round(number(x, f"{name} x"))), int(round(number(y, f"{name} y")))
-        if not (0 <= xi < width and 0 <= yi < height):
-            raise ValueError(f"{name} ({x}, {y}) is outside the {width}x{height} image (0 <= x < {width}, 0 <= y < {height})")
-        return xi, yi
