@@ -66,9 +66,6 @@ class EnhanceWorker:
 
     Parameters
     ----------
-    task : {"enhance", "embed"}
-        The per-file work: :func:`samedenhancer.runner.enhance_file` or
-        :func:`samedenhancer.runner.embed_file` (on the Enhancer's predictor).
     model : str or path
     providers : list or None
         ONNX Runtime execution providers; ``None`` on a GPU actor means ``["cuda"]`` (none for a
@@ -81,9 +78,13 @@ class EnhanceWorker:
         How to refine, validated on the driver.
     embeddings : EmbeddingStore or None
         The store (pickled as its folder, reopened in the actor).
+    task : {"enhance", "embed"}
+        The per-file work: :func:`samedenhancer.runner.enhance_file`, or
+        :func:`samedenhancer.runner.embed_file` on the Enhancer's predictor.
     """
 
-    def __init__(self, task: str, model, providers, gpu: bool, threads: int, options, embeddings=None) -> None:
+    def __init__(self, model, providers, gpu: bool, threads: int, options, embeddings=None,
+                 task: str = "enhance") -> None:
         from .enhancer import Enhancer
 
         if gpu and providers is None and not _is_tensorrt_export(model):
