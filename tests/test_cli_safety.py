@@ -231,8 +231,8 @@ def test_top_level_help_lists_every_command_by_task_with_an_example(capsys):
     assert exit_.value.code == 0 and "Segment-Anything" in out and "example:" in out
     listed = [line.split()[0] for line in out.splitlines() if line.startswith("  ") and not line.startswith("  -")
               and "writes" in line]
-    assert listed == ["enhance", "stream", "propagate", "pseudolabel", "annotate", "evaluate", "prior-maps", "demo",
-                      "export"]
+    assert listed == ["enhance", "stream", "propagate", "pseudolabel", "embed", "annotate", "evaluate", "prior-maps",
+                      "demo", "export"]
     assert all(f"{title}:" in out for title in GROUPS)
     with pytest.raises(SystemExit) as exit_:
         main(["--version"])
