@@ -23,14 +23,8 @@ def add_parser(sub) -> None:
                           "same --embeddings and --model, then encode nothing. An image already in the store costs "
                           "only its hash, so a rerun resumes. Writes DIR/<2 digits>/<key>.npz per image.")
     p.add_argument("images", help="image file or folder (png/jpg/tif/bmp/npy/dcm)")
-    flags.add(p, "model", "providers", "threads", "quiet",
-              threads="ONNX Runtime threads per operator (default: one per core; with --ray: per worker, default "
-                      "cluster CPUs / workers)")
-    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
-                   help="run on a Ray cluster (the ray extra): ADDRESS of a running cluster (ray://HOST:10001, auto), or "
-                        "none for a local one; the store must be a folder every worker sees")
-    p.add_argument("--workers", type=flags.count, default=None, metavar="N",
-                   help="Ray actors, one model session each (default: one per 2 cluster CPUs)")
+    flags.add(p, "model", "providers", "quiet", "workers", threads=flags.RAY_THREADS,
+              ray=flags.SHARED["ray"][1]["help"] + "; the store must be a folder every worker sees")
     flags.add_store(p, required=True)
     p.set_defaults(func=run)
 

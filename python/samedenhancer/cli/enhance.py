@@ -32,13 +32,8 @@ def add_parser(sub) -> None:
                         "header); a DICOM series scan is written as a DICOM SEG (seg, its default) or NIfTI (nifti)")
     p.add_argument("--details", action=argparse.BooleanOptionalAction, default=False,
                    help="also write OUT/<stem>.json with the per-region details")
-    flags.add(p, "model", "providers", threads="ONNX Runtime threads per operator (default: one per core; with --ray: "
-                                               "per worker, default cluster CPUs / workers)")
-    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
-                   help="run on a Ray cluster (the ray extra): ADDRESS of a running cluster (ray://HOST:10001, auto), or "
-                        "none for a local one; writes OUT/manifest.parquet with one row per file")
-    p.add_argument("--workers", type=flags.count, default=None, metavar="N",
-                   help="Ray actors, one model session each (default: one per 2 cluster CPUs)")
+    flags.add(p, "model", "providers", "workers", threads=flags.RAY_THREADS,
+              ray=flags.SHARED["ray"][1]["help"] + "; writes OUT/manifest.parquet with one row per file")
     flags.add_method(p)
     flags.add_store(p)
     p.set_defaults(func=run)

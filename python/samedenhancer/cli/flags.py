@@ -47,10 +47,19 @@ SHARED = {
                                         "is redone)")),
     "quiet": (("--quiet",), dict(action=argparse.BooleanOptionalAction, default=False,
                                  help="no progress bar, only the end summary")),
+    "ray": (("--ray",), dict(nargs="?", const="", default=None, metavar="ADDRESS",
+                             help="run on a Ray cluster (the ray extra): ADDRESS of a running cluster (ray://HOST:10001, "
+                                  "auto), or none for a local one")),
+    "workers": (("--workers",), dict(type=count, default=None, metavar="N",
+                                     help="Ray actors, one model session each (default: one per 2 cluster CPUs)")),
     "overlay": (("--overlay",), dict(action=argparse.BooleanOptionalAction, default=False,
                                      help="also write OUT/overlay/<stem>.png: the coarse (yellow) and refined (cyan) "
                                           "outlines over the image, small")),
 }
+
+
+#: The help of ``--threads`` for commands with ``--ray``.
+RAY_THREADS = "ONNX Runtime threads per operator (default: one per core; with --ray: per worker, default cluster CPUs / workers)"
 
 
 def add(parser: argparse.ArgumentParser, *names: str, **helps: str | dict) -> None:
