@@ -3,6 +3,9 @@ list of ways a careless or unlucky user points the outputs at the inputs or at a
 every pair the promise: the inputs come out byte-identical, the message says what happened, the
 exit status is right (2: refused before any work, 1: some outputs failed, 0: done).
 
+``embed``'s output is its ``--embeddings`` store; every other command that encodes is also run
+with a store folder that is, lies in or links to an input (refused before any work, naming it).
+
 The cases: ``--out`` equal to an input, inside an input folder, a link to an input; an input file that
 is a link into ``--out``; a read-only ``--out``; a full one (a 64 KiB tmpfs, where this machine lets
 the test mount one); a rerun with ``--resume`` after truncating the outputs. The model is not the
@@ -69,6 +72,7 @@ COMMANDS = [
     Command("demo", ("images/case0.png", "coarse/case0.png"),
             lambda b, o: ["demo", "--image", f"{b}/images/case0.png", "--coarse", f"{b}/coarse/case0.png", "--out", o],
             out_is_file=True),
+    Command("embed", ("images",), lambda b, o: ["embed", f"{b}/images", "--embeddings", o, "--quiet"]),
     Command("export", ("checkpoints/lite_medsam.pth",),
             lambda b, o: ["export", "litemedsam", "--checkpoint", f"{b}/checkpoints/lite_medsam.pth", "--out", o],
             runs_model=False),
@@ -254,3 +258,27 @@ def test_no_command_touches_an_input_and_every_failure_is_said_with_the_right_st
     assert main(command.argv(base, os.fspath(out)) + ["--resume"]) == 0, capsys.readouterr().err
     assert {os.fspath(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == outputs
     assert _inputs(base, command) == before
+
+
+#: The commands that take ``--embeddings`` besides ``embed`` (whose store is its output above).
+STORE_COMMANDS = [c for c in COMMANDS if c.name in ("enhance", "pseudolabel", "prior-maps", "propagate", "demo")]
+
+
+@pytest.mark.parametrize(("command", "case"), [(c, case) for c in STORE_COMMANDS for case in ("equal", "inside", "link")],
+                         ids=[f"{c.name}-{case}" for c in STORE_COMMANDS for case in ("equal", "inside", "link")])
+def test_no_embedding_store_lands_in_an_input(base, built, capsys, command, case):
+    for module in command.needs:
+        pytest.importorskip(module, reason=f"{command.name} needs {module}")
+    before = _inputs(base, command)
+    for index, name in enumerate(command.inputs):
+        path = base / name
+        folder = path if path.is_dir() else path.parent
+        if case == "inside" and not path.is_dir():
+            continue  # beside an input file is not in it (as for --out)
+        store = {"equal": folder, "inside": folder / "sub" / "store", "link": base / f"store-link{index}"}[case]
+        if case == "link":
+            store.symlink_to(folder)
+        code = main(command.argv(base, os.fspath(_out(base, command, base / "elsewhere"))) + ["--embeddings", os.fspath(store)])
+        err = capsys.readouterr().err
+        assert code == 2 and err.startswith(f"samedenhancer {command.name}: --embeddings") and folder.name in err, err
+        assert _inputs(base, command) == before and not built and not (store / "samedenhancer-embeddings.json").exists()

@@ -231,8 +231,8 @@ def test_top_level_help_lists_every_command_by_task_with_an_example(capsys):
     assert exit_.value.code == 0 and "Segment-Anything" in out and "example:" in out
     listed = [line.split()[0] for line in out.splitlines() if line.startswith("  ") and not line.startswith("  -")
               and "writes" in line]
-    assert listed == ["enhance", "stream", "propagate", "pseudolabel", "annotate", "evaluate", "prior-maps", "demo",
-                      "export"]
+    assert listed == ["enhance", "stream", "propagate", "pseudolabel", "embed", "annotate", "evaluate", "prior-maps",
+                      "demo", "export"]
     assert all(f"{title}:" in out for title in GROUPS)
     with pytest.raises(SystemExit) as exit_:
         main(["--version"])
@@ -242,7 +242,7 @@ def test_top_level_help_lists_every_command_by_task_with_an_example(capsys):
 def test_every_subcommand_help_says_what_it_writes():
     parser = build_parser()
     commands = next(a for a in parser._actions if a.dest == "command").choices
-    assert sorted(commands) == sorted(["enhance", "stream", "propagate", "pseudolabel", "annotate", "evaluate",
+    assert sorted(commands) == sorted(["enhance", "stream", "propagate", "pseudolabel", "embed", "annotate", "evaluate",
                                        "prior-maps", "demo", "export"])
     assert not [name for name, sub in commands.items() if "Writes" not in (sub.description or "")]
 

@@ -259,3 +259,25 @@ def test_only_the_distributed_module_imports_ray():
     importers = sorted(p.relative_to(package).as_posix() for p in package.rglob("*.py")
                        if any(line.lstrip().startswith(("import ray", "from ray")) for line in p.read_text().splitlines()))
     assert importers == ["bench/distributed.py", "distributed.py"]  # the benchmark is not on the runtime's path
+
+
+def test_embed_on_ray_fills_the_store_that_enhance_on_ray_then_reads(folders, cli_outputs, ray_cluster, tmp_path, capsys):
+    """``embed --ray``: each actor reopens the store from its folder; ``enhance_dataset(embeddings=)``
+    then writes the single-process bytes and adds no entry, and a local ``embed`` finds every key."""
+    store_path = tmp_path / "store"
+    code = main(["embed", str(folders / "images"), "--embeddings", str(store_path), "--ray", "--workers", "2", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1 and f"embed: {GOOD + 1} done, 1 failed of {GOOD + 2}" in err and "Ray: 2 workers" in err, err
+    assert "truncated" in err  # the truncated image is its own failure; the orphan image is embedded
+    store = se.EmbeddingStore(store_path)
+    entries = sorted(p.name for p in store_path.rglob("*.npz"))
+    assert len(entries) == GOOD == len(store)  # the orphan is a copy of an image: one content, one entry
+    report = enhance_dataset(folders / "images", folders / "coarse", tmp_path / "out", num_workers=2, batch_size=1,
+                             threshold=127, embeddings=store)
+    assert report.enhanced == GOOD
+    assert {p.name: p.read_bytes() for p in (tmp_path / "out").glob("*.png")} == cli_outputs
+    assert sorted(p.name for p in store_path.rglob("*.npz")) == entries  # every key found: nothing encoded
+    assert main(["embed", str(folders / "images"), "--embeddings", str(store_path), "--quiet"]) == 1
+    assert f"embeddings: {GOOD + 1} reused, 0 encoded" in capsys.readouterr().err
+    with pytest.raises(TypeError, match="embeddings must be a samedenhancer.EmbeddingStore"):
+        enhance_dataset(folders / "images", folders / "coarse", tmp_path / "bad", embeddings=str(store_path))

@@ -7,6 +7,8 @@ a pool of actors, each holding one :class:`~samedenhancer.Enhancer` (one ONNX Ru
 Each actor reads its files where it runs, refines and writes them with the command's own per-file
 work (:func:`samedenhancer.runner.enhance_file`) and returns one row per file. The driver streams
 the rows into ``OUT/manifest.parquet`` (pyarrow) and sums them up in a :class:`DistributedReport`.
+:func:`embed_dataset` fills an embedding store the same way, with ``samedenhancer embed``'s per-file
+work (:func:`samedenhancer.runner.embed_file`) and no manifest.
 
 Reliability comes from Ray: a killed actor is restarted and its unfinished batch retried (Ray
 Data's defaults for actor pools, ``max_restarts=-1`` and ``max_task_retries=-1``); rewriting a mask is idempotent
@@ -74,14 +76,22 @@ class EnhanceWorker:
         ONNX Runtime intra-op threads of this actor's sessions.
     options : EnhanceOptions
         How to refine, validated on the driver.
+    embeddings : EmbeddingStore or None
+        The store (pickled as its folder, reopened in the actor).
+    task : {"enhance", "embed"}
+        The per-file work: :func:`samedenhancer.runner.enhance_file`, or
+        :func:`samedenhancer.runner.embed_file` on the Enhancer's predictor.
     """
 
-    def __init__(self, model, providers, gpu: bool, threads: int, options) -> None:
+    def __init__(self, model, providers, gpu: bool, threads: int, options, embeddings=None,
+                 task: str = "enhance") -> None:
         from .enhancer import Enhancer
 
         if gpu and providers is None and not _is_tensorrt_export(model):
             providers = ["cuda"]
-        self.enhancer = Enhancer(model, options, providers=providers, threads=threads)
+        self.enhancer = Enhancer(model, options, providers=providers, threads=threads, embeddings=embeddings)
+        self.work = runner.enhance_file if task == "enhance" else lambda enhancer, item: runner.embed_file(
+            enhancer.predictor, item)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
 
     def __call__(self, jobs):
@@ -91,7 +101,7 @@ class EnhanceWorker:
         for job in jobs.to_pylist():
             item = _item(job)
             try:
-                timings, status, error = runner.enhance_file(self.enhancer, item), "ok", ""
+                timings, status, error = self.work(self.enhancer, item), "ok", ""
             except Exception as failure:  # noqa: BLE001 - a bad file is this file's row, not a failed job
                 timings, status, error = runner.Timings(0.0, 0.0, 0.0), "failed", runner.describe(failure)
             rows.append(_row(item, status, error, timings, self.name))
@@ -112,8 +122,8 @@ def _item(job: dict) -> runner.Item:
 def _row(item: runner.Item | None, status: str, error: str, timings=runner.Timings(0.0, 0.0, 0.0), worker: str = "",
          stem: str = "") -> dict:
     """One manifest row (:data:`COLUMNS`); ``item`` is None for a stem without a pair."""
-    paths = {} if item is None else {"image": item.inputs["images"], "coarse": item.inputs["coarse"],
-                                     "output": item.outputs["mask"]}
+    paths = {} if item is None else {"image": item.inputs["images"], "coarse": item.inputs.get("coarse", ""),
+                                     "output": item.outputs.get("mask", "")}
     return {"stem": stem if item is None else item.stem,
             **{column: os.fspath(paths.get(column, "")) for column in ("image", "coarse", "output")},
             "status": status, "error": error, **timings._asdict(), "worker": worker, "finished_at": time.time()}
@@ -141,8 +151,10 @@ class DistributedReport:
     workers, threads_per_worker : int
         Actors and ONNX Runtime threads per actor.
     gpus_per_worker : float
-    manifest : Path
-        ``OUT/manifest.parquet`` (or ``.csv``).
+    manifest : Path or None
+        ``OUT/manifest.parquet`` (or ``.csv``); ``None`` for :func:`embed_dataset`.
+    command : str
+        ``"enhance"`` or ``"embed"``.
     """
 
     total: int
@@ -157,15 +169,18 @@ class DistributedReport:
     workers: int
     threads_per_worker: int
     gpus_per_worker: float
-    manifest: Path
+    manifest: Path | None
+    command: str = "enhance"
 
     def summary(self) -> str:
         """The end line of the folder runner (:meth:`samedenhancer.runner.Outcome.summary`), with
         the workers and the manifest, then one line per failure."""
-        outcome = runner.Outcome("enhance", self.total, done=self.enhanced, skipped=self.skipped,
+        outcome = runner.Outcome(self.command, self.total, done=self.enhanced, skipped=self.skipped,
                                  failures=list(self.failures), seconds=self.seconds)
-        return outcome.summary(self.manifest.parent, detail=f"Ray: {self.workers} workers x {self.threads_per_worker} "
-                                                            f"threads, {self.manifest.name}")
+        detail = f"Ray: {self.workers} workers x {self.threads_per_worker} threads"
+        if self.manifest is None:
+            return outcome.summary(detail=detail)
+        return outcome.summary(self.manifest.parent, detail=f"{detail}, {self.manifest.name}")
 
 
 def _ray():
@@ -205,6 +220,7 @@ def enhance_dataset(
     model: str | os.PathLike = "litemedsam",
     providers=None,
     options=None,
+    embeddings=None,
     **option_fields,
 ) -> DistributedReport:
     """Refine every image / coarse-mask pair of two folders on a Ray cluster.
@@ -254,6 +270,9 @@ def enhance_dataset(
     options : EnhanceOptions, optional
         How to refine (the same object the Python API and the command line use); its fields may
         also be given as keywords (``threshold=127``, ``policy=``, ``gate=``, ...).
+    embeddings : EmbeddingStore, optional
+        Read each image's embedding from this store (or encode and store it); each actor reopens
+        it from its folder, which every worker must see at the same path.
 
     Returns
     -------
@@ -269,11 +288,6 @@ def enhance_dataset(
         On a bad argument (named in the message), or an ``out`` whose outputs could overwrite an
         input (checked before any work, as the command does).
     """
-    _check_count("num_workers", num_workers)
-    _check_count("threads_per_worker", threads_per_worker)
-    _check_count("batch_size", batch_size, allow_none=False)
-    if isinstance(num_gpus_per_worker, bool) or not isinstance(num_gpus_per_worker, (int, float)) or not num_gpus_per_worker >= 0:
-        raise ValueError(f"num_gpus_per_worker must be a number >= 0, got {num_gpus_per_worker!r}")
     if manifest not in MANIFEST_FORMATS:
         raise ValueError(f"manifest must be one of {MANIFEST_FORMATS}, got {manifest!r}")
     from .enhancer import EnhanceOptions
@@ -281,12 +295,72 @@ def enhance_dataset(
     if options is not None and not isinstance(options, EnhanceOptions):
         raise TypeError(f"options must be a samedenhancer.EnhanceOptions, got {type(options).__name__}")
     options = (options or EnhanceOptions()).replace(**option_fields)  # checked here, before any actor starts
-    for name, value in (("images", images), ("coarse", coarse), ("out", out)):
+    _check_cluster(num_workers, threads_per_worker, batch_size, num_gpus_per_worker, embeddings,
+                   {"images": images, "coarse": coarse, "out": out})
+    work = runner.enhance_plan(images, coarse, out, format=format, details=details, overlay=overlay, resume=resume,
+                               also_writes=[Path(out) / f"manifest.{manifest}"], out_name="out")
+    worker = {"task": "enhance", "model": os.fspath(model), "providers": providers, "options": options,
+              "embeddings": embeddings}
+    return _on_cluster(address, work, Path(out) / f"manifest.{manifest}", worker, num_workers, num_gpus_per_worker,
+                       threads_per_worker, batch_size)
+
+
+def embed_dataset(images: str | os.PathLike, embeddings, *, address: str | None = None, num_workers: int | None = None,
+                  num_gpus_per_worker: float = 0, threads_per_worker: int | None = None, batch_size: int = 8,
+                  model: str | os.PathLike = "litemedsam", providers=None) -> DistributedReport:
+    """Fill the store ``embeddings`` with every image of ``images`` on a Ray cluster: what
+    ``samedenhancer embed IMAGES --embeddings DIR --ray`` does.
+
+    Each actor reopens the store (entries are written atomically: actors need no lock) and encodes
+    its images exactly as :func:`enhance_dataset` and ``samedenhancer enhance`` would
+    (:func:`samedenhancer.runner.embed_file`); an image already stored costs its hash. No manifest
+    is written (the store is the output): the report's ``manifest`` is ``None``.
+
+    Parameters
+    ----------
+    images : path
+        An image folder (or file) every worker sees at the same path.
+    embeddings : EmbeddingStore
+        The store, in a folder every worker sees at the same path.
+    address, num_workers, num_gpus_per_worker, threads_per_worker, batch_size, model, providers
+        As for :func:`enhance_dataset`.
+
+    Returns
+    -------
+    DistributedReport
+        ``enhanced`` counts the images encoded or found in the store.
+    """
+    from .embeddings import EmbeddingStore
+
+    if not isinstance(embeddings, EmbeddingStore):
+        raise TypeError(f"embeddings must be a samedenhancer.EmbeddingStore, got {type(embeddings).__name__}")
+    _check_cluster(num_workers, threads_per_worker, batch_size, num_gpus_per_worker, embeddings,
+                   {"images": images, "embeddings": embeddings.path})
+    work = runner.plan(runner.embed_sources(images), None)
+    worker = {"task": "embed", "model": os.fspath(model), "providers": providers, "options": None,
+              "embeddings": embeddings}
+    return _on_cluster(address, work, None, worker, num_workers, num_gpus_per_worker, threads_per_worker, batch_size)
+
+
+def _check_cluster(num_workers, threads_per_worker, batch_size, gpus, embeddings, paths: dict) -> None:
+    """The arguments every Ray run shares, named in the errors, before any actor starts."""
+    from .embeddings import check_store
+
+    _check_count("num_workers", num_workers)
+    _check_count("threads_per_worker", threads_per_worker)
+    _check_count("batch_size", batch_size, allow_none=False)
+    if isinstance(gpus, bool) or not isinstance(gpus, (int, float)) or not gpus >= 0:
+        raise ValueError(f"num_gpus_per_worker must be a number >= 0, got {gpus!r}")
+    check_store(embeddings)
+    for name, value in paths.items():
         if "://" in os.fspath(value):
             raise ValueError(f"{name} must be a folder every worker sees (local or a shared/mounted file system); "
                              f"URLs are not read directly yet: mount the bucket (e.g. mountpoint-s3, s3fs), got {os.fspath(value)!r}")
-    work = runner.enhance_plan(images, coarse, out, format=format, details=details, overlay=overlay, resume=resume,
-                               also_writes=[Path(out) / f"manifest.{manifest}"], out_name="out")
+
+
+def _on_cluster(address, work: runner.Plan, manifest: Path | None, worker: dict, num_workers, gpus, threads,
+                batch_size) -> DistributedReport:
+    """Connect (or start a local cluster), run ``work`` on it, disconnect what this call connected."""
     ray = _ray()
     started_here = not ray.is_initialized()
     if address is not None and not started_here:
@@ -295,15 +369,14 @@ def enhance_dataset(
     if started_here:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        return _run(ray, work, Path(out), num_workers, num_gpus_per_worker, threads_per_worker, batch_size, manifest,
-                    model, providers, options)
+        return _run(ray, work, manifest, worker, num_workers, gpus, threads, batch_size)
     finally:
         if started_here:
             ray.shutdown()
 
 
-def _run(ray, work: runner.Plan, out: Path, num_workers, gpus: float, threads, batch_size: int, manifest: str,
-         model, providers, options) -> DistributedReport:
+def _run(ray, work: runner.Plan, manifest: Path | None, worker: dict, num_workers, gpus: float, threads,
+         batch_size: int) -> DistributedReport:
     import pyarrow as pa
     import pyarrow.csv as pa_csv
     import pyarrow.parquet as pa_parquet
@@ -324,29 +397,37 @@ def _run(ray, work: runner.Plan, out: Path, num_workers, gpus: float, threads, b
     counts = dict.fromkeys(STATUSES, 0)
     failures: list[Failure] = []
     timing = {"first": math.nan, "seconds": 0.0}
+    worker = {**worker, "gpu": gpus > 0, "threads": threads}
+    schema = _schema()
+
+    def collect(writer=None) -> None:
+        start = time.perf_counter()
+        for rows in _results(ray, work.todo, num_workers, gpus, threads, batch_size, worker):
+            if math.isnan(timing["first"]) and rows.num_rows:
+                timing["first"] = time.perf_counter() - start
+            _tally(rows.to_pylist(), counts, failures)
+            if writer is not None:
+                writer.write_table(rows.cast(schema))
+        timing["seconds"] = time.perf_counter() - start
+        _tally(extra_rows, counts, failures)
+        if writer is not None:
+            writer.write_table(pa.Table.from_pylist(extra_rows, schema=schema))
 
     def write_manifest(path: str) -> None:
-        schema = _schema()
-        writer = pa_parquet.ParquetWriter(path, schema) if manifest == "parquet" else pa_csv.CSVWriter(path, schema)
-        with writer:
-            start = time.perf_counter()
-            for rows in _results(ray, work.todo, num_workers, gpus, threads, batch_size, model, providers, options):
-                if math.isnan(timing["first"]) and rows.num_rows:
-                    timing["first"] = time.perf_counter() - start
-                _tally(rows.to_pylist(), counts, failures)
-                writer.write_table(rows.cast(schema))
-            timing["seconds"] = time.perf_counter() - start
-            rows = pa.Table.from_pylist(extra_rows, schema=schema)
-            _tally(extra_rows, counts, failures)
-            writer.write_table(rows)
+        parquet = manifest.suffix == ".parquet"
+        with pa_parquet.ParquetWriter(path, schema) if parquet else pa_csv.CSVWriter(path, schema) as writer:
+            collect(writer)
 
-    path = io.write_atomically(out / f"manifest.{manifest}", f".{manifest}", write_manifest)
+    path = None if manifest is None else io.write_atomically(manifest, manifest.suffix, write_manifest)
+    if manifest is None:
+        collect()
     seconds = timing["seconds"]
     return DistributedReport(
         total=work.total, enhanced=counts["ok"], failed=counts["failed"], skipped=counts["skipped"],
         missing=counts["missing"], failures=tuple(sorted(failures, key=lambda f: f.stem)), seconds=seconds,
         images_per_s=counts["ok"] / seconds if seconds > 0 else 0.0, first_output_s=timing["first"],
-        workers=num_workers, threads_per_worker=threads, gpus_per_worker=float(gpus), manifest=path)
+        workers=num_workers, threads_per_worker=threads, gpus_per_worker=float(gpus), manifest=path,
+        command=worker["task"])
 
 
 def _tally(rows: list[dict], counts: dict, failures: list[Failure]) -> None:
@@ -356,9 +437,9 @@ def _tally(rows: list[dict], counts: dict, failures: list[Failure]) -> None:
             failures.append(Failure(row["stem"], row["error"]))
 
 
-def _results(ray, items: list[runner.Item], workers: int, gpus: float, threads: int, batch_size: int, model, providers,
-             options):
-    """The manifest rows of ``items`` as pyarrow tables, in the order Ray Data finishes them."""
+def _results(ray, items: list[runner.Item], workers: int, gpus: float, threads: int, batch_size: int, worker: dict):
+    """The manifest rows of ``items`` as pyarrow tables, in the order Ray Data finishes them
+    (``worker``: the :class:`EnhanceWorker` arguments)."""
     if not items:
         return
     import pyarrow as pa
@@ -368,8 +449,7 @@ def _results(ray, items: list[runner.Item], workers: int, gpus: float, threads: 
     blocks = [table.slice(i, batch_size) for i in range(0, len(items), batch_size)]
     dataset = ray.data.from_arrow(blocks).map_batches(
         EnhanceWorker,
-        fn_constructor_kwargs={"model": os.fspath(model), "providers": providers, "gpu": gpus > 0, "threads": threads,
-                               "options": options},
+        fn_constructor_kwargs=worker,
         batch_size=batch_size,
         batch_format="pyarrow",
         compute=ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=2),

@@ -48,9 +48,9 @@ import numpy as np
 from . import transforms
 from .io import write_atomically, write_text_atomically
 from .io.atomic import PARTIAL_MARK
-from .validation import flag, number
+from .validation import choice, flag, number
 
-__all__ = ["EmbeddingStore", "EmbeddingStoreWarning", "StoreStats"]
+__all__ = ["EmbeddingStore", "EmbeddingStoreWarning", "StoreStats", "check_store"]
 
 #: The file that makes a folder an embedding store.
 MARKER = "samedenhancer-embeddings.json"
@@ -161,6 +161,13 @@ def _open_root(path: Path) -> Path:
     return root
 
 
+def check_store(embeddings) -> None:
+    """Raise ``TypeError`` unless ``embeddings`` is an :class:`EmbeddingStore` or ``None`` (what
+    every ``embeddings=`` keyword takes)."""
+    if embeddings is not None and not isinstance(embeddings, EmbeddingStore):
+        raise TypeError(f"embeddings must be a samedenhancer.EmbeddingStore or None, got {type(embeddings).__name__}")
+
+
 class EmbeddingStore:
     """A folder of per-image encoder outputs shared by calls, processes and commands.
 
@@ -181,6 +188,10 @@ class EmbeddingStore:
         Store the outputs as float16 (half the disk; the decoder then sees float16-rounded
         embeddings, also on the first run, so every run gives the same masks). Off by default:
         results are then those of a run without a store. Entries of the two kinds never mix.
+    write_errors : {"warn", "raise"}
+        What an entry that cannot be written does (a full disk, a read-only store, an entry larger
+        than ``max_gb``): ``"warn"`` (once) and go on without storing it, for commands whose outputs
+        are elsewhere; ``"raise"`` the error, for ``samedenhancer embed``, whose output is the store.
 
     Notes
     -----
@@ -205,11 +216,13 @@ class EmbeddingStore:
     >>> folder.cleanup()
     """
 
-    def __init__(self, path: str | os.PathLike, max_gb: float | None = None, *, fp16: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike, max_gb: float | None = None, *, fp16: bool = False,
+                 write_errors: str = "warn") -> None:
         if not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"path must be a folder path (str or os.PathLike), got {type(path).__name__}")
         self.max_gb = None if max_gb is None else number(max_gb, "max_gb (gigabytes)", above=0)
         self.fp16 = flag(fp16, "fp16")
+        self.write_errors = choice(write_errors, "write_errors", ("warn", "raise"))
         self.path = _open_root(Path(path))
         self._max_bytes = None if self.max_gb is None else int(self.max_gb * 1e9)
         self._dtype = np.dtype(np.float16 if self.fp16 else np.float32)
@@ -220,7 +233,7 @@ class EmbeddingStore:
         self._warned: set[str] = set()
 
     def __getstate__(self) -> dict:
-        return {"path": os.fspath(self.path), "max_gb": self.max_gb, "fp16": self.fp16}
+        return {"path": os.fspath(self.path), "max_gb": self.max_gb, "fp16": self.fp16, "write_errors": self.write_errors}
 
     def __setstate__(self, state: dict) -> None:
         self.__init__(**state)
@@ -322,6 +335,8 @@ class EmbeddingStore:
     def _store(self, path: Path, meta: dict, arrays: tuple) -> None:
         size = sum(array.nbytes for array in arrays)
         if self._max_bytes is not None and size > LOW_WATER * self._max_bytes:
+            if self.write_errors == "raise":
+                raise ValueError(f"max_gb={self.max_gb:g} holds no embedding of this model ({size / 1e9:.3g} GB each)")
             self._warn_once("size", f"max_gb={self.max_gb:g} holds no embedding of this model ({size / 1e9:.3g} GB "
                                     f"each): nothing is stored in {self.path}")
             return
@@ -332,6 +347,8 @@ class EmbeddingStore:
                 raise OSError(f"{shard} leads outside the store")
             write_atomically(path, ".npz", lambda tmp: _write_entry(tmp, meta, arrays))
         except OSError as exc:
+            if self.write_errors == "raise":
+                raise
             self._warn_once("write", f"cannot write to the embedding store {self.path} ({type(exc).__name__}: {exc}); "
                                      "embeddings are encoded but not stored")
             return

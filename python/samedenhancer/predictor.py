@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .embeddings import EmbeddingStore
+from .embeddings import EmbeddingStore, check_store
 from .engines import Manifest
 from .engines.manifest import DEFAULT_MODEL
 from .registry import LoadedModel, load_model
@@ -126,8 +126,7 @@ class Predictor:
         self._use_store(embeddings)
 
     def _use_store(self, embeddings: EmbeddingStore | None) -> None:
-        if embeddings is not None and not isinstance(embeddings, EmbeddingStore):
-            raise TypeError(f"embeddings must be a samedenhancer.EmbeddingStore or None, got {type(embeddings).__name__}")
+        check_store(embeddings)
         if embeddings is not None and self.manifest.identity is None:
             raise ValueError(f"{self.manifest.name} records no file hashes to key an embedding store by: re-export it")
         self.embeddings = embeddings
@@ -369,8 +368,10 @@ def as_predictor(model, *, providers=None, threads: int | None = None, needs: tu
     (ONNX Runtime threads per operator) and the store ``embeddings``; a ready predictor is returned
     as is (then ``providers`` and ``threads`` must be ``None``: they belong to the engine it already
     has), or with ``embeddings`` as :meth:`Predictor.with_embeddings` gives it. Anything offering
-    the methods ``needs`` counts as a predictor.
+    the methods ``needs`` counts as a predictor. A non-store ``embeddings`` is a ``TypeError``
+    before any model is loaded.
     """
+    check_store(embeddings)
     if isinstance(model, (str, os.PathLike)):
         return Predictor(model, providers=providers, intra_op_threads=threads, embeddings=embeddings)
     if all(hasattr(model, name) for name in needs):

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .embeddings import EmbeddingStore
 from .predictor import Predictor, as_predictor
 from .transforms import check_image
 from .validation import choice, instance, integer, number
@@ -118,7 +119,8 @@ def _box_nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.
 
 def prior_maps(image: np.ndarray, model: str | os.PathLike | Predictor = "litemedsam", *, embedding=None,
            prompt_kind: str | None = None, min_iou: float | None = None, min_stability: float | None = None,
-           max_coverage: float = 0.9, nms_iou: float = 0.7, boundary_width: int = 2) -> PriorMaps:
+           max_coverage: float = 0.9, nms_iou: float = 0.7, boundary_width: int = 2,
+           embeddings: EmbeddingStore | None = None) -> PriorMaps:
     """SAMAug's segmentation and boundary priors of ``image`` from one encode.
 
     Parameters
@@ -141,6 +143,8 @@ def prior_maps(image: np.ndarray, model: str | os.PathLike | Predictor = "liteme
         Box NMS between kept masks (by their boxes, highest stability first).
     boundary_width : int
         Half-width in pixels of each kept mask's boundary in the boundary prior.
+    embeddings : EmbeddingStore, optional
+        Read the image's embedding from this store (or encode and store it).
 
     Returns
     -------
@@ -162,7 +166,7 @@ def prior_maps(image: np.ndarray, model: str | os.PathLike | Predictor = "liteme
     (384, 384, 3)
     """
     check_image(image)
-    predictor = as_predictor(model)
+    predictor = as_predictor(model, embeddings=embeddings)
     max_coverage, nms_iou = number(max_coverage, "max_coverage", 0, 1), number(nms_iou, "nms_iou", 0, 1)
     boundary_width = integer(boundary_width, "boundary_width", 1)
     if prompt_kind is None:

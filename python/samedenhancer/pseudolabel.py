@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from .embeddings import EmbeddingStore
 from .enhancer import Enhancer, EnhanceResult
 from .metrics import dice
 from .validation import flag, instance, number
@@ -150,7 +151,7 @@ def review(result: EnhanceResult, pseudo_labels: np.ndarray, rule: Rule = Rule()
 
 
 def pseudolabel(image: np.ndarray, pseudo: np.ndarray, *, enhancer: Enhancer | None = None,
-                rule: Rule = Rule()) -> PseudoLabel:
+                rule: Rule = Rule(), embeddings: EmbeddingStore | None = None) -> PseudoLabel:
     """Refine one pseudo-label and review it.
 
     Parameters
@@ -162,12 +163,20 @@ def pseudolabel(image: np.ndarray, pseudo: np.ndarray, *, enhancer: Enhancer | N
     enhancer : Enhancer, optional
         ``Enhancer()`` (LiteMedSAM, the default options) when omitted; pass one to share the model.
     rule : Rule
+    embeddings : EmbeddingStore, optional
+        Read the image's embedding from this store (or encode and store it): the rounds of a
+        pseudo-label loop over the same images encode each image once. With ``enhancer``, its
+        model and options are used with this store.
 
     Returns
     -------
     PseudoLabel
     """
-    enhancer = enhancer if enhancer is not None else Enhancer()
+    if enhancer is None:
+        enhancer = Enhancer(embeddings=embeddings)
+    elif embeddings is not None:
+        instance(enhancer, "enhancer", Enhancer, "a samedenhancer.Enhancer or None")
+        enhancer = Enhancer(enhancer.predictor, enhancer.options, embeddings=embeddings)
     encoded = enhancer.encode(image, pseudo)  # the pseudo-label read and thresholded once, here
     result = enhancer.refine(encoded)
     return PseudoLabel(result.mask, review(result, encoded.prompts.label_map, rule), result)

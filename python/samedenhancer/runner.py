@@ -14,8 +14,9 @@ checked, resumed, reported and summed up in exactly one way:
   :class:`Failure`, stops cleanly when the disk is full, and returns an :class:`Outcome` whose
   :meth:`~Outcome.summary` is the one end line (done / failed, time, images/s).
 
-The per-file work of ``enhance`` (:func:`enhance_file`) lives here too: the command and the Ray
-actors call the same function, so their outputs are the same bytes.
+The per-file work of ``enhance`` (:func:`enhance_file`) and of ``embed`` (:func:`embed_file`) lives
+here too: the command and the Ray actors call the same function, so their outputs are the same
+bytes.
 """
 
 from __future__ import annotations
@@ -149,6 +150,11 @@ class Plan:
     def total(self) -> int:
         """Every stem seen."""
         return len(self.todo) + len(self.skipped) + len(self.failures)
+
+    def input_files(self) -> dict[str, list[Path]]:
+        """Every input file of the paired items, by source name (what an output check compares to)."""
+        items = self.todo + self.skipped
+        return {name: [item.inputs[name] for item in items] for name in (items[0].inputs if items else {})}
 
 
 def plan(sources: Sequence[Source], out: str | os.PathLike | None,
@@ -372,3 +378,22 @@ def enhance_folder(enhancer, work_plan: Plan, *, quiet: bool = False) -> Outcome
     """Run :func:`enhance_file` over ``work_plan`` in this process: ``samedenhancer enhance``
     (and its competitor in ``bench distributed``)."""
     return run(work_plan, lambda item: enhance_file(enhancer, item), command="enhance", quiet=quiet)
+
+
+# -- embed: the per-file work of the command and of the Ray actors -----------------------------------
+def embed_sources(images) -> list[Source]:
+    """The one input of ``embed`` (and of :func:`samedenhancer.distributed.embed_dataset`)."""
+    return [Source("images", images, "image")]
+
+
+def embed_file(predictor, item: Item) -> Timings:
+    """Read one image as :func:`enhance_file` reads it and encode it through ``predictor`` (which
+    holds the store): a stored image is a hit and costs its hash, a new one is encoded and stored."""
+    start = time.perf_counter()
+    if io.is_volume(item.inputs["images"]):
+        raise ValueError("embed takes 2-D images; a volume's slices are stored when enhance or propagate runs on it "
+                         "with --embeddings")
+    image = io.read_image(item.inputs["images"])
+    read = time.perf_counter()
+    predictor.encode(image)
+    return Timings(read - start, time.perf_counter() - read, 0.0)

@@ -13,11 +13,12 @@ import os
 import sys
 
 from .. import __version__
-from . import annotate, demo, enhance, evaluate, export, prior_maps, propagate, pseudolabel, stream
+from . import annotate, demo, embed, enhance, evaluate, export, prior_maps, propagate, pseudolabel, stream
 
 #: The subcommands by task, in the order ``--help`` lists them.
 GROUPS = {
     "Refine masks": (enhance, stream, propagate, pseudolabel),
+    "Encode once for every command": (embed,),
     "Review and measure": (annotate, evaluate),
     "Prepare training inputs": (prior_maps,),
     "Try it, and models": (demo, export),

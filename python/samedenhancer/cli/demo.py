@@ -36,6 +36,7 @@ def add_parser(sub) -> None:
               threshold="threshold of a probability map given as --coarse (e.g. 127 or 0.5)",
               out=dict(required=False, default="samedenhancer-demo.png", metavar="FILE",
                        help="figure to write (default samedenhancer-demo.png)"))
+    flags.add_store(p)
     p.set_defaults(func=run)
 
 
@@ -53,10 +54,13 @@ def _inputs(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    out = io.prepare_output_file(args.out, {"image": args.image, "coarse": args.coarse, "truth": args.truth})
+    inputs = {"image": args.image, "coarse": args.coarse, "truth": args.truth}
+    out = io.prepare_output_file(args.out, inputs)
     image, coarse, threshold, name, truth = _inputs(args)
+    store = flags.open_store(args, inputs, out=out)
     start = time.perf_counter()
-    enhancer = Enhancer(args.model, providers=args.providers, threads=args.threads, threshold=threshold)
+    enhancer = Enhancer(args.model, providers=args.providers, threads=args.threads, threshold=threshold,
+                        embeddings=store)
     loaded = time.perf_counter()
     result = enhancer.enhance(image, coarse)
     done = time.perf_counter()
@@ -73,5 +77,5 @@ def run(args: argparse.Namespace) -> int:
     figure = outlines(image, masks, summary, min_side=MIN_SIDE)
     io.write_mask(out, np.ascontiguousarray(figure[..., ::-1]))  # OpenCV writes BGR
     print(f"{name}: {summary} (model ready in {loaded - start:.1f} s, refined in {1e3 * (done - loaded):.0f} ms); "
-          f"figure: {Path(out).resolve()}", file=sys.stdout)
+          f"figure: {Path(out).resolve()}" + (f"; {flags.store_detail(store)}" if store else ""), file=sys.stdout)
     return 0

@@ -32,14 +32,10 @@ def add_parser(sub) -> None:
                         "header); a DICOM series scan is written as a DICOM SEG (seg, its default) or NIfTI (nifti)")
     p.add_argument("--details", action=argparse.BooleanOptionalAction, default=False,
                    help="also write OUT/<stem>.json with the per-region details")
-    flags.add(p, "model", "providers", threads="ONNX Runtime threads per operator (default: one per core; with --ray: "
-                                               "per worker, default cluster CPUs / workers)")
-    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
-                   help="run on a Ray cluster (the ray extra): ADDRESS of a running cluster (ray://HOST:10001, auto), or "
-                        "none for a local one; writes OUT/manifest.parquet with one row per file")
-    p.add_argument("--workers", type=flags.count, default=None, metavar="N",
-                   help="Ray actors, one model session each (default: one per 2 cluster CPUs)")
+    flags.add(p, "model", "providers", "workers", threads=flags.RAY_THREADS,
+              ray=flags.SHARED["ray"][1]["help"] + "; writes OUT/manifest.parquet with one row per file")
     flags.add_method(p)
+    flags.add_store(p)
     p.set_defaults(func=run)
 
 
@@ -53,14 +49,16 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--workers applies to --ray runs")
     work = runner.enhance_plan(args.images, args.coarse, args.out, format=args.format, details=args.details,
                                overlay=args.overlay, resume=args.resume)
-    enhancer = Enhancer(args.model, options, providers=args.providers, threads=args.threads)
+    store = flags.open_store(args, {"images": args.images, "coarse": args.coarse}, files=work.input_files(),
+                             out=args.out)
+    enhancer = Enhancer(args.model, options, providers=args.providers, threads=args.threads, embeddings=store)
     outcome = runner.enhance_folder(enhancer, work, quiet=args.quiet)
-    print(outcome.summary(work.out), file=sys.stderr)
+    print(outcome.summary(work.out, detail=flags.store_detail(store)), file=sys.stderr)
     return outcome.exit_code
 
 
 @contextlib.contextmanager
-def _silenced_stderr():
+def silenced_stderr():
     """Standard error (file descriptor 2, so Ray's C++ core and its child processes too) goes to
     /dev/null inside the block: ``--quiet`` silences Ray's start-up and progress lines."""
     sys.stderr.flush()
@@ -79,11 +77,12 @@ def _silenced_stderr():
 def _enhance_on_ray(args: argparse.Namespace, options) -> int:
     from ..distributed import enhance_dataset
 
-    with _silenced_stderr() if args.quiet else contextlib.nullcontext():
+    store = flags.open_store(args, {"images": args.images, "coarse": args.coarse}, out=args.out)
+    with silenced_stderr() if args.quiet else contextlib.nullcontext():
         report = enhance_dataset(args.images, args.coarse, args.out, address=args.ray or None,
                                  num_workers=args.workers, threads_per_worker=args.threads, resume=args.resume,
                                  format=args.format, details=args.details, overlay=args.overlay, model=args.model,
-                                 providers=args.providers, options=options)
+                                 providers=args.providers, options=options, embeddings=store)
     print(report.summary(), file=sys.stderr)
     return 1 if report.failures else 0
 
@@ -99,13 +98,14 @@ def _enhance_series(args: argparse.Namespace, options) -> int:
         io.prepare_output_file(target, inputs)
     else:
         io.prepare_output_folder(out, inputs, outputs=[target])
+    store = flags.open_store(args, inputs, out=out)
     volume, series = _volumes.read_scan(scan)
     coarse = _volumes.read_labels(coarse_path, series)
-    enhancer = Enhancer(args.model, options, providers=args.providers, threads=args.threads)
+    enhancer = Enhancer(args.model, options, providers=args.providers, threads=args.threads, embeddings=store)
     refined = enhancer.enhance_volume(volume, coarse, series.spacing).mask
     item = runner.Item(scan.stem, inputs, {"mask": target})
     outcome = runner.run(runner.Plan([item], [], [], out),
                          lambda item: _volumes.write_labels(target, refined, series, fmt),
                          command=NAME, quiet=True, unit="series", resumable=False)
-    print(outcome.summary(target), file=sys.stderr)
+    print(outcome.summary(target, detail=flags.store_detail(store)), file=sys.stderr)
     return outcome.exit_code

@@ -1,5 +1,6 @@
-"""The flags the subcommands share, declared once, and the one function that turns the refinement
-flags into an :class:`~samedenhancer.EnhanceOptions`.
+"""The flags the subcommands share, declared once, the one function that turns the refinement
+flags into an :class:`~samedenhancer.EnhanceOptions` and the one that turns the embedding store
+flags into an :class:`~samedenhancer.EmbeddingStore`.
 
 A subcommand asks for the shared flags by name (``flags.add(parser, "model", "threads", "quiet")``)
 and may reword a flag's help for itself (``out="output folder: <stem>.png per image"``): the name,
@@ -10,7 +11,12 @@ type and default stay the same everywhere. Every on/off flag is an
 from __future__ import annotations
 
 import argparse
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 
+from .. import io
+from ..embeddings import EmbeddingStore
 from ..enhancer import POLICIES, EnhanceOptions
 
 
@@ -41,10 +47,19 @@ SHARED = {
                                         "is redone)")),
     "quiet": (("--quiet",), dict(action=argparse.BooleanOptionalAction, default=False,
                                  help="no progress bar, only the end summary")),
+    "ray": (("--ray",), dict(nargs="?", const="", default=None, metavar="ADDRESS",
+                             help="run on a Ray cluster (the ray extra): ADDRESS of a running cluster (ray://HOST:10001, "
+                                  "auto), or none for a local one")),
+    "workers": (("--workers",), dict(type=count, default=None, metavar="N",
+                                     help="Ray actors, one model session each (default: one per 2 cluster CPUs)")),
     "overlay": (("--overlay",), dict(action=argparse.BooleanOptionalAction, default=False,
                                      help="also write OUT/overlay/<stem>.png: the coarse (yellow) and refined (cyan) "
                                           "outlines over the image, small")),
 }
+
+
+#: The help of ``--threads`` for commands with ``--ray``.
+RAY_THREADS = "ONNX Runtime threads per operator (default: one per core; with --ray: per worker, default cluster CPUs / workers)"
 
 
 def add(parser: argparse.ArgumentParser, *names: str, **helps: str | dict) -> None:
@@ -59,6 +74,57 @@ def add(parser: argparse.ArgumentParser, *names: str, **helps: str | dict) -> No
         change = helps.get(name)
         keywords.update({"help": change} if isinstance(change, str) else change or {})
         parser.add_argument(*strings, **keywords)
+
+
+def add_store(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
+    """The embedding store flags (``--embeddings DIR``, ``--embeddings-max-gb``,
+    ``--embeddings-fp16``), as one group, for every command that encodes images."""
+    group = parser.add_argument_group("embedding store (encode each image once, across runs and commands)")
+    group.add_argument("--embeddings", required=required, default=None, metavar="DIR",
+                       help="embedding store folder: an image already in it costs no encoder call, a new one is "
+                            "encoded and stored (created if new; a folder the store did not make is refused; it may "
+                            "not be, hold or lie in an input or the output)")
+    group.add_argument("--embeddings-max-gb", type=float, default=None, metavar="GB",
+                       help="size limit of the store: the least recently used embeddings are removed beyond it "
+                            "(default: none)")
+    group.add_argument("--embeddings-fp16", action=argparse.BooleanOptionalAction, default=False,
+                       help="store float16 embeddings: half the disk, masks may differ slightly from a float32 store's "
+                            "(a store holds one kind; default: float32, the masks of a run without a store)")
+
+
+def open_store(args: argparse.Namespace, inputs: Mapping[str, "str | os.PathLike | None"], *,
+               files: Mapping[str, Iterable] | None = None, out: "str | os.PathLike | None" = None,
+               write_errors: str = "warn") -> EmbeddingStore | None:
+    """The store of the :func:`add_store` flags (``None`` without ``--embeddings``), checked
+    before any work: the folder may not be, lie in, or hold an input (``inputs``, ``files``) or
+    ``out``; it is created when new, and a folder the store did not make is refused
+    (:class:`~samedenhancer.EmbeddingStore`)."""
+    if args.embeddings is None:
+        if args.embeddings_max_gb is not None or args.embeddings_fp16:
+            raise ValueError("--embeddings-max-gb and --embeddings-fp16 go with --embeddings DIR")
+        return None
+    folder = Path(args.embeddings)
+    resolved = folder.resolve()
+    named = [(label, path) for label, path in inputs.items() if path is not None]
+    for label, path in [*named, *([("--out", out)] if out is not None else [])]:
+        other = Path(path).resolve()
+        if other == resolved or resolved in other.parents or (label == "--out" and other in resolved.parents):
+            where = "is" if other == resolved else "holds" if resolved in other.parents else "lies in"
+            kind = "file" if other.is_file() else "folder"
+            raise ValueError(f"--embeddings {folder} {where} the {label} {kind} {other}: the store must be a folder of its "
+                             "own, apart from the inputs and the outputs; choose another folder")
+    io.prepare_output_folder(folder, dict(named), files=files, name="--embeddings")
+    return EmbeddingStore(folder, args.embeddings_max_gb, fp16=args.embeddings_fp16, write_errors=write_errors)
+
+
+def store_detail(store: EmbeddingStore | None) -> str:
+    """The end summary's word on the store: ``"embeddings: 98 reused, 2 encoded"`` (empty without one)."""
+    if store is None:
+        return ""
+    stats = store.stats
+    extra = "".join(f", {count} {what}" for count, what in ((stats.rejected, "untrusted entries encoded again"),
+                                                             (stats.evicted, "evicted")) if count)
+    return f"embeddings: {stats.hits} reused, {stats.misses} encoded{extra}"
 
 
 def add_method(parser: argparse.ArgumentParser, *, threshold: str | None = None) -> None:

@@ -34,6 +34,7 @@ def add_parser(sub) -> None:
     p.add_argument("--format", choices=("png", "npy"), default="png",
                    help=f"prior maps as 16-bit PNG (segmentation x {SEGMENTATION_SCALE}, boundary 0/65535) or float32 .npy")
     flags.add(p, "model", "providers", "threads")
+    flags.add_store(p)
     p.set_defaults(func=run)
 
 
@@ -46,7 +47,9 @@ def run(args: argparse.Namespace) -> int:
         return names | ({"augmented": out / f"{item.stem}_augmented.png"} if args.augment else {})
 
     work = runner.plan([runner.Source("images", args.images, "image")], out, outputs, resume=args.resume)
-    predictor = as_predictor(args.model, providers=args.providers, threads=args.threads)
+    store = flags.open_store(args, {"images": args.images}, out=out,
+                             files=work.input_files())
+    predictor = as_predictor(args.model, providers=args.providers, threads=args.threads, embeddings=store)
 
     def write_maps(item: runner.Item) -> None:
         if io.is_volume(item.inputs["images"]):
@@ -65,5 +68,5 @@ def run(args: argparse.Namespace) -> int:
             io.write_mask(item.outputs["augmented"], np.ascontiguousarray(rgb[..., ::-1]))  # OpenCV writes BGR
 
     outcome = runner.run(work, write_maps, command=NAME, quiet=args.quiet)
-    print(outcome.summary(out), file=sys.stderr)
+    print(outcome.summary(out, detail=flags.store_detail(store)), file=sys.stderr)
     return outcome.exit_code

@@ -35,6 +35,7 @@ def add_parser(sub) -> None:
     p.add_argument("--iou-threshold", type=float, default=0.5,
                    help="stop a direction when the hull overlap of the previous and the new mask < this (see se.propagate)")
     flags.add(p, "model", "providers", "threads")
+    flags.add_store(p)
     p.set_defaults(func=run)
 
 
@@ -61,17 +62,19 @@ def run(args: argparse.Namespace) -> int:
         io.prepare_output_file(target, inputs)
     else:
         io.prepare_output_folder(out, inputs, outputs=[target])
+    store = flags.open_store(args, inputs, out=out)
     volume, reference = read_scan(scan_path)
     if fmt == "seg" and not isinstance(reference, io.DicomSeries):
         raise ValueError("--format seg needs a DICOM series as the scan (a SEG references its images)")
     seeds = _seeds(args, volume, reference)
-    predictor = as_predictor(args.model, providers=args.providers, threads=args.threads)
+    predictor = as_predictor(args.model, providers=args.providers, threads=args.threads, embeddings=store)
     result = propagate(volume, seeds=seeds, model=predictor, iou_threshold=args.iou_threshold, axis=2)
     item = runner.Item(name, inputs, {"labels": target})
     outcome = runner.run(runner.Plan([item], [], [], out), lambda item: write_labels(target, result.mask, reference, fmt),
                          command=NAME, quiet=True, unit="volumes", resumable=False)
     if outcome.results:
         print(json.dumps({"output": str(outcome.results[0]), "status": list(result.status), "encodes": result.encodes}))
-    detail = f"propagated {result.status.count('propagated')} slices from {len(seeds)} annotated"
+    detail = "; ".join(filter(None, [f"propagated {result.status.count('propagated')} slices from {len(seeds)} "
+                                     "annotated", flags.store_detail(store)]))
     print(outcome.summary(target, detail=detail), file=sys.stderr)
     return outcome.exit_code

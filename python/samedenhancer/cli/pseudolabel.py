@@ -39,6 +39,7 @@ def add_parser(sub) -> None:
                    help="flag empty pseudo-labels (data where every image holds the target)")
     flags.add(p, "model", "providers", "threads")
     flags.add_method(p)
+    flags.add_store(p)
     p.set_defaults(func=run)
 
 
@@ -82,7 +83,9 @@ def run(args: argparse.Namespace) -> int:
                        also_writes=[out / MANIFEST])
     rows = {stem: row for stem, row in previous.items() if stem in {item.stem for item in work.skipped}}
     columns = ["stem", "input", "output", *Review.columns(), "rule"]
-    enhancer = Enhancer(args.model, options, providers=args.providers, threads=args.threads)
+    store = flags.open_store(args, {"images": args.images, "pseudo": args.pseudo}, out=out,
+                             files=work.input_files())
+    enhancer = Enhancer(args.model, options, providers=args.providers, threads=args.threads, embeddings=store)
 
     def refine(item: runner.Item) -> None:
         image_path, pseudo_path = item.inputs["images"], item.inputs["pseudo"]
@@ -100,5 +103,7 @@ def run(args: argparse.Namespace) -> int:
 
     outcome = runner.run(work, refine, command=NAME, quiet=args.quiet)
     kept = sum(row["verdict"] == "keep" for row in rows.values())
-    print(outcome.summary(out, detail=f"manifest: {kept} keep, {len(rows) - kept} flag ({rule})"), file=sys.stderr)
+    detail = "; ".join(filter(None, [f"manifest: {kept} keep, {len(rows) - kept} flag ({rule})",
+                                     flags.store_detail(store)]))
+    print(outcome.summary(out, detail=detail), file=sys.stderr)
     return outcome.exit_code

@@ -41,6 +41,9 @@ def add_parser(sub) -> None:
                    help="what a full queue does (default: keep every frame of a file, drop the oldest of a live device "
                         "or with --max-latency-ms)")
     flags.add(p, "model", "providers", "threads", quiet="no live fps / latency line, only the end summary")
+    p.add_argument("--embeddings", default=None, metavar="DIR",
+                   help="refused: a stream never reuses an embedding (no two frames are the same), so a store would "
+                        "only fill the disk")
     flags.add_method(p, threshold="threshold of soft coarse maps (default: 127 for a --coarse-video video file, whose "
                                   "frames are lossy)")
     p.set_defaults(func=run)
@@ -75,6 +78,9 @@ def _latency(latencies: list[float]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.embeddings is not None:
+        raise ValueError("--embeddings does not apply to stream: no two video frames are the same, so a stored "
+                         "embedding would never be reused; leave it out")
     video = int(args.video) if args.video.isdigit() else args.video
     masks_path = args.coarse if args.coarse is not None else args.coarse_video
     options = flags.enhance_options(args)

@@ -29,6 +29,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..core import Prompts, coarse_log_odds, mine_prompts
+from ..embeddings import EmbeddingStore
 from ..predictor import Predictor, as_predictor
 from ..transforms import check_image
 from ..validation import instance, integer, spacing as check_spacing
@@ -71,6 +72,9 @@ class Enhancer:
         ONNX Runtime execution providers (CPU when omitted; ``"cuda"``, ``"tensorrt"``).
     threads : int, optional
         ONNX Runtime threads per operator (default: one per core).
+    embeddings : EmbeddingStore, optional
+        Read each image's embedding from this store and store the new ones (an image is encoded
+        once across runs, processes and commands); the masks are those of a run without it.
 
     Notes
     -----
@@ -106,13 +110,15 @@ class Enhancer:
     """
 
     def __init__(self, model: str | os.PathLike | Predictor = "litemedsam", options: EnhanceOptions | None = None, *,
-                 providers: Sequence[str] | None = None, threads: int | None = None, **option_fields) -> None:
+                 providers: Sequence[str] | None = None, threads: int | None = None,
+                 embeddings: EmbeddingStore | None = None, **option_fields) -> None:
         if options is not None:
             instance(options, "options", EnhanceOptions, "a samedenhancer.EnhanceOptions")
         options = options or EnhanceOptions()
         if option_fields:
             options = options.replace(**option_fields)
-        self.predictor = as_predictor(model, providers=providers, threads=threads, needs=_PREDICTOR_METHODS)
+        self.predictor = as_predictor(model, providers=providers, threads=threads, needs=_PREDICTOR_METHODS,
+                                      embeddings=embeddings)
         self.options = options.for_model(self.predictor.manifest.default_policy)
 
     # -- one image, in two halves -------------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..embeddings import EmbeddingStore
 from ..predictor import ImageEmbedding, Predictor, as_predictor
 from ..transforms import check_image
 from ..validation import choice, coordinates, finite_array, flag, instance, pixel
@@ -41,6 +42,9 @@ class InteractiveSession:
         protocol) for point-trained models, ``"local"`` for LiteMedSAM.
     embedding : ImageEmbedding, optional
         The image's embedding if it is already encoded by this model (then nothing is encoded).
+    embeddings : EmbeddingStore, optional
+        Read the image's embedding from this store (or encode and store it): reopening an image
+        costs no encoder call.
 
     Attributes
     ----------
@@ -65,9 +69,10 @@ class InteractiveSession:
 
     def __init__(self, image: np.ndarray, model: str | os.PathLike | Predictor = "litemedsam", *,
                  correction: str | None = None, embedding: ImageEmbedding | None = None,
-                 local_options: mech.LocalOptions = mech.LocalOptions()) -> None:
+                 local_options: mech.LocalOptions = mech.LocalOptions(),
+                 embeddings: EmbeddingStore | None = None) -> None:
         check_image(image)
-        self.predictor = as_predictor(model, needs=("encode", "decode", "upscale", "manifest"))
+        self.predictor = as_predictor(model, needs=("encode", "decode", "upscale", "manifest"), embeddings=embeddings)
         if correction is None:
             correction = mech.correction_for(self.predictor.manifest)
         choice(correction, "correction", ("local", "prompt"))

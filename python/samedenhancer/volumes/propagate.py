@@ -34,6 +34,7 @@ import numpy as np
 
 from ..core import check_label_map
 from ..enhancer.rings import ring_hole
+from ..embeddings import EmbeddingStore
 from ..predictor import as_predictor
 from ..validation import instance, integer, number
 from .slices import SliceTimings, hull_overlap, segment_with_confidence
@@ -241,7 +242,8 @@ class _Propagation:
 
 
 def propagate(volume, seed_mask=None, seed_slice=None, *, seeds: Mapping[int, np.ndarray] | None = None,
-              model="litemedsam", iou_threshold: float = 0.5, axis: int = 2, providers=None) -> PropagationResult:
+              model="litemedsam", iou_threshold: float = 0.5, axis: int = 2, providers=None,
+              embeddings: EmbeddingStore | None = None) -> PropagationResult:
     """Segment the classes of one (or a few) annotated slices through a volume.
 
     Parameters
@@ -268,6 +270,8 @@ def propagate(volume, seed_mask=None, seed_slice=None, *, seeds: Mapping[int, np
         Slice axis (2: NIfTI's and :func:`samedenhancer.io.read_dicom_series`' slice axis).
     providers : sequence of str, optional
         ONNX Runtime execution providers when ``model`` is a name.
+    embeddings : EmbeddingStore, optional
+        Store each slice's embedding (slice by slice): a rerun on the volume encodes nothing.
 
     Returns
     -------
@@ -289,7 +293,8 @@ def propagate(volume, seed_mask=None, seed_slice=None, *, seeds: Mapping[int, np
     """
     volume, axis, checked, dtype = _check_seeds(volume, seed_mask, seed_slice, seeds, axis)
     iou_threshold = number(iou_threshold, "iou_threshold", 0, 1)
-    predictor = as_predictor(model, providers=providers, needs=("encode", "decode", "upscale", "manifest"))
+    predictor = as_predictor(model, providers=providers, needs=("encode", "decode", "upscale", "manifest"),
+                             embeddings=embeddings)
     propagation = _Propagation(predictor, volume, axis, checked, iou_threshold)
     propagation.run()
     return propagation.result(dtype)
