@@ -6,6 +6,7 @@ Routes (ids are image stems, looked up in the catalog, never joined to a path)::
     GET  /                          the page (static/index.html)
     GET  /static/{file}             its script and style, from the package (no CDN)
     GET  /api/images                the images, their states and the progress
+    GET  /api/embeddings            the background pass's progress (``null`` without one)
     GET  /api/images/{id}/image     the image as PNG
     POST /api/images/{id}/open      refine and start the session (or the state if open)
     GET  /api/images/{id}/mask      the current mask as PNG (0 / 255)
@@ -212,6 +213,10 @@ def create_app(annotator: Annotator, *, loopback_only: bool = True) -> Starlette
     async def listing(request: Request) -> Response:
         return JSONResponse(asdict(await run_in_threadpool(annotator.listing)))
 
+    async def embeddings(request: Request) -> Response:
+        progress = annotator.progress()
+        return JSONResponse(None if progress is None else asdict(progress), headers={"Cache-Control": "no-store"})
+
     async def image(request: Request) -> Response:
         data = await run_in_threadpool(annotator.image_png, request.path_params["id"])
         return Response(data, media_type="image/png", headers={"Cache-Control": "no-store"})
@@ -248,6 +253,7 @@ def create_app(annotator: Annotator, *, loopback_only: bool = True) -> Starlette
     routes = [
         Route("/", index),
         Route("/api/images", listing),
+        Route("/api/embeddings", embeddings),
         Route("/api/images/{id}/image", image),
         Route("/api/images/{id}/mask", mask),
         Route("/api/images/{id}/open", open_image, methods=["POST"]),
