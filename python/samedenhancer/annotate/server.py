@@ -27,10 +27,13 @@ gets 400.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import socket
 import sys
+import threading
+import time
 import traceback
 from dataclasses import asdict, dataclass
 
@@ -50,7 +53,8 @@ from .. import validation
 from .views import AnnotateError, Invalid
 from .workflow import Annotator
 
-__all__ = ["DEFAULT_PORT", "bind", "check_host", "create_app", "is_loopback", "listen", "parse_body", "serve", "server"]
+__all__ = ["DEFAULT_PORT", "bind", "check_host", "create_app", "in_thread", "is_loopback", "listen", "parse_body", "serve",
+           "server"]
 
 DEFAULT_PORT = 8765
 #: Largest request body accepted (a click is ~100 bytes).
@@ -295,6 +299,28 @@ def server(app: Starlette):
     import uvicorn
 
     return uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
+
+
+@contextlib.contextmanager
+def in_thread(uv, sock: socket.socket, timeout: float = 30):
+    """Run the uvicorn server ``uv`` on the listening socket ``sock`` (as :func:`listen` makes them)
+    in a thread, for benchmarks and tests; yields the socket's ``(host, port)`` once it listens, and
+    stops the server and closes the socket on exit."""
+    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not uv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            uv.should_exit = True
+            sock.close()
+            raise RuntimeError("the annotation server did not start")
+        time.sleep(0.01)
+    try:
+        yield sock.getsockname()[:2]
+    finally:
+        uv.should_exit = True
+        thread.join(timeout)
+        sock.close()
 
 
 def check_host(host: str, allow_remote: bool = False) -> bool:

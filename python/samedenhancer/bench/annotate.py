@@ -21,7 +21,6 @@ import os
 import shutil
 import statistics
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -38,21 +37,12 @@ PASS_TIMEOUT_S = 1800
 @contextlib.contextmanager
 def serving(annotator):
     """``annotator``'s app served on a free loopback port in a thread; yields the port."""
-    from samedenhancer.annotate.server import listen
+    from samedenhancer.annotate.server import in_thread, listen
 
-    uv, sock = listen(annotator, "127.0.0.1", 0)
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not uv.started:
-        if not thread.is_alive():
-            raise RuntimeError("the annotate server did not start")
-        time.sleep(0.01)
     try:
-        yield sock.getsockname()[1]
+        with in_thread(*listen(annotator, "127.0.0.1", 0)) as (_, port):
+            yield port
     finally:
-        uv.should_exit = True
-        thread.join(30)
-        sock.close()
         annotator.close()
 
 
