@@ -1,7 +1,7 @@
 """``python -m studies interactive``: interactive correction measured with the protocol
 of MedicoSAM and SAMMed.
 
-Each image is encoded once (embeddings cached on disk under ``--cache``); every start (jittered
+Each image is encoded once (embeddings kept in the embedding store ``--cache`` for the next run); every start (jittered
 GT box, one point at the GT's distance-transform maximum, a coarse mask refined by the default
 Enhancer) and every simulated user (farthest point inside the largest error region; MedicoSAM's
 one random FN and one random FP point per round) runs an :class:`InteractiveSession` on that
@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from samedenhancer import EmbeddingStore
 from samedenhancer.bench import datasets
 from samedenhancer.io import write_atomically
 from samedenhancer.predictor import Predictor
@@ -234,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="litemedsam")
     parser.add_argument("--limit", type=int, default=30, help="images per dataset (first with a non-empty mask)")
     parser.add_argument("--datasets", nargs="+", default=None, help="subset of dataset names (" + ", ".join(t[2] for t in TARGETS) + ")")
-    parser.add_argument("--cache", default=None, help="folder for cached embeddings (default: none, encode every run)")
+    parser.add_argument("--cache", default=None,
+                        help="embedding store folder (samedenhancer.EmbeddingStore; default: none, encode every run)")
     parser.add_argument("--extra-latency", nargs="*", default=(), help="more model names/folders whose per-click latency (their default correction) is reported")
     parser.add_argument("--out", default=None, help="write the report (Markdown) here, and its plot beside it")
     parser.add_argument("--json", action="store_true", help="also print the summary as JSON")
@@ -243,15 +245,14 @@ def main(argv: list[str] | None = None) -> int:
         print("the interactive benchmark needs ../shared/data (or $SAMEDENHANCER_DATA)", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
-    cache = Path(args.cache) if args.cache else None
-    predictor = Predictor(args.model)
-    cases = build_cases(predictor, args.limit, cache, args.datasets)
+    predictor = Predictor(args.model, embeddings=EmbeddingStore(args.cache) if args.cache else None)
+    cases = build_cases(predictor, args.limit, args.datasets)
     names = [t[2] for t in TARGETS if any(c.name == t[2] for c in cases)]
     print(f"{len(cases)} cases loaded in {time.perf_counter() - t0:.0f} s", flush=True)
     ours = run_cases(predictor, cases, None, full=True)
     print(f"ours done at {time.perf_counter() - t0:.0f} s", flush=True)
     competitor = run_cases(predictor, cases, "prompt", full=False)
-    small = cases_512(predictor, cases, cache)
+    small = cases_512(predictor, cases)
     lat_ours, lat_comp = latency(predictor, small, None), latency(predictor, small, "prompt")
     extra = []
     for other in args.extra_latency:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -15,7 +14,6 @@ import numpy as np
 from samedenhancer.bench import datasets
 from samedenhancer.enhancer import Enhancer
 from samedenhancer.interactive import InteractiveSession
-from samedenhancer.io import write_atomically
 from samedenhancer.predictor import ImageEmbedding, Predictor
 from .corruption import corrupt_label_map, image_seed
 
@@ -43,27 +41,10 @@ class Case:
     coarse: np.ndarray  # bool H x W, the coarse mask refined by the default Enhancer
 
 
-def cached_embedding(predictor: Predictor, image: np.ndarray, key: str, cache: Path | None) -> ImageEmbedding:
-    """``predictor.encode(image)``, read from / written to ``cache / key.npz`` when ``cache`` is set."""
-    path = None if cache is None else cache / predictor.manifest.name / f"{key}.npz"
-    if path is not None and path.is_file():
-        with np.load(path) as doc:
-            features = tuple(doc[f"f{i}"] for i in range(len(predictor.manifest.encoder_outputs)))
-            for f in features:
-                f.setflags(write=False)
-            return ImageEmbedding(features, tuple(doc["original_size"]), tuple(doc["scale"]),
-                                  tuple(doc["valid_size"]), predictor.manifest.name)
-    embedding = predictor.encode(image)
-    if path is not None:
-        arrays = {f"f{i}": np.asarray(f) for i, f in enumerate(embedding.features)}
-        write_atomically(path, ".npz", lambda tmp: np.savez(tmp, original_size=embedding.original_size,
-                                                            scale=embedding.scale, valid_size=embedding.valid_size, **arrays))
-    return embedding
-
-
-def load_cases(predictor: Predictor, dataset: str, limit: int, cache: Path | None) -> list[tuple[str, np.ndarray, ImageEmbedding, np.ndarray, np.ndarray]]:
+def load_cases(predictor: Predictor, dataset: str, limit: int) -> list[tuple[str, np.ndarray, ImageEmbedding, np.ndarray, np.ndarray]]:
     """The first ``limit`` images of ``dataset`` with a non-empty expert mask: (stem, image,
-    embedding, expert label map, coarse label map before refinement)."""
+    embedding, expert label map, coarse label map before refinement); ``predictor``'s embedding store,
+    when it has one, keeps the embeddings for the next run."""
     out = []
     for sample in datasets.samples(dataset):
         truth = sample.ground_truth()
@@ -74,14 +55,14 @@ def load_cases(predictor: Predictor, dataset: str, limit: int, cache: Path | Non
             coarse = (sample.coarse("pranet") > 127).astype(np.uint8)
         else:
             coarse = corrupt_label_map(truth, sample.stem)
-        embedding = cached_embedding(predictor, image, f"{dataset}/{sample.stem}", cache)
+        embedding = predictor.encode(image)
         out.append((sample.stem, image, embedding, truth, coarse))
         if len(out) >= limit:
             break
     return out
 
 
-def build_cases(predictor: Predictor, limit: int, cache: Path | None, names=None) -> list[Case]:
+def build_cases(predictor: Predictor, limit: int, names=None) -> list[Case]:
     """Every (image, class) of :data:`TARGETS`, with the coarse mask refined by ``Enhancer()``."""
     enhancer = Enhancer(predictor)
     cases = []
@@ -91,7 +72,7 @@ def build_cases(predictor: Predictor, limit: int, cache: Path | None, names=None
             continue
         if dataset not in loaded:
             loaded[dataset] = []
-            for stem, image, embedding, truth, coarse in load_cases(predictor, dataset, limit, cache):
+            for stem, image, embedding, truth, coarse in load_cases(predictor, dataset, limit):
                 refined = enhancer.refine(enhancer.encode(image, coarse, embedding=embedding)).labels
                 loaded[dataset].append((stem, image, embedding, truth, refined))
         for stem, image, embedding, truth, refined in loaded[dataset]:
@@ -241,13 +222,13 @@ def mean_curve(runs: list[Run]) -> np.ndarray:
     return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
-def cases_512(predictor: Predictor, cases: list[Case], cache: Path | None, images: int = 4) -> list[Case]:
+def cases_512(predictor: Predictor, cases: list[Case], images: int = 4) -> list[Case]:
     """The first ``images`` BUSI/DDTI cases resized to 512 x 512 (the latency target's size)."""
     out = []
     for case in [c for c in cases if c.dataset in ("busi", "thyroid_ddti")][:images]:
         image = cv2.resize(case.image, (512, 512), interpolation=cv2.INTER_AREA)
         truth = cv2.resize(case.truth.astype(np.uint8), (512, 512), interpolation=cv2.INTER_NEAREST) > 0
-        embedding = cached_embedding(predictor, image, f"512/{case.dataset}-{case.stem}", cache)
+        embedding = predictor.encode(image)
         out.append(Case(case.dataset, case.name, case.stem, image, embedding, truth, truth))
     return out
 

@@ -117,23 +117,12 @@ def running(app, host: str = "127.0.0.1", port: int = 0):
         yield address
 
 
-@contextlib.contextmanager
 def started(uv, sock):
     """Run the uvicorn server ``uv`` on the listening socket ``sock`` in a thread (as
     :func:`samedenhancer.annotate.server.listen` makes them); yields the socket's ``(host, port)``."""
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not uv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the annotation server did not start")
-        time.sleep(0.01)
-    try:
-        yield sock.getsockname()[:2]
-    finally:
-        uv.should_exit = True
-        thread.join(10)
-        sock.close()
+    from samedenhancer.annotate.server import in_thread
+
+    return in_thread(uv, sock)
 
 
 class Client:

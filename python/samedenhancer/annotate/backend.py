@@ -1,5 +1,5 @@
-"""The model behind the page: one Predictor shared by the Enhancer (refine on open) and the
-interactive sessions (clicks)."""
+"""The model behind the page: one Predictor shared by the Enhancer (refine on open), the
+interactive sessions (clicks) and the background pass (its embedding store)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ class ModelBackend:
 
     Parameters
     ----------
-    model : str or path
-        Any :class:`samedenhancer.Predictor` model name or exported model folder.
+    model : str, path or Predictor
+        Any :class:`samedenhancer.Predictor` model name or exported model folder, or a ready
+        Predictor (with its embedding store, ``as_predictor(model, embeddings=store)``).
     threshold : float, optional
         The Enhancer's threshold for soft coarse maps.
     providers : sequence of str, optional
@@ -28,6 +29,12 @@ class ModelBackend:
 
         self.enhancer = Enhancer(model, providers=providers, threshold=threshold)
         self.predictor = self.enhancer.predictor
+        #: The predictor's :class:`samedenhancer.EmbeddingStore` (``None``: none).
+        self.embeddings = getattr(self.predictor, "embeddings", None)
+
+    def embed(self, image: np.ndarray) -> None:
+        """Put ``image``'s embedding into the store (read back when it is there already)."""
+        self.predictor.encode(image)
 
     def open(self, image: np.ndarray, coarse: np.ndarray | None):
         """``(session, refined, timings_ms)`` for ``image``: the session encodes the image once and

@@ -6,6 +6,7 @@ Routes (ids are image stems, looked up in the catalog, never joined to a path)::
     GET  /                          the page (static/index.html)
     GET  /static/{file}             its script and style, from the package (no CDN)
     GET  /api/images                the images, their states and the progress
+    GET  /api/embeddings            the background pass's progress (``null`` without one)
     GET  /api/images/{id}/image     the image as PNG
     POST /api/images/{id}/open      refine and start the session (or the state if open)
     GET  /api/images/{id}/mask      the current mask as PNG (0 / 255)
@@ -26,10 +27,13 @@ gets 400.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import socket
 import sys
+import threading
+import time
 import traceback
 from dataclasses import asdict, dataclass
 
@@ -49,7 +53,8 @@ from .. import validation
 from .views import AnnotateError, Invalid
 from .workflow import Annotator
 
-__all__ = ["DEFAULT_PORT", "bind", "check_host", "create_app", "is_loopback", "listen", "parse_body", "serve", "server"]
+__all__ = ["DEFAULT_PORT", "bind", "check_host", "create_app", "in_thread", "is_loopback", "listen", "parse_body", "serve",
+           "server"]
 
 DEFAULT_PORT = 8765
 #: Largest request body accepted (a click is ~100 bytes).
@@ -212,6 +217,10 @@ def create_app(annotator: Annotator, *, loopback_only: bool = True) -> Starlette
     async def listing(request: Request) -> Response:
         return JSONResponse(asdict(await run_in_threadpool(annotator.listing)))
 
+    async def embeddings(request: Request) -> Response:
+        progress = annotator.progress()
+        return JSONResponse(None if progress is None else asdict(progress), headers={"Cache-Control": "no-store"})
+
     async def image(request: Request) -> Response:
         data = await run_in_threadpool(annotator.image_png, request.path_params["id"])
         return Response(data, media_type="image/png", headers={"Cache-Control": "no-store"})
@@ -248,6 +257,7 @@ def create_app(annotator: Annotator, *, loopback_only: bool = True) -> Starlette
     routes = [
         Route("/", index),
         Route("/api/images", listing),
+        Route("/api/embeddings", embeddings),
         Route("/api/images/{id}/image", image),
         Route("/api/images/{id}/mask", mask),
         Route("/api/images/{id}/open", open_image, methods=["POST"]),
@@ -289,6 +299,28 @@ def server(app: Starlette):
     import uvicorn
 
     return uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
+
+
+@contextlib.contextmanager
+def in_thread(uv, sock: socket.socket, timeout: float = 30):
+    """Run the uvicorn server ``uv`` on the listening socket ``sock`` (as :func:`listen` makes them)
+    in a thread, for benchmarks and tests; yields the socket's ``(host, port)`` once it listens, and
+    stops the server and closes the socket on exit."""
+    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not uv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            uv.should_exit = True
+            sock.close()
+            raise RuntimeError("the annotation server did not start")
+        time.sleep(0.01)
+    try:
+        yield sock.getsockname()[:2]
+    finally:
+        uv.should_exit = True
+        thread.join(timeout)
+        sock.close()
 
 
 def check_host(host: str, allow_remote: bool = False) -> bool:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
 import math
 import threading
 import time
@@ -34,6 +35,7 @@ import numpy as np
 
 from .. import io, metrics, validation
 from ..core import as_label_map
+from .background import BackgroundPass, Progress
 from .catalog import Catalog, Entry
 from .views import (
     AnnotateError,
@@ -107,10 +109,14 @@ class Annotator:
     prefetch : bool
         When an image is opened, open the next image to do in the background (one at a time), so
         that going on to it does not wait for the encoder.
+    precompute : bool
+        Once the first image is opened, encode every image into the backend's embedding store in a
+        low-priority thread (:mod:`.background`); the backend needs ``embeddings`` (the store) and
+        ``embed(image)``.
     """
 
     def __init__(self, catalog: Catalog, backend, *, threshold: float | None = None, keep: int = 8,
-                 prefetch: bool = False) -> None:
+                 prefetch: bool = False, precompute: bool = False) -> None:
         self.catalog = catalog
         self.backend = backend
         self.threshold = threshold
@@ -121,10 +127,29 @@ class Annotator:
         self._lock = threading.Lock()
         self._prefetcher = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="annotate-prefetch")
         self._prefetching: concurrent.futures.Future | None = None
+        self._pass = None
+        if validation.flag(precompute, "precompute"):
+            if getattr(backend, "embeddings", None) is None:
+                raise ValueError("precompute=True needs a backend with an embedding store (backend.embeddings)")
+            self._pass = BackgroundPass(catalog.ids(), self._embed, self._opening, backend.embeddings)
 
     def close(self) -> None:
-        """Stop the background prefetch (waits for the one running)."""
+        """Stop the background pass and prefetch (each waits for the image it is on)."""
+        if self._pass is not None:
+            self._pass.stop()
         self._prefetcher.shutdown(wait=True, cancel_futures=True)
+
+    def progress(self) -> Progress | None:
+        """Where the background pass stands (``None`` without ``precompute``)."""
+        return None if self._pass is None else self._pass.progress()
+
+    def _foreground(self):
+        """A user's request: the background pass waits for it to end before its next image."""
+        return contextlib.nullcontext() if self._pass is None else self._pass.foreground()
+
+    def _embed(self, image_id: str) -> None:
+        entry = self.catalog[image_id]
+        self.backend.embed(self._read(entry.image, io.read_image))
 
     # -- listing -----------------------------------------------------------------------------
     def listing(self) -> Listing:
@@ -158,7 +183,7 @@ class Annotator:
         """Open ``image_id`` (read, encode, refine its coarse mask, start the session from it) or
         return its state when it is open already."""
         entry = self.entry(image_id)
-        with self._opening[entry.id]:  # a second tab opening the same image waits for the first
+        with self._foreground(), self._opening[entry.id]:  # a second tab opening the same image waits
             with self._lock:
                 state = self._open.get(entry.id)
                 if state is not None:
@@ -169,6 +194,9 @@ class Annotator:
                     self._open[entry.id] = state
                     while len(self._open) > self.keep:
                         self._open.popitem(last=False)
+        if self._pass is not None:
+            self._pass.mark_ready(entry.id)
+            self._pass.begin(entry.id)
         if self.prefetch:
             self._prefetch_after(entry.id)
         with state.lock:
@@ -196,7 +224,7 @@ class Annotator:
 
     def _prefetch(self, image_id: str) -> None:
         entry = self.catalog[image_id]
-        with self._opening[entry.id]:
+        with self._foreground(), self._opening[entry.id]:
             with self._lock:
                 if entry.id in self._open:
                     return
@@ -261,7 +289,7 @@ class Annotator:
         handler = getattr(self, f"_do_{action}", None)
         if handler is None:
             raise Invalid(f"unknown action {action!r}")
-        with state.lock:
+        with self._foreground(), state.lock:
             if state.last_op is not None and state.last_op[0] == op:
                 return state.last_op[1]
             if version != state.version:

@@ -26,6 +26,8 @@ BENCHMARKS = {
                    "samedenhancer enhance.",
     "embeddings": "A second run and the pseudo-label loop with the embedding store against re-encoding, the store's "
                   "cost on a first run, and its bytes per embedding (fp32, fp16).",
+    "annotate": "Opening an image in the annotate page once the background pass stored its embedding against a "
+                "cold open that encodes it (the page's HTTP request, median and p95).",
 }
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 
+from ..embeddings import EmbeddingStore
 from ..predictor import as_predictor
 from . import flags
 
@@ -28,8 +30,28 @@ def add_parser(sub) -> None:
     p.add_argument("--port", type=int, default=None, help="port (default 8765; 0 picks a free one)")
     p.add_argument("--prefetch", action=argparse.BooleanOptionalAction, default=True,
                    help="refine the next image in the background while one is shown (default: on)")
-    flags.add(p, "model", "providers", "threads", "threshold")
+    p.add_argument("--precompute", action=argparse.BooleanOptionalAction, default=True,
+                   help="encode every image into the embedding store in the background, so that opening one is "
+                        "fast (default: on)")
+    flags.add(p, "model", "providers", "threads", "threshold", "embeddings_max_gb", "embeddings_fp16",
+              embeddings="embedding store folder, kept for later runs and commands (default: a temporary one, "
+                         "removed when the server stops)")
     p.set_defaults(func=run)
+
+
+def open_store(args: argparse.Namespace) -> tuple[EmbeddingStore, tempfile.TemporaryDirectory | None]:
+    """The store of ``--embeddings`` or, without it, one in a temporary folder (returned too, for
+    the caller to remove when the server stops)."""
+    scratch = None
+    if args.embeddings is None:
+        scratch = tempfile.TemporaryDirectory(prefix="samedenhancer-annotate-")
+    try:
+        store = EmbeddingStore(args.embeddings or scratch.name, args.embeddings_max_gb, fp16=args.embeddings_fp16)
+    except (TypeError, ValueError):
+        if scratch is not None:
+            scratch.cleanup()
+        raise
+    return store, scratch
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,18 +72,25 @@ def run(args: argparse.Namespace) -> int:
     if not loopback:
         print(f"warning: listening on {args.host}, not loopback: anyone who can reach this machine can see the "
               "images and write masks into --out (no authentication)", file=sys.stderr)
-    model = as_predictor(args.model, providers=args.providers, threads=args.threads)
-    annotator = Annotator(catalog, ModelBackend(model, threshold=args.threshold), threshold=args.threshold,
-                          prefetch=args.prefetch)
-    done = annotator.listing().done
-    print(f"{len(catalog)} images ({done} done) from {args.images}; masks go to {catalog.out}", file=sys.stderr)
+    store, scratch = open_store(args)
+    annotator = None
     try:
-        serve(annotator, args.host, port, allow_remote=args.allow_remote,
-              announce=lambda url: print(f"annotate: open {url} in a browser (Ctrl+C stops)", flush=True))
-    except OSError as error:
-        raise ValueError(f"cannot listen on {args.host}:{port}: {error.strerror or error}") from None
+        model = as_predictor(args.model, providers=args.providers, threads=args.threads, embeddings=store)
+        annotator = Annotator(catalog, ModelBackend(model, threshold=args.threshold), threshold=args.threshold,
+                              prefetch=args.prefetch, precompute=args.precompute)
+        done = annotator.listing().done
+        print(f"{len(catalog)} images ({done} done) from {args.images}; masks go to {catalog.out}; embeddings in "
+              f"{store.path}" + (" (temporary)" if scratch is not None else ""), file=sys.stderr)
+        try:
+            serve(annotator, args.host, port, allow_remote=args.allow_remote,
+                  announce=lambda url: print(f"annotate: open {url} in a browser (Ctrl+C stops)", flush=True))
+        except OSError as error:
+            raise ValueError(f"cannot listen on {args.host}:{port}: {error.strerror or error}") from None
     except KeyboardInterrupt:
         pass
     finally:
-        annotator.close()
+        if annotator is not None:
+            annotator.close()  # the background pass ends before its store is removed
+        if scratch is not None:
+            scratch.cleanup()
     return 0

@@ -55,6 +55,15 @@ SHARED = {
     "overlay": (("--overlay",), dict(action=argparse.BooleanOptionalAction, default=False,
                                      help="also write OUT/overlay/<stem>.png: the coarse (yellow) and refined (cyan) "
                                           "outlines over the image, small")),
+    "embeddings": (("--embeddings",), dict(default=None, metavar="DIR",
+                                           help="embedding store folder: images encoded once are read back from it by "
+                                                "every later run and command (a new or empty folder becomes a store)")),
+    "embeddings_max_gb": (("--embeddings-max-gb",), dict(type=float, default=None, metavar="GB",
+                                                         help="size limit of the embedding store; the least recently "
+                                                              "used embeddings go first (default: none)")),
+    "embeddings_fp16": (("--embeddings-fp16",), dict(action=argparse.BooleanOptionalAction, default=False,
+                                                     help="store embeddings as float16: half the disk, masks may "
+                                                          "differ slightly (default: float32, masks unchanged)")),
 }
 
 

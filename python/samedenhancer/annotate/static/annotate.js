@@ -539,6 +539,17 @@ window.addEventListener("beforeunload", (event) => {
   if (page.queue.length || page.sending) event.preventDefault();  // queued changes not yet sent
 });
 
+// ---- the background pass: "embeddings 12 of 40 ready" while it runs --------------------------------
+async function showEmbeddings() {
+  let progress = null;
+  try { progress = await api("GET", "/api/embeddings"); } catch (_) { progress = null; }
+  const text = $("embeddings-text");
+  if (!progress) { text.textContent = ""; return; }
+  text.textContent = `embeddings ${progress.ready} of ${progress.total} ready` +
+    (progress.failed ? `, ${progress.failed} failed` : "") + (progress.running ? " (encoding…)" : "");
+  if (progress.running || progress.ready + progress.failed < progress.total) setTimeout(showEmbeddings, 2000);
+}
+
 // ---- start ------------------------------------------------------------------------------------------
 async function start() {
   try {
@@ -547,6 +558,7 @@ async function start() {
     renderList();
     const first = page.images.find((item) => item.state === "todo") || page.images[0];
     if (first) openImage(first.id);
+    showEmbeddings();
   } catch (error) {
     say(`cannot list the images: ${error.message}`, true);
   }
