@@ -33,20 +33,20 @@ def add_parser(sub) -> None:
     p.add_argument("--precompute", action=argparse.BooleanOptionalAction, default=True,
                    help="encode every image into the embedding store in the background, so that opening one is "
                         "fast (default: on)")
-    flags.add(p, "model", "providers", "threads", "threshold", "embeddings_max_gb", "embeddings_fp16",
-              embeddings="embedding store folder, kept for later runs and commands (default: a temporary one, "
-                         "removed when the server stops)")
+    flags.add(p, "model", "providers", "threads", "threshold")
+    flags.add_store(p, default="a temporary store, removed when the server stops")
     p.set_defaults(func=run)
 
 
 def open_store(args: argparse.Namespace) -> tuple[EmbeddingStore, tempfile.TemporaryDirectory | None]:
-    """The store of ``--embeddings`` or, without it, one in a temporary folder (returned too, for
-    the caller to remove when the server stops)."""
+    """The store of ``--embeddings`` (checked as every command checks it) or, without it, one in a
+    temporary folder (returned too, for the caller to remove when the server stops)."""
     scratch = None
     if args.embeddings is None:
         scratch = tempfile.TemporaryDirectory(prefix="samedenhancer-annotate-")
+        args = argparse.Namespace(**{**vars(args), "embeddings": scratch.name})
     try:
-        store = EmbeddingStore(args.embeddings or scratch.name, args.embeddings_max_gb, fp16=args.embeddings_fp16)
+        store = flags.open_store(args, {"images": args.images, "coarse": args.coarse}, out=args.out)
     except (TypeError, ValueError):
         if scratch is not None:
             scratch.cleanup()

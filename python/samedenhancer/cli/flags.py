@@ -55,15 +55,6 @@ SHARED = {
     "overlay": (("--overlay",), dict(action=argparse.BooleanOptionalAction, default=False,
                                      help="also write OUT/overlay/<stem>.png: the coarse (yellow) and refined (cyan) "
                                           "outlines over the image, small")),
-    "embeddings": (("--embeddings",), dict(default=None, metavar="DIR",
-                                           help="embedding store folder: images encoded once are read back from it by "
-                                                "every later run and command (a new or empty folder becomes a store)")),
-    "embeddings_max_gb": (("--embeddings-max-gb",), dict(type=float, default=None, metavar="GB",
-                                                         help="size limit of the embedding store; the least recently "
-                                                              "used embeddings go first (default: none)")),
-    "embeddings_fp16": (("--embeddings-fp16",), dict(action=argparse.BooleanOptionalAction, default=False,
-                                                     help="store embeddings as float16: half the disk, masks may "
-                                                          "differ slightly (default: float32, masks unchanged)")),
 }
 
 
@@ -85,14 +76,15 @@ def add(parser: argparse.ArgumentParser, *names: str, **helps: str | dict) -> No
         parser.add_argument(*strings, **keywords)
 
 
-def add_store(parser: argparse.ArgumentParser, *, required: bool = False) -> None:
+def add_store(parser: argparse.ArgumentParser, *, required: bool = False, default: str = "") -> None:
     """The embedding store flags (``--embeddings DIR``, ``--embeddings-max-gb``,
-    ``--embeddings-fp16``), as one group, for every command that encodes images."""
+    ``--embeddings-fp16``), as one group, for every command that encodes images; ``default`` says
+    what the command does without ``--embeddings`` (``annotate``: a temporary store)."""
     group = parser.add_argument_group("embedding store (encode each image once, across runs and commands)")
     group.add_argument("--embeddings", required=required, default=None, metavar="DIR",
                        help="embedding store folder: an image already in it costs no encoder call, a new one is "
                             "encoded and stored (created if new; a folder the store did not make is refused; it may "
-                            "not be, hold or lie in an input or the output)")
+                            "not be, hold or lie in an input or the output)" + (f" (default: {default})" if default else ""))
     group.add_argument("--embeddings-max-gb", type=float, default=None, metavar="GB",
                        help="size limit of the store: the least recently used embeddings are removed beyond it "
                             "(default: none)")
