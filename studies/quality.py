@@ -79,7 +79,7 @@ class Row:
 
 #: Which data fixed each row's constants (the rows not listed have none beyond METHOD.md's).
 CONSTANTS = {
-    "box + soft fusion": "fusion_weight=1 (equal weights: no fit; Kvasir/PraNet grid 0.25..4 in README)",
+    "box + soft fusion": "fusion_weight=1 (equal weights: no fit; Kvasir/PraNet grid 0.25..4 in the decision log)",
     "box + iteration": f"box_rounds={DEFAULT_BOX_ROUNDS}, box_tolerance=0.02 (Kvasir/PraNet)",
     "default": "fusion + iteration as above (Kvasir/PraNet); Gate() on multi-class maps (ACDC)",
     "box only, with the gate": "Gate() defaults: min_agreement=0.5",
