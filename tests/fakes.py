@@ -4,7 +4,6 @@ CLI run on the fake model."""
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 

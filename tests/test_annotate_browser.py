@@ -22,7 +22,6 @@ import csv
 import os
 import platform
 import shutil
-import time
 from pathlib import Path
 
 import cv2

@@ -3,7 +3,6 @@ fp32 on real images."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from samedenhancer import Enhancer, metrics
