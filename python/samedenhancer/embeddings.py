@@ -17,13 +17,13 @@ On disk::
 An entry is an uncompressed ``.npz`` (NumPy's zip of ``.npy`` files, read with
 ``allow_pickle=False``): ``f0.npy``, ``f1.npy``, ... the encoder outputs in the manifest's order and
 ``meta.npy``, UTF-8 JSON with the key, the model identity, the preprocessing version and a SHA-256
-of the outputs; a read checks the key and the checksum, and an entry that fails (truncated,
-damaged, written for another key) is encoded again with a warning. The zip carries fixed
-timestamps, so one input gives the same bytes in every process; each entry goes to a temporary
-file that is then renamed (:func:`samedenhancer.io.write_atomically`), so a killed writer never
-leaves a half entry and processes or Ray actors filling one store at once need no lock. Recency is
-an entry's modification time, set on every write and every hit, so ``max_gb`` evicts the least
-recently used entries whichever process used them. Entry bytes per model and the effect of fp16:
+of the outputs; a read checks the key and the checksum, and an entry that fails (truncated, damaged,
+written for another key) is encoded again with a warning. The zip carries fixed timestamps, so one
+input gives the same bytes in every process; each entry goes to a temporary file that is then
+renamed (:func:`samedenhancer.io.write_atomically`), so a killed writer never leaves a half entry
+and processes or Ray actors filling one store at once need no lock. Recency is an entry's
+modification time, set on every write and every hit, so ``max_gb`` evicts the least recently used
+entries whichever process used them. Entry bytes per model and the effect of fp16:
 ``benchmarks/EMBEDDINGS.md``.
 
 Not zarr (micro-sam's choice, one container per image): an embedding is always read whole, so
@@ -335,11 +335,10 @@ class EmbeddingStore:
     def _store(self, path: Path, meta: dict, arrays: tuple) -> None:
         size = sum(array.nbytes for array in arrays)
         if self._max_bytes is not None and size > LOW_WATER * self._max_bytes:
+            message = f"max_gb={self.max_gb:g} holds no embedding of this model ({size / 1e9:.3g} GB each)"
             if self.write_errors == "raise":
-                raise ValueError(f"max_gb={self.max_gb:g} holds no embedding of this model ({size / 1e9:.3g} GB each)")
-            self._warn_once("size", f"max_gb={self.max_gb:g} holds no embedding of this model ({size / 1e9:.3g} GB "
-                                    f"each): nothing is stored in {self.path}")
-            return
+                raise ValueError(message)
+            return self._warn_once("size", f"{message}: nothing is stored in {self.path}")
         shard = path.parent
         try:
             shard.mkdir(exist_ok=True)
@@ -349,9 +348,8 @@ class EmbeddingStore:
         except OSError as exc:
             if self.write_errors == "raise":
                 raise
-            self._warn_once("write", f"cannot write to the embedding store {self.path} ({type(exc).__name__}: {exc}); "
-                                     "embeddings are encoded but not stored")
-            return
+            return self._warn_once("write", f"cannot write to the embedding store {self.path} ({type(exc).__name__}: "
+                                            f"{exc}); embeddings are encoded but not stored")
         self._stamp(path)
         self._count("writes")
         if self._max_bytes is not None:

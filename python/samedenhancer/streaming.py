@@ -371,12 +371,8 @@ def stream(frames, coarse_masks, *, enhancer: Enhancer | None = None, model: str
     FrameResult
         ``index``, ``status`` ("ok", "dropped", "error"), ``mask``, per-stage ``timings``,
         ``latency`` and ``error``. A bad frame gives an error result and the stream goes on; a
-        frame whose coarse mask has no region costs no model call.
-
-    Notes
-    -----
-    Closing the generator early (``close()``, ``break`` out of a ``for`` loop) stops and joins
-    its threads.
+        frame whose coarse mask has no region costs no model call. Closing the generator early
+        (``close()``, ``break`` out of a ``for`` loop) stops and joins its threads.
 
     Examples
     --------

@@ -114,6 +114,19 @@ class MaskView:
     state: str
     took_ms: float | None = None
 
+    @staticmethod
+    def fields(state, status: str) -> dict:
+        """The fields of an open image's ``state`` (:class:`~.workflow.ImageState`) whose ledger
+        status is ``status``."""
+        mask = state.mask
+        return dict(id=state.entry.id, version=state.version, start=state.start, clicks=state.clicks,
+                    area=int(mask.sum()), mask=outline(mask), state=status)
+
+    @classmethod
+    def of(cls, state, status: str, took_ms: float | None = None) -> "MaskView":
+        """The view of an open image's ``state`` after an operation that took ``took_ms``."""
+        return cls(**MaskView.fields(state, status), took_ms=took_ms)
+
 
 @dataclass(frozen=True, kw_only=True)
 class ImageView(MaskView):
@@ -127,6 +140,15 @@ class ImageView(MaskView):
     refined: list | None
     timings_ms: dict
     notice: str | None = None
+
+    @classmethod
+    def of(cls, state, status: str, took_ms: float | None = None) -> "ImageView":
+        """The view of an open image's ``state`` as it opens."""
+        width, height = state.size
+        return cls(**MaskView.fields(state, status), width=width, height=height,
+                   coarse=None if state.coarse is None else outline(state.coarse),
+                   refined=None if state.refined is None else outline(state.refined),
+                   timings_ms={k: round(v, 1) for k, v in state.timings_ms.items()}, notice=state.notice)
 
 
 @dataclass(frozen=True)

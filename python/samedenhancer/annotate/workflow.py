@@ -48,7 +48,6 @@ from .views import (
     UnknownImage,
     Unprocessable,
     display_png,
-    outline,
 )
 
 __all__ = ["Annotator", "ImageState"]
@@ -200,7 +199,7 @@ class Annotator:
         if self.prefetch:
             self._prefetch_after(entry.id)
         with state.lock:
-            return self._image_view(state)
+            return ImageView.of(state, self._status(state))
 
     def next_todo(self, image_id: str) -> str | None:
         """The first image after ``image_id`` (in name order, wrapping) still to do, if any."""
@@ -294,13 +293,13 @@ class Annotator:
                 return state.last_op[1]
             if version != state.version:
                 raise Conflict(f"the mask changed meanwhile (version {state.version}, the page had {version})",
-                               self._mask_view(state), reason="stale")
+                               MaskView.of(state, self._status(state)), reason="stale")
             begin = time.perf_counter()
             changed = handler(state, **args)
             took_ms = 1e3 * (time.perf_counter() - begin)
             if changed:
                 state.version += 1
-            view = self._mask_view(state, took_ms=round(took_ms, 1))
+            view = MaskView.of(state, self._status(state), round(took_ms, 1))
             state.last_op = (op, view)
             return view
 
@@ -390,29 +389,5 @@ class Annotator:
         with state.lock:
             return state.mask
 
-    def _fields(self, state: ImageState) -> dict:
-        mask = state.mask
-        return dict(
-            id=state.entry.id,
-            version=state.version,
-            start=state.start,
-            clicks=state.clicks,
-            area=int(mask.sum()),
-            mask=outline(mask),
-            state=self.catalog.ledger.states().get(state.entry.id, "todo"),
-        )
-
-    def _mask_view(self, state: ImageState, took_ms: float | None = None) -> MaskView:
-        return MaskView(**self._fields(state), took_ms=took_ms)
-
-    def _image_view(self, state: ImageState) -> ImageView:
-        width, height = state.size
-        return ImageView(
-            **self._fields(state),
-            width=width,
-            height=height,
-            coarse=None if state.coarse is None else outline(state.coarse),
-            refined=None if state.refined is None else outline(state.refined),
-            timings_ms={k: round(v, 1) for k, v in state.timings_ms.items()},
-            notice=state.notice,
-        )
+    def _status(self, state: ImageState) -> str:
+        return self.catalog.ledger.states().get(state.entry.id, "todo")
