@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 
@@ -66,7 +67,7 @@ def pseudo_label_loop(plain, stored, store, images, coarse) -> dict:
         result["stored"].append(totals[1])
         result["encodes"].append(store.stats.misses - misses)
         print(f"round {round_ + 1}: no store {totals[0]:.1f} s, store {totals[1]:.1f} s, "
-              f"{result['encodes'][-1]} encoder calls through the store", flush=True)
+              f"{result['encodes'][-1]} encoder calls through the store", file=sys.stderr, flush=True)
     return result
 
 
